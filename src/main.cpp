@@ -1,1 +1,23 @@
-int main() { return 0; }
+#include <spdlog/spdlog.h>
+
+#include <exception>
+#include <iostream>
+
+#include "app/config.hpp"
+#include "app/logging.hpp"
+#include "app/server.hpp"
+
+int main(int argc, char** argv) {
+  int exit_code = 0;
+  auto cfg = bc::app::parse_config(argc, argv, exit_code);
+  if (!cfg) return exit_code;
+  try {
+    bc::app::setup_logging(cfg->log_level);
+    bc::app::server server(std::move(*cfg));
+    return server.run();
+  } catch (const std::exception& e) {
+    // Start-up failures (port in use, bad address): one clear line.
+    std::cerr << "broadcaster: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,196 @@
+#include "app/server.hpp"
+
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include "app/metrics.hpp"
+#include "auth/jwt_signer.hpp"
+#include "broker/memory_broker.hpp"
+#include "protocol/encoder.hpp"
+#include "protocol/time_format.hpp"
+#include "protocol/validation.hpp"
+
+namespace bc::app {
+
+namespace {
+
+std::string random_hex(std::size_t bytes) {
+  std::vector<unsigned char> buf(bytes);
+  if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (auto b : buf) {
+    out += hex[b >> 4];
+    out += hex[b & 15];
+  }
+  return out;
+}
+
+config with_dev_defaults(config c) {
+  if (c.dev && c.jwt_secret.empty()) c.jwt_secret = random_hex(32);
+  if (c.dev && c.api_keys.empty()) c.api_keys.push_back("dev-" + random_hex(16));
+  if (c.threads == 0) c.threads = std::max(1u, std::thread::hardware_concurrency());
+  return c;
+}
+
+std::string sample_token(const std::string& secret, const std::string& sub, const std::vector<std::string>& channels,
+                         std::int64_t ttl_s) {
+  const std::int64_t now = protocol::now_unix_ms() / 1000;
+  std::string list;
+  for (const auto& c : channels) list += (list.empty() ? "" : ",") + protocol::json_quote(c);
+  const std::string payload = "{\"sub\":" + protocol::json_quote(sub) + ",\"aud\":\"broadcaster\",\"iat\":" +
+                              std::to_string(now) + ",\"exp\":" + std::to_string(now + ttl_s) +
+                              ",\"authorizedChannels\":[" + list + "],\"scope\":[\"subscribe\",\"publish\"]}";
+  return auth::sign_hs256(secret, payload);
+}
+
+}  // namespace
+
+server::server(config cfg)
+    : cfg_(with_dev_defaults(std::move(cfg))),
+      verifier_(cfg_.jwt_secret, std::chrono::seconds(cfg_.jwt_leeway_s)),
+      api_keys_(cfg_.api_keys),
+      broker_(std::make_unique<broker::memory_broker>(*this)),
+      interest_(*broker_),
+      publisher_(*broker_),
+      rest_(publisher_, api_keys_),
+      shared_(cfg_.net) {
+  http_ = std::make_unique<net::http_services>(net::http_services{
+      rest_,
+      [this] { return broker_->healthy(); },
+      [this] { return render_metrics(shards_, interest_, *broker_); },
+      cfg_.dev ? std::function<std::string(std::string_view)>([this](std::string_view q) { return dev_token(q); })
+               : nullptr});
+  protocol::session_limits limits{cfg_.max_subscriptions, cfg_.jwt_leeway_s};
+  for (unsigned i = 0; i < cfg_.threads; ++i) {
+    shards_.push_back(std::make_unique<shard>(i, &interest_, publisher_, verifier_, limits, shared_));
+  }
+}
+
+server::~server() {
+  for (auto& s : shards_) s->join();
+}
+
+void server::deliver(core::publication_ptr pub) {
+  for (auto& s : shards_) s->push(pub);
+}
+
+std::string server::dev_token(std::string_view query) const {
+  std::vector<std::string> channels;
+  constexpr std::string_view key = "channels=";
+  if (auto at = query.find(key); at != std::string_view::npos) {
+    auto list = query.substr(at + key.size());
+    list = list.substr(0, list.find('&'));
+    while (!list.empty()) {
+      auto comma = list.find(',');
+      auto item = list.substr(0, comma);
+      // Percent-encoded ':' from browsers.
+      std::string name;
+      for (std::size_t i = 0; i < item.size(); ++i) {
+        if (item[i] == '%' && i + 2 < item.size() + 0 && item.substr(i + 1, 2) == "3A") {
+          name += ':';
+          i += 2;
+        } else {
+          name += item[i];
+        }
+      }
+      if (protocol::is_valid_channel(name)) channels.push_back(name);
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  if (channels.empty()) channels = {"news", "chat:lobby"};
+  return sample_token(cfg_.jwt_secret, "console", channels, 3600);
+}
+
+void server::print_dev_banner(std::uint16_t port) const {
+  const std::string host = cfg_.host == "0.0.0.0" ? "127.0.0.1" : cfg_.host;
+  const std::string base = "http://" + host + ":" + std::to_string(port) + cfg_.net.base_path;
+  const std::string token = sample_token(cfg_.jwt_secret, "dev-user", {"news", "chat:lobby"}, 24 * 3600);
+  std::cout << "\n  Dev mode. Never run it like this in production.\n"
+            << "  API key:      " << cfg_.api_keys.front() << "\n"
+            << "  Sample token: (sub dev-user, channels news and chat:lobby, scope subscribe+publish, 24 h)\n    "
+            << token << "\n\n"
+            << "  1. Connect a WebSocket to ws://" << host << ":" << port << cfg_.net.base_path << "/websocket and send\n"
+            << "     {\"id\":1,\"method\":\"auth\",\"params\":{\"token\":\"" << token << "\"}}\n"
+            << "     {\"id\":2,\"method\":\"subscribe\",\"params\":{\"channel\":\"news\"}}\n"
+            << "  2. Publish:\n"
+            << "     curl -X POST " << base << "/publish -H 'Authorization: Bearer " << cfg_.api_keys.front()
+            << "' -H 'Content-Type: application/json' -d '{\"channel\":\"news\",\"event\":\"hello\",\"payload\":{\"text\":\"hi\"}}'\n"
+            << "  3. Or open the console: " << base << "/console/\n\n"
+            << std::flush;
+}
+
+int server::run() {
+  std::signal(SIGPIPE, SIG_IGN);
+  const auto address = boost::asio::ip::make_address(cfg_.host);
+  boost::asio::ip::tcp::endpoint endpoint(address, cfg_.port);
+  // The first listener picks the port when 0 was asked; the others join it through SO_REUSEPORT.
+  for (auto& s : shards_) {
+    s->listener = std::make_shared<net::listener>(s->worker(), *http_, endpoint);
+    endpoint = s->listener->local_endpoint();
+  }
+  const auto tick = std::clamp(std::min(cfg_.net.auth_timeout, cfg_.net.idle_timeout) / 8,
+                               std::chrono::milliseconds(20), std::chrono::milliseconds(250));
+  broker_->start();
+  for (auto& s : shards_) {
+    boost::asio::post(s->ioc(), [&s = *s, tick] {
+      s.listener->run();
+      s.worker().start_ticker(tick);
+    });
+    s->start();
+  }
+  spdlog::info("broadcaster {} listening on {}:{} (base path '{}', {} threads, broker {})", "0.1.0",
+               endpoint.address().to_string(), endpoint.port(), cfg_.net.base_path, shards_.size(),
+               broker_->describe());
+  if (cfg_.dev) print_dev_banner(endpoint.port());
+
+  boost::asio::io_context control;
+  boost::asio::signal_set signals(control, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    spdlog::info("received signal {}, shutting down", sig);
+    shutdown(control);
+  });
+  control.run();
+  broker_->stop();
+  for (auto& s : shards_) s->join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+void server::shutdown(boost::asio::io_context& control) {
+  for (auto& s : shards_) {
+    boost::asio::post(s->ioc(), [&s = *s] {
+      s.listener->stop();
+      s.worker().close_all();
+    });
+  }
+  // Wait for the close handshakes, bounded by the shutdown timeout.
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::milliseconds(static_cast<std::int64_t>(cfg_.shutdown_timeout_s * 1000));
+  auto timer = std::make_shared<boost::asio::steady_timer>(control);
+  auto poll = std::make_shared<std::function<void()>>();
+  *poll = [this, timer, deadline, poll, &control] {
+    if (shared_.connections.load() == 0 || std::chrono::steady_clock::now() >= deadline) {
+      if (shared_.connections.load() != 0) spdlog::warn("{} connections still open at shutdown timeout", shared_.connections.load());
+      *poll = nullptr;  // break the self-reference
+      control.stop();
+      return;
+    }
+    timer->expires_after(std::chrono::milliseconds(20));
+    timer->async_wait([poll](boost::system::error_code) {
+      if (*poll) (*poll)();
+    });
+  };
+  (*poll)();
+}
+
+}  // namespace bc::app

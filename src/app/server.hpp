@@ -1,0 +1,46 @@
+#pragma once
+// Wires the node together: shards and their threads, broker, auth, HTTP services; runs until a signal.
+
+#include <boost/asio/io_context.hpp>
+#include <memory>
+#include <vector>
+
+#include "app/channel_interest.hpp"
+#include "app/config.hpp"
+#include "app/shard.hpp"
+#include "auth/api_keys.hpp"
+#include "auth/jwt_verifier.hpp"
+#include "broker/broker.hpp"
+#include "protocol/publisher.hpp"
+#include "protocol/rest_api.hpp"
+
+namespace bc::app {
+
+class server final : public broker::delivery_sink {
+ public:
+  explicit server(config cfg);
+  ~server() override;
+
+  // Binds, starts the threads, and blocks until SIGINT/SIGTERM and a graceful shutdown. Returns the exit code.
+  int run();
+
+ private:
+  // broker::delivery_sink (for the broker only): every publication goes to every shard's inbox (one post per shard per burst).
+  void deliver(core::publication_ptr pub) override;
+  std::string dev_token(std::string_view query) const;
+  void print_dev_banner(std::uint16_t port) const;
+  void shutdown(boost::asio::io_context& control);
+
+  config cfg_;
+  auth::jwt_verifier verifier_;
+  auth::api_keys api_keys_;
+  std::unique_ptr<broker::broker> broker_;
+  channel_interest interest_;
+  protocol::publisher publisher_;
+  protocol::rest_api rest_;
+  net::node_shared shared_;
+  std::unique_ptr<net::http_services> http_;
+  std::vector<std::unique_ptr<shard>> shards_;
+};
+
+}  // namespace bc::app

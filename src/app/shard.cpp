@@ -1,0 +1,50 @@
+#include "app/shard.hpp"
+
+#include <boost/asio/post.hpp>
+
+namespace bc::app {
+
+shard::shard(std::uint32_t index, core::interest_listener* interest, protocol::publisher& pub,
+             const auth::jwt_verifier& verifier, protocol::session_limits limits, net::node_shared& shared)
+    : work_(ioc_.get_executor()),
+      hub_(index, interest),
+      services_{hub_, pub, verifier, limits, stats_},
+      worker_(ioc_, services_, shared) {}
+
+shard::~shard() { join(); }
+
+void shard::start() {
+  thread_ = std::thread([this] { ioc_.run(); });
+}
+
+void shard::join() {
+  if (thread_.joinable()) {
+    work_.reset();
+    ioc_.stop();
+    thread_.join();
+  }
+}
+
+void shard::push(core::publication_ptr pub) {
+  bool schedule = false;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    inbox_.push_back(std::move(pub));
+    schedule = !drain_scheduled_;
+    drain_scheduled_ = true;
+  }
+  if (schedule) boost::asio::post(ioc_, [this] { drain(); });
+}
+
+void shard::drain() {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    draining_.swap(inbox_);
+    drain_scheduled_ = false;
+  }
+  for (const auto& pub : draining_) hub_.deliver(pub);
+  draining_.clear();
+  worker_.flush_dirty();
+}
+
+}  // namespace bc::app

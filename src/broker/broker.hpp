@@ -1,0 +1,47 @@
+#pragma once
+// The seam between "a message was published on this node" and "deliver it to local subscribers everywhere".
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/message.hpp"
+
+namespace bc::broker {
+
+// Where a broker hands every message that must reach this node's subscribers: the node's fan-out, which
+// posts it to each shard. Thread-safe; called from any thread; order of calls is delivery order.
+class delivery_sink {
+ public:
+  virtual ~delivery_sink() = default;
+  virtual void deliver(core::publication_ptr pub) = 0;
+};
+
+enum class publish_status { ok, unavailable };
+
+// Thread-safety: every member may be called from any thread.
+// Delivery guarantee: a publish answered `ok` was accepted by the broker (handed to the sink for the memory
+// broker, to Redis for the Redis broker); publications from one thread to one channel reach every node's
+// sink in publish order. Nothing is retried silently: `unavailable` means the message was not sent.
+class broker {
+ public:
+  virtual ~broker() = default;
+
+  virtual void start() = 0;
+  virtual void stop() = 0;
+
+  // `done` is called exactly once, on any thread (possibly inside this call).
+  virtual void publish(core::publication_ptr pub, std::function<void(publish_status)> done) = 0;
+
+  // Node-level interest: called when the first local subscriber of `channel` appears on this node and when
+  // the last one leaves (the caller counts across shards). A broker that delivers everything may ignore it.
+  virtual void subscribe(std::string_view channel) = 0;
+  virtual void unsubscribe(std::string_view channel) = 0;
+
+  // True while publishes can succeed (for /health).
+  virtual bool healthy() const = 0;
+  virtual std::string describe() const = 0;  // short state for logs and /info, e.g. "memory"
+};
+
+}  // namespace bc::broker

@@ -1,0 +1,65 @@
+#include "core/hub.hpp"
+
+#include <cassert>
+
+namespace bc::core {
+
+subscription::~subscription() { hub_.remove(*this); }
+
+const std::string& subscription::channel() const { return static_cast<hub::channel_entry*>(channel_)->name; }
+
+hub::hub(std::uint32_t shard_index, interest_listener* listener)
+    : shard_index_(shard_index), listener_(listener) {}
+
+hub::~hub() { assert(subscriptions_ == 0 && "subscriptions must not outlive their hub"); }
+
+std::unique_ptr<subscription> hub::subscribe(std::string_view channel, subscriber& s) {
+  auto it = channels_.find(channel);
+  if (it == channels_.end()) {
+    auto entry = std::make_unique<channel_entry>();
+    entry->name = std::string(channel);
+    it = channels_.emplace(entry->name, std::move(entry)).first;
+    if (listener_) listener_->on_channel_active(channel);
+  }
+  channel_entry& entry = *it->second;
+  // Ids are unique per node: the shard index in the top bits, a per-shard counter below.
+  const std::uint64_t id = (static_cast<std::uint64_t>(shard_index_) << 40) | ++next_id_;
+  std::unique_ptr<subscription> sub(new subscription(*this, &entry, id));
+  sub->index_ = static_cast<std::uint32_t>(entry.slots.size());
+  entry.slots.push_back(slot{&s, 0, sub.get()});
+  ++subscriptions_;
+  return sub;
+}
+
+void hub::remove(subscription& s) {
+  auto& entry = *static_cast<channel_entry*>(s.channel_);
+  assert(s.index_ < entry.slots.size() && entry.slots[s.index_].owner == &s);
+  // Swap-remove: order among subscribers carries no meaning, and this keeps removal O(1).
+  if (s.index_ + 1 != entry.slots.size()) {
+    entry.slots[s.index_] = entry.slots.back();
+    entry.slots[s.index_].owner->index_ = s.index_;
+  }
+  entry.slots.pop_back();
+  --subscriptions_;
+  if (entry.slots.empty()) {
+    const std::string name = std::move(entry.name);
+    channels_.erase(name);
+    if (listener_) listener_->on_channel_idle(name);
+  }
+}
+
+std::size_t hub::deliver(const publication_ptr& pub) {
+  auto it = channels_.find(std::string_view(pub->msg.channel));
+  if (it == channels_.end()) return 0;
+  auto& slots = it->second->slots;
+  // Subscribers may not unsubscribe from inside deliver() (see subscriber), so the vector is stable here.
+  for (slot& s : slots) s.target->deliver(pub, ++s.seq);
+  return slots.size();
+}
+
+std::size_t hub::subscriber_count(std::string_view channel) const {
+  auto it = channels_.find(channel);
+  return it == channels_.end() ? 0 : it->second->slots.size();
+}
+
+}  // namespace bc::core

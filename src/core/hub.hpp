@@ -1,0 +1,95 @@
+#pragma once
+// The per-thread fan-out shard: channel -> local subscribers, and delivery with per-subscription seq.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/message.hpp"
+#include "core/subscriber.hpp"
+
+namespace bc::core {
+
+// Told when a channel gains its first or loses its last local subscriber on one hub, so that a broker can
+// subscribe a node only to channels somebody listens to. Called on the hub's thread.
+class interest_listener {
+ public:
+  virtual ~interest_listener() = default;
+  virtual void on_channel_active(std::string_view channel) = 0;
+  virtual void on_channel_idle(std::string_view channel) = 0;
+};
+
+class hub;
+
+// One subscriber's membership in one channel. Owned by the subscriber side (it must outlive nothing: the
+// destructor unsubscribes), address-stable, and used only on its hub's thread.
+class subscription {
+ public:
+  subscription(const subscription&) = delete;
+  subscription& operator=(const subscription&) = delete;
+  ~subscription();
+
+  std::uint64_t id() const { return id_; }
+  const std::string& channel() const;
+
+ private:
+  friend class hub;
+  subscription(hub& h, void* channel, std::uint64_t id) : hub_(h), channel_(channel), id_(id) {}
+  hub& hub_;
+  void* channel_;      // hub::channel_entry, opaque outside the hub
+  std::uint32_t index_ = 0;  // position in the channel's slot vector, kept current by the hub
+  std::uint64_t id_;
+};
+
+// Owns one thread's channel index. Not thread-safe by design: everything happens on the owning thread, and
+// other threads reach it only by posting to that thread (see app/shard). No locks, no atomics on the
+// delivery path.
+class hub {
+ public:
+  explicit hub(std::uint32_t shard_index, interest_listener* listener = nullptr);
+  ~hub();
+  hub(const hub&) = delete;
+  hub& operator=(const hub&) = delete;
+
+  // Adds `s` to `channel`; the returned subscription removes itself when destroyed. Its seq starts at 0, so
+  // the first delivered message carries seq 1.
+  std::unique_ptr<subscription> subscribe(std::string_view channel, subscriber& s);
+
+  // Hands `pub` to every local subscriber of its channel, incrementing each subscription's seq first, so a
+  // message a subscriber drops still consumes its number. Returns the number of subscribers reached.
+  std::size_t deliver(const publication_ptr& pub);
+
+  std::size_t channel_count() const { return channels_.size(); }
+  std::size_t subscription_count() const { return subscriptions_; }
+  std::size_t subscriber_count(std::string_view channel) const;
+
+ private:
+  friend class subscription;
+  struct slot {
+    subscriber* target;
+    std::uint64_t seq;
+    subscription* owner;
+  };
+  struct channel_entry {
+    std::string name;
+    std::vector<slot> slots;
+  };
+  struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+
+  void remove(subscription& s);
+
+  std::uint32_t shard_index_;
+  interest_listener* listener_;
+  std::uint64_t next_id_ = 0;
+  std::size_t subscriptions_ = 0;
+  // unique_ptr keeps each entry's address stable across rehashing: subscriptions point at it.
+  std::unordered_map<std::string, std::unique_ptr<channel_entry>, string_hash, std::equal_to<>> channels_;
+};
+
+}  // namespace bc::core

@@ -1,0 +1,267 @@
+#include "net/http_session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "net/worker.hpp"
+#include "net/ws/handshake.hpp"
+#include "net/ws_session.hpp"
+#include "protocol/encoder.hpp"
+
+namespace bc::net {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+bool header_has_token(std::string_view value, std::string_view token) {
+  // Comma-separated, case-insensitive tokens ("keep-alive, Upgrade").
+  while (!value.empty()) {
+    auto comma = value.find(',');
+    auto item = value.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (boost::beast::iequals(item, token)) return true;
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+std::string_view content_type_for(std::string_view path) {
+  auto ends = [&](std::string_view ext) { return path.size() >= ext.size() && path.substr(path.size() - ext.size()) == ext; };
+  if (ends(".html")) return "text/html; charset=utf-8";
+  if (ends(".js") || ends(".mjs")) return "text/javascript; charset=utf-8";
+  if (ends(".css")) return "text/css; charset=utf-8";
+  if (ends(".svg")) return "image/svg+xml";
+  if (ends(".png")) return "image/png";
+  if (ends(".json")) return "application/json";
+  if (ends(".map")) return "application/json";
+  return "application/octet-stream";
+}
+
+}  // namespace
+
+http_session::http_session(worker& w, const http_services& services, boost::asio::ip::tcp::socket socket)
+    : w_(w), services_(services), stream_(std::move(socket)) {}
+
+void http_session::run() { do_read(); }
+
+void http_session::do_read() {
+  parser_.emplace();
+  parser_->body_limit(w_.config().max_message_size);
+  parser_->header_limit(16 * 1024);
+  // One deadline for the whole request: a client trickling its headers (slowloris) is cut off.
+  stream_.expires_after(w_.config().handshake_timeout);
+  http::async_read(stream_, buffer_, *parser_,
+                   [self = shared_from_this()](boost::system::error_code ec, std::size_t) { self->on_read(ec); });
+}
+
+void http_session::on_read(boost::system::error_code ec) {
+  if (ec == http::error::end_of_stream || ec == boost::beast::error::timeout || ec == boost::asio::error::eof ||
+      ec == boost::asio::error::connection_reset || ec == boost::asio::error::operation_aborted) {
+    return fail_closed();
+  }
+  if (ec == http::error::body_limit) {
+    keep_alive_ = false;
+    return send_error(413, protocol::error_code::resource_exhausted, "request body too large");
+  }
+  if (ec) {
+    keep_alive_ = false;
+    return send_error(400, protocol::error_code::invalid_argument, "malformed HTTP request");
+  }
+  w_.stats().http_requests.add();
+  request req = parser_->release();
+  version_ = req.version();
+  keep_alive_ = req.keep_alive();
+  route(req);
+}
+
+void http_session::route(request& req) {
+  const std::string_view base = w_.config().base_path;
+  std::string_view target = req.target();
+  const auto q = target.find('?');
+  std::string_view path = target.substr(0, q);
+  if (path.substr(0, base.size()) != base) {
+    return send_error(404, protocol::error_code::not_found, "no such endpoint");
+  }
+  path.remove_prefix(base.size());
+  const auto verb = req.method();
+  if (path == "/websocket") {
+    if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET with Upgrade: websocket");
+    return handle_upgrade(req);
+  }
+  if (path == "/publish") {
+    if (verb == http::verb::options) {
+      response res{http::status::no_content, version_};
+      res.set(http::field::access_control_allow_origin, "*");
+      res.set(http::field::access_control_allow_headers, "Authorization, Content-Type");
+      res.set(http::field::access_control_allow_methods, "POST, OPTIONS");
+      res.set(http::field::access_control_max_age, "86400");
+      return send(std::move(res));
+    }
+    if (verb != http::verb::post) return send_error(405, protocol::error_code::invalid_argument, "use POST");
+    return handle_publish(req);
+  }
+  if (path == "/health") {
+    if (verb != http::verb::get && verb != http::verb::head) return send_error(405, protocol::error_code::invalid_argument, "use GET");
+    const bool ok = services_.healthy() && !w_.stopping();
+    response res{ok ? http::status::ok : http::status::service_unavailable, version_};
+    res.set(http::field::content_type, "text/plain");
+    res.body() = ok ? "ok" : "unavailable";
+    return send(std::move(res));
+  }
+  if (path == "/metrics") {
+    if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
+    response res{http::status::ok, version_};
+    res.set(http::field::content_type, "text/plain; version=0.0.4");
+    res.body() = services_.metrics();
+    return send(std::move(res));
+  }
+  if (w_.config().console && (path == "/console" || path.substr(0, 9) == "/console/")) {
+    if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
+    return handle_console(req, path.substr(8));
+  }
+  send_error(404, protocol::error_code::not_found, "no such endpoint");
+}
+
+void http_session::handle_publish(request& req) {
+  auto auth = req[http::field::authorization];
+  // The reply may come from another thread (Redis broker): hop back to this connection's thread.
+  auto& ioc = w_.ioc();
+  services_.rest.publish(auth, req.body(), w_.services().stats,
+                         [self = shared_from_this(), &ioc](protocol::http_reply reply) {
+                           boost::asio::dispatch(ioc, [self, reply = std::move(reply)]() mutable {
+                             self->send_reply(std::move(reply));
+                           });
+                         });
+}
+
+void http_session::handle_upgrade(request& req) {
+  const bool upgrade = header_has_token(req[http::field::connection], "upgrade") &&
+                       boost::beast::iequals(req[http::field::upgrade], "websocket");
+  if (!upgrade) {
+    response res{http::status::upgrade_required, version_};
+    res.set(http::field::upgrade, "websocket");
+    res.set(http::field::connection, "Upgrade");
+    res.set(http::field::content_type, "application/json");
+    res.body() = protocol::encode_error_body(protocol::error_code::invalid_argument,
+                                             "this endpoint speaks WebSocket: send an Upgrade request");
+    keep_alive_ = false;
+    return send(std::move(res));
+  }
+  if (req[http::field::sec_websocket_version] != "13") {
+    response res{http::status::upgrade_required, version_};
+    res.set(http::field::sec_websocket_version, "13");
+    res.set(http::field::content_type, "application/json");
+    res.body() = protocol::encode_error_body(protocol::error_code::invalid_argument, "Sec-WebSocket-Version must be 13");
+    keep_alive_ = false;
+    return send(std::move(res));
+  }
+  const auto key = req[http::field::sec_websocket_key];
+  if (!ws::is_valid_client_key(key)) {
+    keep_alive_ = false;
+    return send_error(400, protocol::error_code::invalid_argument, "invalid Sec-WebSocket-Key");
+  }
+  const auto& origins = w_.config().allowed_origins;
+  if (!origins.empty()) {
+    const auto origin = req[http::field::origin];
+    if (!origin.empty() && std::find(origins.begin(), origins.end(), origin) == origins.end()) {
+      keep_alive_ = false;
+      return send_error(403, protocol::error_code::permission_denied, "origin not allowed");
+    }
+  }
+  auto& shared = w_.shared();
+  if (w_.stopping()) {
+    keep_alive_ = false;
+    return send_error(503, protocol::error_code::unavailable, "server shutting down");
+  }
+  if (shared.connections.fetch_add(1, std::memory_order_relaxed) >= shared.config.max_connections) {
+    shared.connections.fetch_sub(1, std::memory_order_relaxed);
+    w_.stats().rejected_limit.add();
+    keep_alive_ = false;
+    return send_error(429, protocol::error_code::resource_exhausted, "too many connections");
+  }
+  std::string head =
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ";
+  head += ws::accept_key(key);
+  head += "\r\n\r\n";
+  const auto leftover = buffer_.data();
+  std::string initial(static_cast<const char*>(leftover.data()), leftover.size());
+  stream_.expires_never();
+  auto session = std::make_shared<ws_session>(w_, stream_.release_socket());
+  session->send_raw(std::move(head));
+  session->start(initial);
+}
+
+void http_session::handle_console(request& req, std::string_view rest) {
+  if (rest.empty()) {
+    response res{http::status::moved_permanently, version_};
+    res.set(http::field::location, std::string(w_.config().base_path) + "/console/");
+    return send(std::move(res));
+  }
+  if (rest == "/dev-token") {
+    if (!services_.dev_token) return send_error(404, protocol::error_code::not_found, "dev tokens exist in --dev mode only");
+    const std::string_view target = req.target();
+    const auto q = target.find('?');
+    response res{http::status::ok, version_};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::cache_control, "no-store");
+    res.body() = "{\"token\":" + protocol::json_quote(services_.dev_token(q == std::string_view::npos ? "" : target.substr(q + 1))) + "}";
+    return send(std::move(res));
+  }
+  std::string rel(rest.substr(1));
+  if (rel.empty()) rel = "index.html";
+  if (rel.find("..") != std::string::npos || rel.find('\\') != std::string::npos) {
+    return send_error(404, protocol::error_code::not_found, "no such file");
+  }
+  const auto file = std::filesystem::path(w_.config().console_dir) / rel;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return send_error(404, protocol::error_code::not_found, "no such file");
+  std::ostringstream body;
+  body << in.rdbuf();
+  response res{http::status::ok, version_};
+  res.set(http::field::content_type, content_type_for(rel));
+  res.set(http::field::cache_control, "no-cache");
+  res.body() = std::move(body).str();
+  send(std::move(res));
+}
+
+void http_session::send_error(unsigned status, protocol::error_code code, std::string_view message) {
+  send_reply({status, protocol::encode_error_body(code, message)});
+}
+
+void http_session::send_reply(protocol::http_reply reply) {
+  response res{static_cast<http::status>(reply.status), version_};
+  res.set(http::field::content_type, "application/json");
+  res.body() = std::move(reply.body);
+  send(std::move(res));
+}
+
+void http_session::send(response res) {
+  res.set(http::field::server, "broadcaster");
+  res.set(http::field::access_control_allow_origin, "*");
+  res.keep_alive(keep_alive_);
+  res.prepare_payload();
+  auto msg = std::make_shared<response>(std::move(res));
+  stream_.expires_after(w_.config().handshake_timeout);
+  http::async_write(stream_, *msg, [self = shared_from_this(), msg](boost::system::error_code ec, std::size_t) {
+    if (ec || !self->keep_alive_) return self->fail_closed();
+    self->do_read();
+  });
+}
+
+void http_session::fail_closed() {
+  boost::system::error_code ec;
+  stream_.socket().shutdown(boost::asio::socket_base::shutdown_both, ec);
+  stream_.close();
+}
+
+}  // namespace bc::net

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace bc::net {
+
+enum class slow_consumer_policy { disconnect, drop };
+
+// Transport settings, filled by app/config.
+struct net_config {
+  std::string base_path = "/broadcaster";
+  std::size_t max_message_size = 64 * 1024;  // WebSocket message and REST body
+  std::chrono::milliseconds auth_timeout{10'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds handshake_timeout{10'000};  // whole HTTP request head, against slowloris
+  std::size_t max_connections = 100'000;
+  std::size_t outbound_buffer = 1024 * 1024;  // per connection, bytes
+  slow_consumer_policy slow_policy = slow_consumer_policy::disconnect;
+  std::vector<std::string> allowed_origins;  // empty = any
+  bool console = false;
+  std::string console_dir;
+};
+
+}  // namespace bc::net

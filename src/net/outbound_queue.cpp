@@ -1,0 +1,128 @@
+#include "net/outbound_queue.hpp"
+
+#include <cassert>
+#include <charconv>
+#include <cstring>
+
+#include "net/ws/frame_writer.hpp"
+#include "net/ws/opcode.hpp"
+
+namespace bc::net {
+
+namespace {
+std::size_t digits(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 10) {
+    v /= 10;
+    ++n;
+  }
+  return n;
+}
+}  // namespace
+
+outbound_queue::frame& outbound_queue::emplace() {
+  // Reuse the vector from the front once everything before head_ is gone, so a queue that keeps draining
+  // never grows; a queue that held a burst gives its memory back when it empties (idle connections hold none).
+  if (head_ == frames_.size() && head_ != 0) {
+    frames_.clear();
+    head_ = 0;
+    if (frames_.capacity() > 64) frames_.shrink_to_fit();
+  }
+  return frames_.emplace_back();
+}
+
+void outbound_queue::push_text(std::string text) {
+  auto owned = std::make_shared<const std::string>(std::move(text));
+  frame& f = emplace();
+  f.head_len = static_cast<std::uint8_t>(
+      ws::write_header(reinterpret_cast<std::uint8_t*>(f.head), ws::opcode::text, owned->size()));
+  f.body = owned->data();
+  f.body_len = static_cast<std::uint32_t>(owned->size());
+  f.owner = std::move(owned);
+  bytes_ += f.size();
+}
+
+void outbound_queue::push_raw(std::string bytes) {
+  auto owned = std::make_shared<const std::string>(std::move(bytes));
+  frame& f = emplace();
+  f.body = owned->data();
+  f.body_len = static_cast<std::uint32_t>(owned->size());
+  f.owner = std::move(owned);
+  bytes_ += f.size();
+}
+
+void outbound_queue::push_control(std::uint8_t opcode, std::string_view payload) {
+  assert(payload.size() <= 125);
+  frame& f = emplace();
+  auto* h = reinterpret_cast<std::uint8_t*>(f.head);
+  f.head_len = static_cast<std::uint8_t>(ws::write_header(h, static_cast<ws::opcode>(opcode), payload.size()));
+  std::memcpy(f.head + f.head_len, payload.data(), payload.size());
+  f.head_len = static_cast<std::uint8_t>(f.head_len + payload.size());
+  bytes_ += f.size();
+}
+
+std::size_t outbound_queue::publication_frame_bytes(const core::publication& pub, std::uint64_t seq) {
+  const std::size_t payload = pub.head.size() + digits(seq) + pub.tail.size();
+  return payload + (payload < 126 ? 2 : payload < 65536 ? 4 : 10);
+}
+
+void outbound_queue::push_publication(const core::publication_ptr& pub, std::uint64_t seq) {
+  char num[20];
+  const auto end = std::to_chars(num, num + sizeof num, seq).ptr;
+  const std::size_t num_len = static_cast<std::size_t>(end - num);
+  const std::size_t payload = pub->head.size() + num_len + pub->tail.size();
+  frame& f = emplace();
+  auto* h = reinterpret_cast<std::uint8_t*>(f.head);
+  std::size_t n = ws::write_header(h, ws::opcode::text, payload);
+  // The broadcast head is a short constant; it always fits (checked by the encoder's tests).
+  assert(n + pub->head.size() + num_len <= inline_bytes);
+  std::memcpy(f.head + n, pub->head.data(), pub->head.size());
+  n += pub->head.size();
+  std::memcpy(f.head + n, num, num_len);
+  f.head_len = static_cast<std::uint8_t>(n + num_len);
+  f.body = pub->tail.data();
+  f.body_len = static_cast<std::uint32_t>(pub->tail.size());
+  f.owner = pub;
+  bytes_ += f.size();
+}
+
+std::size_t outbound_queue::gather(iovec* iov, std::size_t max) const {
+  std::size_t used = 0;
+  for (std::size_t i = head_; i < frames_.size() && used < max; ++i) {
+    const frame& f = frames_[i];
+    std::size_t skip = f.sent;
+    if (skip < f.head_len) {
+      iov[used++] = {const_cast<char*>(f.head + skip), f.head_len - skip};
+      skip = 0;
+    } else {
+      skip -= f.head_len;
+    }
+    if (f.body_len > skip && used < max) {
+      iov[used++] = {const_cast<char*>(f.body + skip), f.body_len - skip};
+    }
+  }
+  return used;
+}
+
+void outbound_queue::consume(std::size_t n) {
+  assert(n <= bytes_);
+  bytes_ -= n;
+  while (n > 0) {
+    frame& f = frames_[head_];
+    const std::size_t left = f.size() - f.sent;
+    if (n < left) {
+      f.sent += static_cast<std::uint32_t>(n);
+      return;
+    }
+    n -= left;
+    f.owner.reset();  // release the publication as soon as its bytes are out
+    ++head_;
+  }
+  if (head_ == frames_.size()) {
+    frames_.clear();
+    head_ = 0;
+    if (frames_.capacity() > 64) frames_.shrink_to_fit();
+  }
+}
+
+}  // namespace bc::net

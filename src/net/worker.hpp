@@ -1,0 +1,76 @@
+#pragma once
+// One network thread's state: its io_context, its sessions, its shared read buffer and the sessions with
+// output waiting for this turn of the loop.
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "net/net_config.hpp"
+#include "net/net_stats.hpp"
+#include "protocol/client_session.hpp"
+
+namespace bc::net {
+
+class ws_session;
+
+// Node-wide, shared by all workers; everything in it is thread-safe or immutable after start.
+struct node_shared {
+  const net_config& config;
+  std::atomic<std::size_t> connections{0};  // open WebSocket connections, for max_connections
+  explicit node_shared(const net_config& c) : config(c) {}
+};
+
+// Owned by its thread; nothing here is touched from another thread.
+class worker {
+ public:
+  worker(boost::asio::io_context& ioc, protocol::session_services& services, node_shared& shared);
+  ~worker();
+
+  boost::asio::io_context& ioc() { return ioc_; }
+  protocol::session_services& services() { return services_; }
+  const net_config& config() const { return shared_.config; }
+  node_shared& shared() { return shared_; }
+  net_stats& stats() { return stats_; }
+
+  // Scratch space every session of this thread reads into: an idle connection holds no read buffer.
+  std::uint8_t* read_buffer() { return read_buffer_.data(); }
+  std::size_t read_buffer_size() const { return read_buffer_.size(); }
+
+  void add(ws_session& s);
+  void remove(ws_session& s);
+  std::size_t session_count() const { return sessions_; }
+
+  // A session with new output registers here once; flush_dirty() then writes each of them once, so frames
+  // queued in one turn of the loop leave in one gather-write per connection.
+  void mark_dirty(std::shared_ptr<ws_session> s) { dirty_.push_back(std::move(s)); }
+  void flush_dirty();
+
+  // Periodic deadline checks (auth, idle/ping, token expiry, close handshake) for every session.
+  void start_ticker(std::chrono::milliseconds period);
+  // Starts the close handshake (1001) on every session.
+  void close_all();
+  bool stopping() const { return stopping_; }
+
+ private:
+  void on_tick();
+
+  boost::asio::io_context& ioc_;
+  protocol::session_services& services_;
+  node_shared& shared_;
+  net_stats stats_;
+  std::vector<std::uint8_t> read_buffer_;
+  std::vector<std::shared_ptr<ws_session>> dirty_;
+  std::vector<std::shared_ptr<ws_session>> flushing_;
+  ws_session* first_ = nullptr;  // intrusive list of open sessions
+  std::size_t sessions_ = 0;
+  boost::asio::steady_timer ticker_;
+  std::chrono::milliseconds period_{250};
+  bool stopping_ = false;
+};
+
+}  // namespace bc::net

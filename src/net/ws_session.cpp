@@ -1,0 +1,297 @@
+#include "net/ws_session.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <cerrno>
+
+#include "net/worker.hpp"
+#include "net/ws/close_code.hpp"
+#include "net/ws/frame_writer.hpp"
+#include "protocol/time_format.hpp"
+
+namespace bc::net {
+
+namespace {
+constexpr auto close_handshake_timeout = std::chrono::seconds(3);
+constexpr int max_reads_per_wakeup = 8;  // fairness between connections of one thread
+constexpr std::size_t max_iov = 256;
+}  // namespace
+
+ws_session::ws_session(worker& w, boost::asio::ip::tcp::socket socket)
+    : w_(w),
+      socket_(std::move(socket)),
+      parser_(w.config().max_message_size),
+      session_(w.services(), *this),
+      opened_(std::chrono::steady_clock::now()),
+      last_rx_(opened_) {
+  w_.add(*this);
+  w_.stats().connections.add();
+  w_.stats().accepted.add();
+}
+
+ws_session::~ws_session() {
+  if (!closed_) teardown(close_reason::client_gone);
+}
+
+void ws_session::start(std::string_view initial) {
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
+  socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
+  if (!initial.empty()) {
+    std::string copy(initial);  // the parser unmasks in place
+    if (!consume_input(reinterpret_cast<std::uint8_t*>(copy.data()), copy.size())) return;
+  }
+  w_.flush_dirty();
+  if (!closed_) wait_readable();
+}
+
+void ws_session::wait_readable() {
+  if (reading_ || closed_ || read_paused_) return;
+  reading_ = true;
+  socket_.async_wait(boost::asio::socket_base::wait_read,
+                     [self = shared_from_this()](boost::system::error_code ec) { self->on_readable(ec); });
+}
+
+void ws_session::on_readable(boost::system::error_code ec) {
+  reading_ = false;
+  if (closed_) return;
+  if (ec) return teardown(close_reason::client_gone);
+  const int fd = socket_.native_handle();
+  for (int i = 0; i < max_reads_per_wakeup; ++i) {
+    const ssize_t n = ::recv(fd, w_.read_buffer(), w_.read_buffer_size(), 0);
+    if (n > 0) {
+      w_.stats().bytes_in.add(static_cast<std::uint64_t>(n));
+      if (!consume_input(w_.read_buffer(), static_cast<std::size_t>(n))) break;
+      if (static_cast<std::size_t>(n) < w_.read_buffer_size()) break;  // drained the socket
+      continue;
+    }
+    if (n == 0) return teardown(peer_closed_ ? close_why_ : close_reason::client_gone);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    return teardown(close_reason::client_gone);
+  }
+  w_.flush_dirty();
+  pause_or_resume_reading();
+  wait_readable();
+}
+
+// Returns false when the connection is closing and reading should stop.
+bool ws_session::consume_input(std::uint8_t* data, std::size_t len) {
+  last_rx_ = std::chrono::steady_clock::now();
+  ping_outstanding_ = false;
+  auto result = parser_.feed(std::span<std::uint8_t>(data, len), *this);
+  if (!result.ok) {
+    const auto why = result.error == ws::close_code::message_too_big  ? close_reason::message_too_big
+                     : result.error == ws::close_code::invalid_payload ? close_reason::invalid_utf8
+                                                                       : close_reason::protocol_error;
+    start_close(static_cast<std::uint16_t>(result.error), result.reason, why);
+    return false;
+  }
+  if (parser_.idle()) parser_.release_memory();
+  return !closed_ && !peer_closed_;
+}
+
+void ws_session::on_message(ws::opcode op, std::string_view payload) {
+  if (closing_) return;
+  if (op == ws::opcode::text) {
+    session_.on_text(payload);
+  } else {
+    session_.on_binary();
+  }
+  if (session_.authenticated() != was_authenticated_) {
+    was_authenticated_ = session_.authenticated();
+    w_.stats().authenticated.add();
+  }
+}
+
+void ws_session::on_ping(std::string_view payload) {
+  if (closing_) return;
+  out_.push_control(static_cast<std::uint8_t>(ws::opcode::pong), payload);
+  mark_dirty();
+}
+
+void ws_session::on_pong(std::string_view) {}
+
+void ws_session::on_close(std::uint16_t code, std::string_view) {
+  peer_closed_ = true;
+  if (closing_) {
+    // Our close was answered: the handshake is complete.
+    return teardown(close_why_);
+  }
+  // Echo the code (RFC 6455 5.5.1) and close once it is written.
+  const std::uint16_t echo = code == static_cast<std::uint16_t>(ws::close_code::no_status)
+                                 ? static_cast<std::uint16_t>(ws::close_code::normal)
+                                 : code;
+  start_close(echo, {}, close_reason::client_close);
+}
+
+void ws_session::send_raw(std::string bytes) {
+  out_.push_raw(std::move(bytes));
+  mark_dirty();
+}
+
+void ws_session::send_text(std::string text) {
+  if (closing_ || closed_) return;
+  out_.push_text(std::move(text));
+  mark_dirty();
+}
+
+void ws_session::send_publication(const core::publication_ptr& pub, std::uint64_t seq) {
+  if (closing_ || closed_) return;
+  const std::size_t size = outbound_queue::publication_frame_bytes(*pub, seq);
+  if (!out_.empty() && out_.bytes() + size > w_.config().outbound_buffer) {
+    if (w_.config().slow_policy == slow_consumer_policy::drop) {
+      // The seq was consumed by the hub already, so the client sees the gap.
+      w_.stats().dropped.add();
+      return;
+    }
+    // Not from inside the hub's delivery loop: tear down on the next turn.
+    closing_ = true;
+    w_.stats().dropped.add();
+    spdlog::warn("slow consumer: {} bytes queued, disconnecting", out_.bytes());
+    boost::asio::post(w_.ioc(), [self = shared_from_this()] { self->teardown(close_reason::slow_consumer); });
+    return;
+  }
+  out_.push_publication(pub, seq);
+  w_.stats().deliveries.add();
+  mark_dirty();
+}
+
+void ws_session::close(std::uint16_t code, std::string_view reason) {
+  start_close(code, reason, close_reason::protocol_error);
+}
+
+std::function<void(std::function<void()>)> ws_session::make_deferrer() {
+  return [weak = weak_from_this(), &ioc = w_.ioc()](std::function<void()> fn) {
+    // dispatch runs inline when the broker answers on this thread already (the memory broker does).
+    boost::asio::dispatch(ioc, [weak, fn = std::move(fn)] {
+      auto self = weak.lock();
+      if (!self || self->closed_) return;
+      fn();
+      self->w_.flush_dirty();
+    });
+  };
+}
+
+void ws_session::mark_dirty() {
+  if (dirty_ || closed_) return;
+  dirty_ = true;
+  w_.mark_dirty(shared_from_this());
+}
+
+void ws_session::flush_now() {
+  dirty_ = false;
+  if (closed_ || writing_) return;
+  const int fd = socket_.native_handle();
+  iovec iov[max_iov];
+  while (!out_.empty()) {
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = out_.gather(iov, max_iov);
+    const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n > 0) {
+      out_.consume(static_cast<std::size_t>(n));
+      w_.stats().bytes_out.add(static_cast<std::uint64_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return wait_writable();
+    return teardown(close_reason::client_gone);
+  }
+  if (closing_ && peer_closed_) return teardown(close_why_);
+  if (closing_) {
+    // Our close frame is out: half-close and wait (bounded by the deadline) for the client's.
+    boost::system::error_code ec;
+    socket_.shutdown(boost::asio::socket_base::shutdown_send, ec);
+  }
+  pause_or_resume_reading();
+}
+
+void ws_session::wait_writable() {
+  writing_ = true;
+  socket_.async_wait(boost::asio::socket_base::wait_write, [self = shared_from_this()](boost::system::error_code ec) {
+    self->writing_ = false;
+    if (ec || self->closed_) return;
+    self->flush_now();
+    self->w_.flush_dirty();
+  });
+}
+
+void ws_session::pause_or_resume_reading() {
+  // A client that floods requests without reading the replies gets no more reads until they drain.
+  const std::size_t cap = w_.config().outbound_buffer;
+  if (!read_paused_ && out_.bytes() > cap) {
+    read_paused_ = true;
+  } else if (read_paused_ && out_.bytes() <= cap / 2) {
+    read_paused_ = false;
+    wait_readable();
+  }
+}
+
+void ws_session::start_close(std::uint16_t code, std::string_view reason, close_reason why) {
+  if (closing_ || closed_) return;
+  closing_ = true;
+  close_why_ = why;
+  close_deadline_ = std::chrono::steady_clock::now() + close_handshake_timeout;
+  session_.drop_subscriptions();
+  out_.push_control(static_cast<std::uint8_t>(ws::opcode::close),
+                    ws::make_close_payload(static_cast<ws::close_code>(code), reason));
+  mark_dirty();
+  // Replies and publications still queued go first: a drained close frame means the client got them all.
+  read_paused_ = false;
+}
+
+void ws_session::close_for_shutdown() {
+  start_close(static_cast<std::uint16_t>(ws::close_code::going_away), "server shutting down", close_reason::shutdown);
+}
+
+void ws_session::on_tick(std::chrono::steady_clock::time_point now) {
+  if (closed_) return;
+  const auto& cfg = w_.config();
+  if (closing_) {
+    if (now >= close_deadline_) teardown(close_why_);
+    return;
+  }
+  if (!session_.authenticated()) {
+    if (now - opened_ >= cfg.auth_timeout) {
+      start_close(static_cast<std::uint16_t>(ws::close_code::policy_violation), "authentication timeout",
+                  close_reason::auth_timeout);
+    }
+    return;
+  }
+  if (session_.expires_at() != 0 && protocol::now_unix_ms() / 1000 >= session_.expires_at()) {
+    start_close(static_cast<std::uint16_t>(ws::close_code::token_expired), "token expired", close_reason::token_expired);
+    return;
+  }
+  if (now - last_rx_ >= cfg.idle_timeout) {
+    start_close(static_cast<std::uint16_t>(ws::close_code::going_away), "idle timeout", close_reason::idle_timeout);
+  } else if (!ping_outstanding_ && now - last_rx_ >= cfg.idle_timeout / 2) {
+    ping_outstanding_ = true;
+    out_.push_control(static_cast<std::uint8_t>(ws::opcode::ping), {});
+    mark_dirty();
+  }
+}
+
+void ws_session::teardown(close_reason why) {
+  if (closed_) return;
+  closed_ = true;
+  closing_ = true;
+  session_.drop_subscriptions();
+  boost::system::error_code ec;
+  socket_.close(ec);
+  w_.remove(*this);
+  w_.stats().connections.sub();
+  if (was_authenticated_) w_.stats().authenticated.sub();
+  w_.stats().closed[static_cast<std::size_t>(why)].add();
+  w_.shared().connections.fetch_sub(1, std::memory_order_relaxed);
+  if (why == close_reason::slow_consumer || why == close_reason::protocol_error) {
+    spdlog::warn("connection closed: {}", to_string(why));
+  } else {
+    spdlog::debug("connection closed: {}", to_string(why));
+  }
+}
+
+}  // namespace bc::net

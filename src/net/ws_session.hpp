@@ -1,0 +1,89 @@
+#pragma once
+// One WebSocket connection after the handshake: RFC 6455 framing over the raw socket, the outbound queue
+// and its slow-consumer policy, deadlines. The protocol logic lives in the client_session it owns.
+
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "net/net_stats.hpp"
+#include "net/outbound_queue.hpp"
+#include "net/ws/frame_parser.hpp"
+#include "protocol/client_session.hpp"
+
+namespace bc::net {
+
+class worker;
+
+// Lifetime: owned by shared_ptrs held in its pending I/O handlers (and the worker's dirty list); the worker's
+// session list holds a raw pointer that teardown() removes. All members run on the worker's thread.
+//
+// Reading never holds a buffer per connection: the session waits for readability, then reads into the
+// worker's shared buffer; only a frame split across reads is kept (by the parser). Writing is one
+// non-blocking sendmsg over everything queued; when the kernel buffer is full it waits for writability.
+class ws_session final : public std::enable_shared_from_this<ws_session>,
+                         public protocol::client_transport,
+                         private ws::frame_handler {
+ public:
+  ws_session(worker& w, boost::asio::ip::tcp::socket socket);
+  ~ws_session() override;
+
+  // Starts reading; `initial` holds bytes that arrived with the handshake.
+  void start(std::string_view initial);
+
+  // The handshake response, queued ahead of every frame.
+  void send_raw(std::string bytes);
+
+  // protocol::client_transport
+  void send_text(std::string text) override;
+  void send_publication(const core::publication_ptr& pub, std::uint64_t seq) override;
+  void close(std::uint16_t code, std::string_view reason) override;
+  std::function<void(std::function<void()>)> make_deferrer() override;
+
+  void on_tick(std::chrono::steady_clock::time_point now);
+  void close_for_shutdown();
+  void flush_now();
+
+ private:
+  friend class worker;
+
+  void wait_readable();
+  void on_readable(boost::system::error_code ec);
+  bool consume_input(std::uint8_t* data, std::size_t len);
+  void wait_writable();
+  void mark_dirty();
+  void start_close(std::uint16_t code, std::string_view reason, close_reason why);
+  void teardown(close_reason why);
+  void pause_or_resume_reading();
+
+  // ws::frame_handler
+  void on_message(ws::opcode op, std::string_view payload) override;
+  void on_ping(std::string_view payload) override;
+  void on_pong(std::string_view payload) override;
+  void on_close(std::uint16_t code, std::string_view reason) override;
+
+  worker& w_;
+  boost::asio::ip::tcp::socket socket_;
+  ws::frame_parser parser_;
+  outbound_queue out_;
+  protocol::client_session session_;
+  std::chrono::steady_clock::time_point opened_;
+  std::chrono::steady_clock::time_point last_rx_;
+  std::chrono::steady_clock::time_point close_deadline_{};
+  close_reason close_why_ = close_reason::client_gone;
+  bool reading_ = false;       // a readability wait is pending
+  bool writing_ = false;       // a writability wait is pending
+  bool dirty_ = false;         // registered in the worker's dirty list
+  bool read_paused_ = false;   // our own replies piled up: stop reading until they drain
+  bool ping_outstanding_ = false;
+  bool closing_ = false;       // a close frame is queued: nothing else is sent
+  bool peer_closed_ = false;   // the client sent its close frame
+  bool closed_ = false;        // torn down
+  bool was_authenticated_ = false;
+  ws_session* prev_ = nullptr;  // the worker's session list
+  ws_session* next_ = nullptr;
+};
+
+}  // namespace bc::net

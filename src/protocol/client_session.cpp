@@ -1,0 +1,163 @@
+#include "protocol/client_session.hpp"
+
+#include <algorithm>
+
+#include "protocol/encoder.hpp"
+#include "protocol/time_format.hpp"
+#include "protocol/validation.hpp"
+
+namespace bc::protocol {
+
+client_session::client_session(session_services& services, client_transport& transport)
+    : services_(services), transport_(transport) {}
+
+client_session::~client_session() { services_.stats.subscriptions.sub(subscriptions_.size()); }
+
+void client_session::drop_subscriptions() {
+  services_.stats.subscriptions.sub(subscriptions_.size());
+  subscriptions_.clear();
+}
+
+void client_session::on_text(std::string_view text) {
+  auto parsed = parse_request(text);
+  if (!parsed.req) {
+    reply_error(parsed.id_json, parsed.code, parsed.message);
+    return;
+  }
+  dispatch(*parsed.req);
+}
+
+void client_session::on_binary() {
+  reply_error({}, error_code::invalid_argument, "binary frames are not supported; send JSON text frames");
+}
+
+void client_session::deliver(const core::publication_ptr& pub, std::uint64_t seq) {
+  transport_.send_publication(pub, seq);
+}
+
+void client_session::dispatch(request& req) {
+  services_.stats.requests[static_cast<std::size_t>(req.verb)].add();
+  switch (req.verb) {
+    case method::auth: return do_auth(req);
+    case method::subscribe: return do_subscribe(req);
+    case method::unsubscribe: return do_unsubscribe(req);
+    case method::publish: return do_publish(req);
+    case method::heartbeat: return do_heartbeat(req);
+  }
+}
+
+void client_session::reply(const request& req, std::string_view result_json) {
+  if (req.id_json.empty()) return;  // a notification: success is silent
+  transport_.send_text(encode_result(req.id_json, result_json));
+}
+
+void client_session::reply_error(std::string_view id_json, error_code code, std::string_view message) {
+  services_.stats.errors[static_cast<std::size_t>(code)].add();
+  transport_.send_text(encode_error(id_json, code, message));
+}
+
+void client_session::do_auth(request& req) {
+  std::string message;
+  auto token = string_param(req.params, "token", message);
+  if (!token) return reply_error(req.id_json, error_code::invalid_argument, message);
+  const std::int64_t now_s = now_unix_ms() / 1000;
+  auto result = services_.verifier.verify(*token, now_s);
+  if (!result.ok()) {
+    services_.stats.auth_failures.add();
+    const auto code = auth::is_invalid_argument(result.error) ? error_code::invalid_argument
+                                                              : error_code::unauthenticated;
+    return reply_error(req.id_json, code, result.message);
+  }
+  if (authenticated_ && result.claims.sub != claims_.sub) {
+    return reply_error(req.id_json, error_code::failed_precondition,
+                       "connection is authenticated as another subject; open a new connection");
+  }
+  claims_ = std::move(result.claims);
+  expires_at_ = claims_.exp + services_.limits.jwt_leeway_s;
+  authenticated_ = true;
+  prune_subscriptions();
+  reply(req, R"({"success":true})");
+}
+
+void client_session::prune_subscriptions() {
+  auto gone = std::remove_if(subscriptions_.begin(), subscriptions_.end(), [&](const auto& s) {
+    return !claims_.can_subscribe || !claims_.authorizes(s->channel());
+  });
+  services_.stats.subscriptions.sub(static_cast<std::uint64_t>(subscriptions_.end() - gone));
+  subscriptions_.erase(gone, subscriptions_.end());
+}
+
+std::vector<std::unique_ptr<core::subscription>>::iterator client_session::find_subscription(
+    std::string_view channel) {
+  return std::find_if(subscriptions_.begin(), subscriptions_.end(),
+                      [&](const auto& s) { return s->channel() == channel; });
+}
+
+void client_session::do_subscribe(request& req) {
+  if (!authenticated_) return reply_error(req.id_json, error_code::unauthenticated, "authenticate first");
+  std::string message;
+  auto channel = string_param(req.params, "channel", message);
+  if (!channel) return reply_error(req.id_json, error_code::invalid_argument, message);
+  if (!is_valid_channel(*channel)) return reply_error(req.id_json, error_code::invalid_argument, "invalid channel name");
+  if (!claims_.can_subscribe) {
+    return reply_error(req.id_json, error_code::permission_denied, "token lacks the subscribe scope");
+  }
+  if (!claims_.authorizes(*channel)) {
+    return reply_error(req.id_json, error_code::permission_denied, "channel not in authorizedChannels");
+  }
+  if (find_subscription(*channel) != subscriptions_.end()) {
+    return reply_error(req.id_json, error_code::already_exists, "already subscribed to this channel");
+  }
+  if (subscriptions_.size() >= services_.limits.max_subscriptions) {
+    return reply_error(req.id_json, error_code::resource_exhausted, "too many subscriptions on this connection");
+  }
+  auto sub = services_.hub.subscribe(*channel, *this);
+  const auto id = sub->id();
+  subscriptions_.push_back(std::move(sub));
+  services_.stats.subscriptions.add();
+  reply(req, "{\"subscriptionId\":" + std::to_string(id) + ",\"timestamp\":\"" +
+                 format_rfc3339_ms(now_unix_ms()) + "\"}");
+}
+
+void client_session::do_unsubscribe(request& req) {
+  if (!authenticated_) return reply_error(req.id_json, error_code::unauthenticated, "authenticate first");
+  std::string message;
+  auto channel = string_param(req.params, "channel", message);
+  if (!channel) return reply_error(req.id_json, error_code::invalid_argument, message);
+  if (!is_valid_channel(*channel)) return reply_error(req.id_json, error_code::invalid_argument, "invalid channel name");
+  auto it = find_subscription(*channel);
+  if (it != subscriptions_.end()) {
+    subscriptions_.erase(it);
+    services_.stats.subscriptions.sub();
+  }
+  reply(req, R"({"success":true})");
+}
+
+void client_session::do_publish(request& req) {
+  if (!authenticated_) return reply_error(req.id_json, error_code::unauthenticated, "authenticate first");
+  std::string channel;
+  if (auto invalid = publisher::validate(req.params, channel)) {
+    return reply_error(req.id_json, invalid->code, invalid->body);
+  }
+  if (!claims_.can_publish) {
+    return reply_error(req.id_json, error_code::permission_denied, "token lacks the publish scope");
+  }
+  if (!claims_.authorizes(channel)) {
+    return reply_error(req.id_json, error_code::permission_denied, "channel not in authorizedChannels");
+  }
+  services_.stats.published_ws.add();
+  // The broker may answer on another thread: the reply is posted back, and dropped if the connection closed.
+  auto defer = transport_.make_deferrer();
+  services_.pub.publish(req.params, [this, defer, id_json = std::move(req.id_json)](publish_outcome out) mutable {
+    defer([this, out = std::move(out), id_json = std::move(id_json)] {
+      if (!out.ok) return reply_error(id_json, out.code, out.body);
+      if (!id_json.empty()) transport_.send_text(encode_result(id_json, out.body));
+    });
+  });
+}
+
+void client_session::do_heartbeat(request& req) {
+  reply(req, "{\"timestamp\":\"" + format_rfc3339_ms(now_unix_ms()) + "\"}");
+}
+
+}  // namespace bc::protocol

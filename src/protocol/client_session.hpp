@@ -1,0 +1,92 @@
+#pragma once
+// The protocol state of one client connection: authentication, subscriptions, request dispatch. It speaks
+// JSON and knows nothing of sockets: bytes leave through a client_transport.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "auth/jwt_verifier.hpp"
+#include "core/hub.hpp"
+#include "core/subscriber.hpp"
+#include "protocol/error_code.hpp"
+#include "protocol/publisher.hpp"
+#include "protocol/request.hpp"
+#include "protocol/session_stats.hpp"
+
+namespace bc::protocol {
+
+// Implemented by the transport (net::ws_session). Called only on the connection's thread, except the
+// function returned by make_deferrer().
+class client_transport {
+ public:
+  virtual ~client_transport() = default;
+  virtual void send_text(std::string text) = 0;
+  virtual void send_publication(const core::publication_ptr& pub, std::uint64_t seq) = 0;
+  // Starts the close handshake; the session is torn down later, never inside this call.
+  virtual void close(std::uint16_t code, std::string_view reason) = 0;
+  // Returns a function, callable from any thread, that runs a callback on this connection's thread if the
+  // connection is still open by then (and drops it otherwise).
+  virtual std::function<void(std::function<void()>)> make_deferrer() = 0;
+};
+
+struct session_limits {
+  std::size_t max_subscriptions = 1000;
+  std::int64_t jwt_leeway_s = 30;  // an open connection is closed at exp + leeway
+};
+
+// What every session on one thread shares: that thread's hub and the node-wide services.
+struct session_services {
+  core::hub& hub;
+  publisher& pub;
+  const auth::jwt_verifier& verifier;
+  session_limits limits;
+  session_stats& stats;
+};
+
+class client_session final : public core::subscriber {
+ public:
+  client_session(session_services& services, client_transport& transport);
+  ~client_session() override;
+  client_session(const client_session&) = delete;
+  client_session& operator=(const client_session&) = delete;
+
+  void on_text(std::string_view text);
+  void on_binary();
+
+  // core::subscriber: hands the frame pieces to the transport, which applies the slow-consumer policy.
+  void deliver(const core::publication_ptr& pub, std::uint64_t seq) override;
+
+  // Leaves every channel now (the connection is closing): nothing more is delivered to it.
+  void drop_subscriptions();
+
+  bool authenticated() const { return authenticated_; }
+  // Unix seconds after which the connection must be closed with 4001 (exp + leeway); 0 before auth.
+  std::int64_t expires_at() const { return expires_at_; }
+  std::size_t subscription_count() const { return subscriptions_.size(); }
+
+ private:
+  void dispatch(request& req);
+  void do_auth(request& req);
+  void do_subscribe(request& req);
+  void do_unsubscribe(request& req);
+  void do_publish(request& req);
+  void do_heartbeat(request& req);
+  void reply(const request& req, std::string_view result_json);
+  void reply_error(std::string_view id_json, error_code code, std::string_view message);
+  // Drops subscriptions the current claims no longer authorize (after a refresh).
+  void prune_subscriptions();
+  std::vector<std::unique_ptr<core::subscription>>::iterator find_subscription(std::string_view channel);
+
+  session_services& services_;
+  client_transport& transport_;
+  bool authenticated_ = false;
+  std::int64_t expires_at_ = 0;
+  auth::claims claims_;
+  std::vector<std::unique_ptr<core::subscription>> subscriptions_;
+};
+
+}  // namespace bc::protocol

@@ -1,0 +1,32 @@
+#pragma once
+// Everything the server writes on the wire as JSON: replies, error objects, broadcast frames.
+
+#include <string>
+#include <string_view>
+
+#include "core/message.hpp"
+#include "protocol/error_code.hpp"
+
+namespace bc::protocol {
+
+// `s` as a JSON string literal, quotes included.
+std::string json_quote(std::string_view s);
+
+// {"requestId":<id>,"result":<result>}; without requestId when id_json is empty.
+std::string encode_result(std::string_view id_json, std::string_view result_json);
+
+// {"requestId":<id>,"error":{"code":..,"message":..}}; without requestId when id_json is empty.
+std::string encode_error(std::string_view id_json, error_code code, std::string_view message);
+
+// {"error":{"code":..,"message":..}}: the REST error body.
+std::string encode_error_body(error_code code, std::string_view message);
+
+// {"id":..,"createTime":..}: the answer to a publish, over WebSocket and REST.
+std::string encode_publish_result(const core::message& msg);
+
+// Builds the broadcast frame pieces once per publish: head + seq + tail is
+// {"method":"broadcast","params":{"seq":N,"id":..,"createTime":..,"channel":..,"event":..,"payload":..}}.
+// `msg.payload` must already be valid JSON text.
+core::publication_ptr encode_publication(core::message msg);
+
+}  // namespace bc::protocol

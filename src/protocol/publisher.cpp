@@ -1,0 +1,49 @@
+#include "protocol/publisher.hpp"
+
+#include <boost/json/serialize.hpp>
+
+#include "core/message_id.hpp"
+#include "protocol/encoder.hpp"
+#include "protocol/request.hpp"
+#include "protocol/time_format.hpp"
+#include "protocol/validation.hpp"
+
+namespace bc::protocol {
+
+namespace {
+publish_outcome failure(error_code code, std::string message) { return {false, code, std::move(message)}; }
+}  // namespace
+
+std::optional<publish_outcome> publisher::validate(const boost::json::object& params, std::string& channel) {
+  std::string message;
+  auto ch = string_param(params, "channel", message);
+  if (!ch) return failure(error_code::invalid_argument, message);
+  if (!is_valid_channel(*ch)) return failure(error_code::invalid_argument, "invalid channel name");
+  auto ev = string_param(params, "event", message);
+  if (!ev) return failure(error_code::invalid_argument, message);
+  if (!is_valid_event(*ev)) return failure(error_code::invalid_argument, "event must be 1-255 characters");
+  if (!params.contains("payload")) return failure(error_code::invalid_argument, "params.payload is required");
+  channel = std::string(*ch);
+  return std::nullopt;
+}
+
+void publisher::publish(const boost::json::object& params, std::function<void(publish_outcome)> done) {
+  thread_local core::message_id_generator ids;
+  core::message msg;
+  msg.create_time_ms = now_unix_ms();
+  msg.id = ids.next(msg.create_time_ms);
+  msg.channel = params.at("channel").get_string();
+  msg.event = params.at("event").get_string();
+  msg.payload = boost::json::serialize(params.at("payload"));
+  std::string result = encode_publish_result(msg);
+  auto pub = encode_publication(std::move(msg));
+  broker_.publish(std::move(pub), [done = std::move(done), result = std::move(result)](broker::publish_status s) {
+    if (s == broker::publish_status::ok) {
+      done({true, error_code::internal, result});
+    } else {
+      done(failure(error_code::unavailable, "broker unavailable, retry later"));
+    }
+  });
+}
+
+}  // namespace bc::protocol

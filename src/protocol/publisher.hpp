@@ -1,0 +1,37 @@
+#pragma once
+// The one publish path shared by WebSocket clients and the REST API: validate, stamp, encode once, hand to
+// the broker.
+
+#include <boost/json/object.hpp>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "broker/broker.hpp"
+#include "protocol/error_code.hpp"
+
+namespace bc::protocol {
+
+struct publish_outcome {
+  bool ok = false;
+  error_code code = error_code::internal;
+  std::string body;  // ok: the result object {"id","createTime"}; else the error message
+};
+
+// Thread-safe: holds no per-call state (the id generator is per thread).
+class publisher {
+ public:
+  explicit publisher(broker::broker& b) : broker_(b) {}
+
+  // Checks `params` ({"channel","event","payload"}) for shape and validity; on success returns nullopt and
+  // leaves the channel in `channel`.
+  static std::optional<publish_outcome> validate(const boost::json::object& params, std::string& channel);
+
+  // Publishes a validated request. `done` runs exactly once, on any thread.
+  void publish(const boost::json::object& params, std::function<void(publish_outcome)> done);
+
+ private:
+  broker::broker& broker_;
+};
+
+}  // namespace bc::protocol

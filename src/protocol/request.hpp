@@ -1,0 +1,45 @@
+#pragma once
+// Parsing of client requests: one WebSocket text message in, a validated request or a protocol error out.
+
+#include <boost/json/value.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "protocol/error_code.hpp"
+
+namespace bc::protocol {
+
+enum class method { auth, subscribe, unsubscribe, publish, heartbeat };
+
+std::optional<method> parse_method(std::string_view name);
+std::string_view to_string(method m);
+
+struct request {
+  // The request id as JSON text, echoed as requestId; empty for a notification (no id, null or 0).
+  std::string id_json;
+  method verb = method::heartbeat;
+  boost::json::object params;  // empty when params was absent or null
+};
+
+struct parse_result {
+  std::optional<request> req;
+  error_code code = error_code::invalid_argument;
+  std::string message;
+  std::string id_json;  // known even when parsing failed later (so the error can carry requestId)
+};
+
+// Deeply nested documents are refused (InvalidArgument) instead of recursing without bound.
+constexpr unsigned max_json_depth = 64;
+
+parse_result parse_request(std::string_view text);
+
+// Parses `text` as one JSON value with the same limits; nullopt and `message` set on failure.
+std::optional<boost::json::value> parse_json(std::string_view text, std::string& message);
+
+// Typed access to params. Each returns nullopt (and fills `message`) when the field is missing or has the
+// wrong type.
+std::optional<std::string_view> string_param(const boost::json::object& params, std::string_view key,
+                                             std::string& message);
+
+}  // namespace bc::protocol

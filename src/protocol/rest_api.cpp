@@ -1,0 +1,46 @@
+#include "protocol/rest_api.hpp"
+
+#include "protocol/encoder.hpp"
+#include "protocol/request.hpp"
+
+namespace bc::protocol {
+
+http_reply rest_api::error_reply(error_code code, std::string_view message) {
+  return {http_status(code), encode_error_body(code, message)};
+}
+
+bool rest_api::authorized(std::string_view authorization) const {
+  constexpr std::string_view scheme = "Bearer ";
+  if (authorization.size() <= scheme.size()) return false;
+  // The scheme is case-insensitive (RFC 7235); the key is not.
+  for (std::size_t i = 0; i < scheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) !=
+        std::tolower(static_cast<unsigned char>(scheme[i]))) {
+      return false;
+    }
+  }
+  return keys_.check(authorization.substr(scheme.size()));
+}
+
+void rest_api::publish(std::string_view authorization, std::string_view body, session_stats& stats,
+                       std::function<void(http_reply)> done) const {
+  if (!authorized(authorization)) {
+    stats.auth_failures.add();
+    return done(error_reply(error_code::unauthenticated, "missing or invalid API key (Authorization: Bearer <key>)"));
+  }
+  std::string message;
+  auto doc = parse_json(body, message);
+  if (!doc) return done(error_reply(error_code::invalid_argument, message));
+  if (!doc->is_object()) return done(error_reply(error_code::invalid_argument, "body must be a JSON object"));
+  std::string channel;
+  if (auto invalid = publisher::validate(doc->get_object(), channel)) {
+    return done(error_reply(invalid->code, invalid->body));
+  }
+  stats.published_rest.add();
+  pub_.publish(doc->get_object(), [done = std::move(done)](publish_outcome out) {
+    if (!out.ok) return done(error_reply(out.code, out.body));
+    done(http_reply{200, std::move(out.body)});
+  });
+}
+
+}  // namespace bc::protocol

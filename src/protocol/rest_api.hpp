@@ -1,0 +1,37 @@
+#pragma once
+// The REST publish endpoint, without HTTP: an Authorization header and a body in, a status and JSON out.
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "auth/api_keys.hpp"
+#include "protocol/publisher.hpp"
+#include "protocol/session_stats.hpp"
+
+namespace bc::protocol {
+
+struct http_reply {
+  unsigned status = 200;
+  std::string body;
+};
+
+class rest_api {
+ public:
+  rest_api(publisher& pub, const auth::api_keys& keys) : pub_(pub), keys_(keys) {}
+
+  // POST {BASE}/publish. `done` runs exactly once, possibly on another thread.
+  void publish(std::string_view authorization, std::string_view body, session_stats& stats,
+               std::function<void(http_reply)> done) const;
+
+  // True when `authorization` is "Bearer <a configured key>".
+  bool authorized(std::string_view authorization) const;
+
+  static http_reply error_reply(error_code code, std::string_view message);
+
+ private:
+  publisher& pub_;
+  const auth::api_keys& keys_;
+};
+
+}  // namespace bc::protocol

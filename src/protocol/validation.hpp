@@ -1,0 +1,13 @@
+#pragma once
+
+#include <string_view>
+
+namespace bc::protocol {
+
+// 1-255 characters of [A-Za-z0-9_-], with ':' separating non-empty segments ("chat:room-42").
+bool is_valid_channel(std::string_view channel);
+
+// A non-empty string of at most 255 bytes.
+bool is_valid_event(std::string_view event);
+
+}  // namespace bc::protocol
