@@ -2,12 +2,56 @@
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
+#include <charconv>
 
 #include "protocol/time_format.hpp"
 
 namespace bc::protocol {
 
 std::string json_quote(std::string_view s) { return boost::json::serialize(boost::json::string(s)); }
+
+void append_json(std::string& out, const boost::json::value& v) {
+  char num[32];
+  switch (v.kind()) {
+    case boost::json::kind::null: out += "null"; return;
+    case boost::json::kind::bool_: out += v.get_bool() ? "true" : "false"; return;
+    case boost::json::kind::int64:
+      out.append(num, std::to_chars(num, num + sizeof num, v.get_int64()).ptr);
+      return;
+    case boost::json::kind::uint64:
+      out.append(num, std::to_chars(num, num + sizeof num, v.get_uint64()).ptr);
+      return;
+    case boost::json::kind::double_:
+      // Parsed JSON holds no NaN or infinity; shortest form that reads back as the same double.
+      out.append(num, std::to_chars(num, num + sizeof num, v.get_double()).ptr);
+      return;
+    case boost::json::kind::string: out += boost::json::serialize(v); return;
+    case boost::json::kind::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& e : v.get_array()) {
+        if (!first) out += ',';
+        first = false;
+        append_json(out, e);
+      }
+      out += ']';
+      return;
+    }
+    case boost::json::kind::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& kv : v.get_object()) {
+        if (!first) out += ',';
+        first = false;
+        out += json_quote(kv.key());
+        out += ':';
+        append_json(out, kv.value());
+      }
+      out += '}';
+      return;
+    }
+  }
+}
 
 namespace {
 std::string open_reply(std::string_view id_json) {

@@ -1,6 +1,7 @@
 #pragma once
 // Everything the server writes on the wire as JSON: replies, error objects, broadcast frames.
 
+#include <boost/json/value.hpp>
 #include <string>
 #include <string_view>
 
@@ -11,6 +12,10 @@ namespace bc::protocol {
 
 // `s` as a JSON string literal, quotes included.
 std::string json_quote(std::string_view s);
+
+// Appends `v` as compact JSON. Numbers keep their shortest round-trip form (2.5 stays 2.5, not 2.5E0),
+// so a payload reaches subscribers the way the publisher wrote it, up to whitespace.
+void append_json(std::string& out, const boost::json::value& v);
 
 // {"requestId":<id>,"result":<result>}; without requestId when id_json is empty.
 std::string encode_result(std::string_view id_json, std::string_view result_json);

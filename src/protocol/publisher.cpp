@@ -34,7 +34,7 @@ void publisher::publish(const boost::json::object& params, std::function<void(pu
   msg.id = ids.next(msg.create_time_ms);
   msg.channel = params.at("channel").get_string();
   msg.event = params.at("event").get_string();
-  msg.payload = boost::json::serialize(params.at("payload"));
+  append_json(msg.payload, params.at("payload"));
   std::string result = encode_publish_result(msg);
   auto pub = encode_publication(std::move(msg));
   broker_.publish(std::move(pub), [done = std::move(done), result = std::move(result)](broker::publish_status s) {
