@@ -1,0 +1,67 @@
+# Broadcaster: `make run` starts a dev server, `make test` runs every test CI runs.
+# Both install what they need from Debian's packages first (scripts/install-deps.sh, idempotent).
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
+PYTHON     ?= /usr/bin/python3
+JOBS       ?= $(shell nproc)
+
+.PHONY: all deps build run test unit integration asan tsan js e2e bench fuzz console format clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@ninja -C $(BUILD)
+
+# The console's files: the page plus the compiled client SDK (needs npm; skipped with a note if absent).
+console: build
+	@if [ -x clients/js/scripts/assemble-console.sh ] && command -v npm >/dev/null; then \
+	  bash clients/js/scripts/assemble-console.sh $(BUILD)/console; \
+	else mkdir -p $(BUILD)/console; cp -r web/console/. $(BUILD)/console/ 2>/dev/null || true; fi
+
+run: build console
+	./$(BUILD)/broadcaster --dev --host 127.0.0.1 --console-dir $(BUILD)/console
+
+unit: build
+	ctest --test-dir $(BUILD) -L unit --output-on-failure -j$(JOBS)
+
+integration: build
+	BROADCASTER_BIN=$(abspath $(BUILD))/broadcaster $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+# The unit and integration suites again under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan: deps
+	@cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBROADCASTER_SANITIZE=address -DBROADCASTER_BENCH=OFF >/dev/null
+	@ninja -C $(BUILD_ASAN)
+	ctest --test-dir $(BUILD_ASAN) -L unit --output-on-failure -j$(JOBS)
+	BROADCASTER_BIN=$(abspath $(BUILD_ASAN))/broadcaster ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+tsan: deps
+	@cmake -S . -B $(BUILD_TSAN) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBROADCASTER_SANITIZE=thread -DBROADCASTER_BENCH=OFF >/dev/null
+	@ninja -C $(BUILD_TSAN)
+	ctest --test-dir $(BUILD_TSAN) -L unit --output-on-failure -j$(JOBS)
+
+js: build
+	@if [ -f clients/js/package.json ]; then cd clients/js && npm ci --no-audit --no-fund >/dev/null && npm test; fi
+
+e2e: build
+	@if [ -x tests/e2e/run.sh ]; then bash tests/e2e/run.sh; fi
+
+test: unit integration js e2e asan
+
+bench: build
+	@if [ -x bench/run ]; then bench/run; else echo "bench/run not present"; fi
+
+fuzz:
+	@if [ -x fuzz/run.sh ]; then bash fuzz/run.sh; else echo "fuzz/run.sh not present"; fi
+
+format:
+	@git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
