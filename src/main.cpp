@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
   auto cfg = bc::app::parse_config(argc, argv, exit_code);
   if (!cfg) return exit_code;
   try {
-    bc::app::setup_logging(cfg->log_level);
+    bc::app::setup_logging(cfg->log_level, cfg->log_format);
     bc::app::server server(std::move(*cfg));
     return server.run();
   } catch (const std::exception& e) {

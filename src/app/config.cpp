@@ -57,6 +57,9 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
   app.add_option("--log-level", c.log_level, "trace | debug | info | warn | error")
       ->envname("LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--log-format", c.log_format, "text | json (one object per line)")
+      ->envname("LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}));
   app.add_option("--broker", c.broker, "memory | redis")->envname("BROKER")->check(CLI::IsMember({"memory", "redis"}));
   app.add_option("--redis-url", c.redis_url, "redis://[:password@]host:port[/db], comma-separated for shards")->envname("REDIS_URL");
 

@@ -21,6 +21,7 @@ struct config {
   std::size_t max_subscriptions = 1000;
   double shutdown_timeout_s = 5;
   std::string log_level = "info";
+  std::string log_format = "text";
   std::string broker = "memory";
   std::string redis_url;
   net::net_config net;

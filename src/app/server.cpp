@@ -13,6 +13,7 @@
 #include "app/metrics.hpp"
 #include "auth/jwt_signer.hpp"
 #include "broker/memory_broker.hpp"
+#include "broker/redis_broker.hpp"
 #include "protocol/encoder.hpp"
 #include "protocol/time_format.hpp"
 #include "protocol/validation.hpp"
@@ -57,7 +58,8 @@ server::server(config cfg)
     : cfg_(with_dev_defaults(std::move(cfg))),
       verifier_(cfg_.jwt_secret, std::chrono::seconds(cfg_.jwt_leeway_s)),
       api_keys_(cfg_.api_keys),
-      broker_(std::make_unique<broker::memory_broker>(*this)),
+      broker_(cfg_.broker == "redis" ? broker::make_redis_broker(*this, cfg_.redis_url, protocol::encode_publication)
+                                     : std::make_unique<broker::memory_broker>(*this)),
       interest_(*broker_),
       publisher_(*broker_),
       rest_(publisher_, api_keys_),

@@ -30,6 +30,11 @@ ws_session::ws_session(worker& w, boost::asio::ip::tcp::socket socket)
   w_.add(*this);
   w_.stats().connections.add();
   w_.stats().accepted.add();
+  if (spdlog::should_log(spdlog::level::debug)) {
+    boost::system::error_code ec;
+    const auto peer = socket_.remote_endpoint(ec);
+    spdlog::debug("connection opened peer={}:{}", peer.address().to_string(), peer.port());
+  }
 }
 
 ws_session::~ws_session() {
@@ -146,12 +151,15 @@ void ws_session::send_publication(const core::publication_ptr& pub, std::uint64_
     if (w_.config().slow_policy == slow_consumer_policy::drop) {
       // The seq was consumed by the hub already, so the client sees the gap.
       w_.stats().dropped.add();
+      if (dropped_++ % 1000 == 0) {
+        spdlog::warn("slow consumer: dropped {} message(s), {} bytes queued, policy=drop", dropped_, out_.bytes());
+      }
       return;
     }
     // Not from inside the hub's delivery loop: tear down on the next turn.
     closing_ = true;
     w_.stats().dropped.add();
-    spdlog::warn("slow consumer: {} bytes queued, disconnecting", out_.bytes());
+    spdlog::warn("slow consumer: {} bytes queued, policy=disconnect", out_.bytes());
     boost::asio::post(w_.ioc(), [self = shared_from_this()] { self->teardown(close_reason::slow_consumer); });
     return;
   }
@@ -288,9 +296,9 @@ void ws_session::teardown(close_reason why) {
   w_.stats().closed[static_cast<std::size_t>(why)].add();
   w_.shared().connections.fetch_sub(1, std::memory_order_relaxed);
   if (why == close_reason::slow_consumer || why == close_reason::protocol_error) {
-    spdlog::warn("connection closed: {}", to_string(why));
+    spdlog::warn("connection closed reason={}", to_string(why));
   } else {
-    spdlog::debug("connection closed: {}", to_string(why));
+    spdlog::debug("connection closed reason={}", to_string(why));
   }
 }
 

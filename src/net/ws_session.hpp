@@ -82,6 +82,7 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
   bool peer_closed_ = false;   // the client sent its close frame
   bool closed_ = false;        // torn down
   bool was_authenticated_ = false;
+  std::uint32_t dropped_ = 0;  // frames skipped under the drop policy, for rate-limited logging
   ws_session* prev_ = nullptr;  // the worker's session list
   ws_session* next_ = nullptr;
 };

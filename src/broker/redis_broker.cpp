@@ -1,0 +1,170 @@
+#include "broker/redis_broker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <stdexcept>
+
+#include "broker/redis_envelope.hpp"
+
+namespace bc::broker {
+
+namespace asio = boost::asio;
+
+redis_broker::redis_broker(delivery_sink& sink, std::vector<redis_endpoint> shards, publication_encoder encode,
+                           redis_options opts)
+    : sink_(sink), encode_(std::move(encode)), opts_(std::move(opts)), work_(asio::make_work_guard(ioc_)) {
+  if (shards.empty()) throw std::invalid_argument("the Redis broker needs at least one Redis instance");
+  if (!encode_) throw std::invalid_argument("the Redis broker needs a publication encoder");
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    shards_.push_back(std::make_unique<redis_shard>(
+        ioc_, i, std::move(shards[i]), opts_,
+        [this](redis_shard& from, std::string_view ch, std::string_view bytes) { on_message(from, ch, bytes); }));
+  }
+}
+
+redis_broker::~redis_broker() { stop(); }
+
+template <class Handler>
+bool redis_broker::post_if_accepting(Handler&& h) {
+  std::lock_guard lock(gate_);
+  if (!accepting_) return false;
+  asio::post(ioc_, std::forward<Handler>(h));
+  return true;
+}
+
+void redis_broker::start() {
+  if (thread_.joinable()) return;
+  std::string where;
+  for (const auto& s : shards_) where += (where.empty() ? "" : ", ") + s->stats().address;
+  spdlog::info("redis broker: {} shard(s): {}", shards_.size(), where);
+  if (!post_if_accepting([this] {
+        for (auto& s : shards_) s->start();
+      })) {
+    return;
+  }
+  thread_ = std::thread([this] {
+    while (true) {
+      try {
+        ioc_.run();
+        return;
+      } catch (const std::exception& e) {  // a handler must not take the broker thread down
+        spdlog::error("redis broker: unexpected exception: {}", e.what());
+      }
+    }
+  });
+}
+
+void redis_broker::stop() {
+  {
+    std::lock_guard lock(gate_);
+    if (!accepting_) return;
+    accepting_ = false;
+    // Last in the queue: everything accepted before runs first (publishes reach Redis or answer unavailable).
+    asio::post(ioc_, [this] {
+      for (auto& s : shards_) s->stop();
+      work_.reset();
+    });
+  }
+  if (thread_.joinable()) {
+    thread_.join();
+  } else {
+    ioc_.run();  // never started: complete what was queued (publishes answer unavailable)
+  }
+  spdlog::info("redis broker: stopped");
+}
+
+void redis_broker::publish(core::publication_ptr pub, std::function<void(publish_status)> done) {
+  auto& shard = shard_for(pub->msg.channel);
+  if (shard.publish_ready()) {
+    // Envelope built on the caller's thread: the broker thread only writes bytes.
+    std::string redis_channel = opts_.channel_prefix + pub->msg.channel;
+    std::string envelope = encode_envelope(pub->msg);
+    std::unique_lock lock(gate_);
+    if (accepting_) {
+      asio::post(ioc_, [&shard, ch = std::move(redis_channel), env = std::move(envelope), done = std::move(done)]() mutable {
+        shard.publish(ch, env, std::move(done));
+      });
+      return;
+    }
+  }
+  // Fast refusal: Redis is known to be down (or we are stopping). Not sent, so nothing to order against.
+  shard.count_rejected();
+  done(publish_status::unavailable);
+}
+
+void redis_broker::subscribe(std::string_view channel) {
+  post_if_accepting([ch = opts_.channel_prefix + std::string(channel), &shard = shard_for(channel)] {
+    shard.subscribe(ch);
+  });
+}
+
+void redis_broker::unsubscribe(std::string_view channel) {
+  post_if_accepting([ch = opts_.channel_prefix + std::string(channel), &shard = shard_for(channel)] {
+    shard.unsubscribe(ch);
+  });
+}
+
+void redis_broker::on_message(redis_shard& from, std::string_view redis_channel, std::string_view bytes) {
+  core::message msg;
+  const std::string_view prefix = opts_.channel_prefix;
+  if (!decode_envelope(bytes, msg) || redis_channel.size() != prefix.size() + msg.channel.size() ||
+      redis_channel.substr(0, prefix.size()) != prefix || redis_channel.substr(prefix.size()) != msg.channel) {
+    from.count_invalid();
+    spdlog::debug("redis shard {}: dropped an unreadable message on {}", from.index(), redis_channel);
+    return;
+  }
+  try {
+    sink_.deliver(encode_(std::move(msg)));
+  } catch (const std::exception& e) {  // never unwind through hiredis's C frames
+    from.count_invalid();
+    spdlog::error("redis shard {}: cannot deliver a message on {}: {}", from.index(), redis_channel, e.what());
+  }
+}
+
+bool redis_broker::healthy() const {
+  for (const auto& s : shards_) {
+    if (!s->up()) return false;
+  }
+  return true;
+}
+
+std::string redis_broker::describe() const {
+  std::size_t up = 0;
+  for (const auto& s : shards_) up += s->up() ? 1 : 0;
+  return "redis " + std::to_string(shards_.size()) + (shards_.size() == 1 ? " shard, " : " shards, ") +
+         std::to_string(up) + " up";
+}
+
+std::vector<redis_shard_stats> redis_broker::stats() const {
+  std::vector<redis_shard_stats> out;
+  out.reserve(shards_.size());
+  for (const auto& s : shards_) out.push_back(s->stats());
+  return out;
+}
+
+std::size_t redis_broker::shard_of(std::string_view channel, std::size_t shards) {
+  if (shards <= 1) return 0;
+  std::uint64_t key = 14695981039346656037ull;  // FNV-1a 64
+  for (unsigned char c : channel) {
+    key ^= c;
+    key *= 1099511628211ull;
+  }
+  // Jump Consistent Hash, "A Fast, Minimal Memory, Consistent Hash Algorithm" (Lamping, Veach 2014).
+  std::int64_t b = -1;
+  std::int64_t j = 0;
+  while (j < static_cast<std::int64_t>(shards)) {
+    b = j;
+    key = key * 2862933555777941757ull + 1;
+    j = static_cast<std::int64_t>(static_cast<double>(b + 1) *
+                                  (static_cast<double>(1ll << 31) / static_cast<double>((key >> 33) + 1)));
+  }
+  return static_cast<std::size_t>(b);
+}
+
+std::unique_ptr<broker> make_redis_broker(delivery_sink& sink, std::string_view redis_url,
+                                          publication_encoder encode, redis_options opts) {
+  return std::make_unique<redis_broker>(sink, parse_redis_urls(redis_url), std::move(encode), std::move(opts));
+}
+
+}  // namespace bc::broker

@@ -1,0 +1,82 @@
+#pragma once
+// The Redis broker: Broadcaster nodes sharing one or more Redis instances act as one service.
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "broker/broker.hpp"
+#include "broker/redis_options.hpp"
+#include "broker/redis_shard.hpp"
+#include "broker/redis_url.hpp"
+
+namespace bc::broker {
+
+// Builds the shared broadcast frame pieces of a message that arrived from Redis (protocol::encode_publication
+// in the server). Injected so that the broker layer does not depend on the protocol layer.
+using publication_encoder = std::function<core::publication_ptr(core::message)>;
+
+// A publish goes to Redis (PUBLISH on the channel's shard) and comes back to every node subscribed to that
+// channel, this one included, which rebuilds the frame and hands it to its delivery_sink. A node subscribes in
+// Redis only to channels with local subscribers (subscribe/unsubscribe from channel_interest).
+//
+// Concurrency: one broker thread runs its own io_context and owns every hiredis context, shard and channel set.
+// Callers on any thread hand work over with `post`, in call order, so publishes from one thread to one channel
+// reach Redis in order on one connection, and come back in order on one subscribe connection. Nothing but the
+// counters and up-flags (atomics) is read from other threads. The post gate (`gate_`) is held only around
+// `post`, so that stop() can tell exactly which work was accepted and must still complete.
+//
+// Guarantees (see broker.hpp): `done` is called exactly once, on the broker thread or inline (fast refusal
+// when the shard is down or the broker stopped); `ok` means Redis answered the PUBLISH.
+class redis_broker final : public broker {
+ public:
+  redis_broker(delivery_sink& sink, std::vector<redis_endpoint> shards, publication_encoder encode,
+               redis_options opts = {});
+  ~redis_broker() override;
+
+  void start() override;
+  void stop() override;
+  void publish(core::publication_ptr pub, std::function<void(publish_status)> done) override;
+  void subscribe(std::string_view channel) override;
+  void unsubscribe(std::string_view channel) override;
+  bool healthy() const override;          // every shard has both connections up
+  std::string describe() const override;  // "redis 2 shards, 2 up"
+
+  std::vector<redis_shard_stats> stats() const;  // any thread
+  std::size_t shard_count() const { return shards_.size(); }
+
+  // The shard of a channel: FNV-1a (64-bit) of the channel name, mapped to [0, shards) by Jump Consistent Hash
+  // (Lamping & Veach), as Centrifugo shards its Redis engine. Stable across nodes, restarts and versions;
+  // adding an instance to the end of the list moves only about 1/N of the channels.
+  static std::size_t shard_of(std::string_view channel, std::size_t shards);
+
+ private:
+  template <class Handler>
+  bool post_if_accepting(Handler&& h);
+  void on_message(redis_shard& from, std::string_view redis_channel, std::string_view bytes);
+  redis_shard& shard_for(std::string_view channel) { return *shards_[shard_of(channel, shards_.size())]; }
+
+  delivery_sink& sink_;
+  publication_encoder encode_;
+  const redis_options opts_;
+  boost::asio::io_context ioc_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::vector<std::unique_ptr<redis_shard>> shards_;  // after ioc_: destroyed before it
+  std::thread thread_;
+  std::mutex gate_;
+  bool accepting_ = true;  // guarded by gate_; false once stop() began
+};
+
+// The factory the server calls for `--broker redis`: parses REDIS_URL (throws std::invalid_argument naming a bad
+// entry) and builds the broker.
+std::unique_ptr<broker> make_redis_broker(delivery_sink& sink, std::string_view redis_url,
+                                          publication_encoder encode, redis_options opts = {});
+
+}  // namespace bc::broker

@@ -1,0 +1,183 @@
+#include "broker/redis_connection.hpp"
+
+#include <hiredis/async.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+
+#include "broker/redis_asio_adapter.hpp"
+
+namespace bc::broker {
+
+namespace asio = boost::asio;
+
+namespace {
+
+redis_connection* owner_of(const redisAsyncContext* ac) { return static_cast<redis_connection*>(ac->data); }
+
+std::string error_of(const redisAsyncContext* ac, const char* fallback) {
+  return ac->c.err != 0 && ac->c.errstr[0] != '\0' ? std::string(ac->c.errstr) : std::string(fallback);
+}
+
+}  // namespace
+
+redis_connection::redis_connection(asio::io_context& ioc, const redis_endpoint& endpoint,
+                                   const redis_options& opts, std::string name, open_handler on_open,
+                                   close_handler on_close)
+    : ioc_(ioc),
+      endpoint_(endpoint),
+      opts_(opts),
+      name_(std::move(name)),
+      on_open_(std::move(on_open)),
+      on_close_(std::move(on_close)),
+      retry_timer_(ioc),
+      handshake_timer_(ioc),
+      backoff_(opts.backoff_min),
+      rng_(std::random_device{}()) {}
+
+redis_connection::~redis_connection() {
+  // Normally stopped already, on the io_context's thread. Freeing here runs the pending callbacks.
+  stopped_ = true;
+  if (ctx_) redisAsyncFree(std::exchange(ctx_, nullptr));
+}
+
+void redis_connection::start() {
+  stopped_ = false;
+  connect();
+}
+
+void redis_connection::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  retry_timer_.cancel();
+  handshake_timer_.cancel();
+  drop("broker stopping");
+}
+
+void redis_connection::connect() {
+  ++generation_;
+  open_ = false;
+  redisAsyncContext* ac = redisAsyncConnect(endpoint_.host.c_str(), endpoint_.port);
+  if (ac == nullptr) return lost("cannot allocate a hiredis context");
+  if (ac->err != 0) {
+    std::string why = error_of(ac, "connect failed");
+    redisAsyncFree(ac);
+    return lost(why);
+  }
+  if (!redis_asio_adapter::attach(ioc_, ac)) {
+    redisAsyncFree(ac);
+    return lost("cannot register the socket with the event loop");
+  }
+  ac->data = this;
+  ctx_ = ac;
+  redisAsyncSetConnectCallback(ac, &redis_connection::on_connect);
+  redisAsyncSetDisconnectCallback(ac, &redis_connection::on_disconnect);
+  handshake_timer_.expires_after(opts_.connect_timeout);
+  handshake_timer_.async_wait([this, gen = generation_](const boost::system::error_code& ec) {
+    if (ec || gen != generation_ || ctx_ == nullptr || ready()) return;
+    drop("not ready within " + std::to_string(opts_.connect_timeout.count()) + " ms");
+  });
+}
+
+void redis_connection::on_connect(const redisAsyncContext* ac, int status) {
+  auto* self = owner_of(ac);
+  if (self->ctx_ != ac) return;  // we are freeing it ourselves
+  if (status != REDIS_OK) {
+    // hiredis frees the context when this returns; on_disconnect is not called for it.
+    self->ctx_ = nullptr;
+    return self->lost(error_of(ac, "connect failed"));
+  }
+  self->opened();
+}
+
+void redis_connection::opened() {
+  open_ = true;
+  if (!endpoint_.password.empty()) {
+    const bool acl = !endpoint_.username.empty();
+    const char* argv[3] = {"AUTH", acl ? endpoint_.username.c_str() : endpoint_.password.c_str(),
+                           endpoint_.password.c_str()};
+    const size_t len[3] = {4, acl ? endpoint_.username.size() : endpoint_.password.size(),
+                           endpoint_.password.size()};
+    redisAsyncCommandArgv(ctx_, &redis_connection::on_auth_reply, this, acl ? 3 : 2, argv, len);
+  }
+  on_open_(ctx_);
+}
+
+void redis_connection::on_auth_reply(redisAsyncContext*, void* reply, void* privdata) {
+  auto* self = static_cast<redis_connection*>(privdata);
+  auto* r = static_cast<redisReply*>(reply);
+  if (r == nullptr || r->type != REDIS_REPLY_ERROR) return;  // null: the context is going away anyway
+  spdlog::error("{}: AUTH failed: {}", self->name_, std::string(r->str, r->len));
+  self->drop_later("AUTH failed");
+}
+
+void redis_connection::on_disconnect(const redisAsyncContext* ac, int) {
+  auto* self = owner_of(ac);
+  if (self->ctx_ != ac) return;  // freed by drop(), which reports the loss itself
+  self->ctx_ = nullptr;
+  self->lost(error_of(ac, "connection closed"));
+}
+
+void redis_connection::mark_ready() {
+  handshake_timer_.cancel();
+  ready_.store(true, std::memory_order_relaxed);
+  backoff_ = opts_.backoff_min;
+  if (ever_ready_) {
+    reconnects_.add();
+    spdlog::info("{}: up again (after {} failed attempts)", name_, failures_in_row_);
+  } else {
+    spdlog::info("{}: up", name_);
+  }
+  ever_ready_ = true;
+  failures_in_row_ = 0;
+}
+
+void redis_connection::drop(const std::string& why) {
+  if (ctx_ == nullptr) return;
+  redisAsyncContext* ac = std::exchange(ctx_, nullptr);
+  redisAsyncFree(ac);  // runs every pending callback with a null reply, then on_disconnect (ignored: ctx_ moved)
+  lost(why);
+}
+
+void redis_connection::drop_later(std::string why) {
+  asio::post(ioc_, [this, gen = generation_, why = std::move(why)] {
+    if (gen == generation_) drop(why);
+  });
+}
+
+void redis_connection::lost(const std::string& why) {
+  handshake_timer_.cancel();
+  const bool was_ready = ready();
+  const bool was_open = open_;
+  ready_.store(false, std::memory_order_relaxed);
+  open_ = false;
+  if (was_open) on_close_();
+  if (stopped_) {
+    spdlog::info("{}: closed ({})", name_, why);
+    return;
+  }
+  ++failures_in_row_;
+  if (was_ready) {
+    spdlog::warn("{}: connection lost ({}); reconnecting", name_, why);
+  } else if (failures_in_row_ == 1 || failures_in_row_ % 30 == 0) {
+    spdlog::warn("{}: cannot connect ({}); attempt {}, retrying with backoff up to {} ms", name_, why,
+                 failures_in_row_, opts_.backoff_max.count());
+  } else {
+    spdlog::debug("{}: cannot connect ({}); attempt {}", name_, why, failures_in_row_);
+  }
+  schedule_retry();
+}
+
+void redis_connection::schedule_retry() {
+  // Equal jitter: wait somewhere in [d/2, d], so that nodes restarted together do not reconnect in lockstep.
+  const auto d = backoff_.count();
+  std::uniform_int_distribution<long long> pick(d / 2, d);
+  const auto wait = std::chrono::milliseconds(pick(rng_));
+  backoff_ = std::min(backoff_ * 2, opts_.backoff_max);
+  retry_timer_.expires_after(wait);
+  retry_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec && !stopped_) connect();
+  });
+}
+
+}  // namespace bc::broker

@@ -1,0 +1,89 @@
+#pragma once
+// One hiredis connection to one Redis instance, kept up by reconnecting with backoff.
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+
+#include "broker/redis_options.hpp"
+#include "broker/redis_url.hpp"
+#include "core/local_counter.hpp"
+
+struct redisAsyncContext;
+
+namespace bc::broker {
+
+// Owns at most one hiredis async context at a time and re-creates it after every loss, waiting an exponential,
+// jittered backoff between attempts. The connection is role-agnostic; its owner drives the protocol:
+//
+//   connect ──TCP up──> AUTH (when configured), then `on_open(ctx)`: the owner queues its handshake
+//           <──lost──── owner calls mark_ready() once the handshake is answered (ready() turns true)
+//   lost/drop: hiredis has run every pending callback with a null reply, then `on_close()`; retry after backoff
+//
+// A handshake that does not complete within `connect_timeout` (an unreachable or hung server) is dropped and
+// retried like any other failure.
+//
+// Thread-safety: everything runs on the io_context's one thread, except ready() and reconnects(), which any
+// thread may read. The owner must keep this object alive until the io_context has finished running.
+class redis_connection {
+ public:
+  using open_handler = std::function<void(redisAsyncContext*)>;
+  using close_handler = std::function<void()>;
+
+  redis_connection(boost::asio::io_context& ioc, const redis_endpoint& endpoint, const redis_options& opts,
+                   std::string name, open_handler on_open, close_handler on_close);
+  ~redis_connection();
+  redis_connection(const redis_connection&) = delete;
+  redis_connection& operator=(const redis_connection&) = delete;
+
+  void start();
+  void stop();  // frees the context (pending callbacks run with null replies) and stops reconnecting
+  void mark_ready();
+  // Frees the context now and reconnects after the backoff. Not from inside one of this context's callbacks:
+  // use drop_later there.
+  void drop(const std::string& why);
+  void drop_later(std::string why);
+
+  // The context once TCP is up and AUTH is queued (commands may be sent); null otherwise.
+  redisAsyncContext* open_context() const { return open_ ? ctx_ : nullptr; }
+  bool ready() const { return ready_.load(std::memory_order_relaxed); }
+  std::uint64_t reconnects() const { return reconnects_.get(); }
+  const std::string& name() const { return name_; }
+
+ private:
+  static void on_connect(const redisAsyncContext* ac, int status);
+  static void on_disconnect(const redisAsyncContext* ac, int status);
+  static void on_auth_reply(redisAsyncContext* ac, void* reply, void* privdata);
+
+  void connect();
+  void opened();
+  void lost(const std::string& why);
+  void schedule_retry();
+
+  boost::asio::io_context& ioc_;
+  const redis_endpoint& endpoint_;
+  const redis_options& opts_;
+  std::string name_;  // for logs: "redis shard 0 publish (127.0.0.1:6379)"
+  open_handler on_open_;
+  close_handler on_close_;
+  boost::asio::steady_timer retry_timer_;
+  boost::asio::steady_timer handshake_timer_;
+
+  redisAsyncContext* ctx_ = nullptr;
+  std::uint64_t generation_ = 0;  // one per context, so that late timers and posts find out they are stale
+  bool open_ = false;
+  bool stopped_ = true;
+  bool ever_ready_ = false;
+  std::atomic<bool> ready_{false};
+  std::chrono::milliseconds backoff_;
+  unsigned failures_in_row_ = 0;
+  std::minstd_rand rng_;
+  core::local_counter reconnects_;
+};
+
+}  // namespace bc::broker

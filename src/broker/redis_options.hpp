@@ -1,0 +1,32 @@
+#pragma once
+// Tunables of the Redis broker. Plain aggregate with production defaults; tests shorten the timeouts.
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+namespace bc::broker {
+
+struct redis_options {
+  // Every Broadcaster channel C is the Redis Pub/Sub channel `channel_prefix + C`, so that several deployments
+  // (or other applications) can share one Redis.
+  std::string channel_prefix = "broadcaster:";
+
+  // Reconnect delay: starts at backoff_min, doubles after every failed attempt up to backoff_max, with jitter
+  // (the actual wait is uniformly drawn from [d/2, d]). Reset once a connection is up.
+  std::chrono::milliseconds backoff_min{50};
+  std::chrono::milliseconds backoff_max{2000};
+
+  // From starting a TCP connect to the connection being usable (AUTH answered, PING/SUBSCRIBE confirmed).
+  std::chrono::milliseconds connect_timeout{2000};
+
+  // A PUBLISH whose reply has not arrived after this long means Redis hangs: the shard's connections are dropped
+  // (every in-flight publish answers `unavailable`) and re-established.
+  std::chrono::milliseconds publish_timeout{2000};
+
+  // PUBLISHes sent and not yet answered, per shard; beyond it a publish answers `unavailable` (bounded memory
+  // when Redis is slow).
+  std::size_t max_in_flight = 100000;
+};
+
+}  // namespace bc::broker

@@ -1,0 +1,118 @@
+#include "broker/redis_url.hpp"
+
+#include <charconv>
+#include <stdexcept>
+
+namespace bc::broker {
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+[[noreturn]] void bad(std::string_view url, std::string_view why) {
+  throw std::invalid_argument("invalid REDIS_URL entry '" + std::string(url) + "': " + std::string(why));
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string percent_decode(std::string_view s, std::string_view url) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) bad(url, "bad percent-encoding");
+    const int hi = hex_digit(s[i + 1]);
+    const int lo = hex_digit(s[i + 2]);
+    if (hi < 0 || lo < 0) bad(url, "bad percent-encoding");
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+int parse_int(std::string_view s, int min, int max, std::string_view url, std::string_view what) {
+  int v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v < min || v > max) {
+    bad(url, std::string(what) + " must be a number from " + std::to_string(min) + " to " + std::to_string(max));
+  }
+  return v;
+}
+
+redis_endpoint parse_one(std::string_view url) {
+  redis_endpoint ep;
+  std::string_view rest = url;
+  if (auto scheme = rest.find("://"); scheme != std::string_view::npos) {
+    if (rest.substr(0, scheme) != "redis") bad(url, "only redis:// is supported");
+    rest.remove_prefix(scheme + 3);
+  }
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    auto db = rest.substr(slash + 1);
+    if (!db.empty()) ep.db = parse_int(db, 0, 1 << 20, url, "db");
+    rest = rest.substr(0, slash);
+  }
+  if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+    auto userinfo = rest.substr(0, at);
+    rest.remove_prefix(at + 1);
+    auto colon = userinfo.find(':');
+    if (colon == std::string_view::npos) {
+      ep.password = percent_decode(userinfo, url);  // redis://secret@host: the common short form
+    } else {
+      ep.username = percent_decode(userinfo.substr(0, colon), url);
+      ep.password = percent_decode(userinfo.substr(colon + 1), url);
+    }
+  }
+  std::string_view port;
+  if (!rest.empty() && rest.front() == '[') {
+    auto close = rest.find(']');
+    if (close == std::string_view::npos) bad(url, "unclosed '[' in host");
+    ep.host = std::string(rest.substr(1, close - 1));
+    rest.remove_prefix(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') bad(url, "unexpected text after ']'");
+      port = rest.substr(1);
+    }
+  } else {
+    auto colon = rest.find(':');
+    ep.host = std::string(rest.substr(0, colon));
+    if (colon != std::string_view::npos) port = rest.substr(colon + 1);
+  }
+  if (ep.host.empty()) bad(url, "missing host");
+  if (!port.empty()) ep.port = parse_int(port, 1, 65535, url, "port");
+  return ep;
+}
+
+}  // namespace
+
+std::string redis_endpoint::address() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::vector<redis_endpoint> parse_redis_urls(std::string_view list) {
+  const std::string all(list);
+  std::vector<redis_endpoint> out;
+  while (true) {
+    auto comma = list.find(',');
+    auto item = trim(list.substr(0, comma));
+    if (item.empty()) throw std::invalid_argument("invalid REDIS_URL: empty entry in '" + all + "'");
+    out.push_back(parse_one(item));
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+}  // namespace bc::broker

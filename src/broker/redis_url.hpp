@@ -1,0 +1,28 @@
+#pragma once
+// Parsing of REDIS_URL: where each Redis instance (shard) of the Redis broker lives.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bc::broker {
+
+// One Redis instance. `db` is accepted for compatibility with the usual URL form but has no effect: Redis
+// Pub/Sub is not scoped to a database.
+struct redis_endpoint {
+  std::string host;
+  int port = 6379;
+  std::string username;  // Redis 6 ACL user; empty = the default user
+  std::string password;  // empty = no AUTH
+  int db = 0;
+
+  // host:port, for logs and metrics (never the password).
+  std::string address() const;
+};
+
+// Parses `redis://[[user]:password@]host[:port][/db]`, or a comma-separated list of them (one per shard, in
+// shard order). The scheme may be left out; an IPv6 host is written in brackets; user and password may be
+// percent-encoded. Throws std::invalid_argument with a message naming the bad entry.
+std::vector<redis_endpoint> parse_redis_urls(std::string_view list);
+
+}  // namespace bc::broker
