@@ -55,6 +55,7 @@ e2e: build
 test: unit integration js e2e asan
 
 bench: build
+	@bash scripts/install-deps.sh --bench
 	@if [ -x bench/run ]; then bench/run; else echo "bench/run not present"; fi
 
 fuzz:

@@ -9,7 +9,17 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server
   python3 python3-pytest python3-websockets python3-requests
+  chromium
 )
+# The peers the benchmark compares against, and its plotting: only for `make bench`.
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(nginx libnginx-mod-nchan gnuplot-nox)
+fi
+# Node.js (SDK, console, browser tests): the machine image may bring its own build; only install Debian's
+# when there is none, so the two never fight over /usr/bin/node.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

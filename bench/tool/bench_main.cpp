@@ -1,0 +1,355 @@
+// broadcaster-bench: opens N WebSocket subscribers over K channels on Broadcaster, Nchan or Socket.IO, publishes
+// over REST at a target rate (or as fast as a bounded number in flight allows) and reports delivery latency,
+// deliveries/s, loss, seq gaps, connect+subscribe rate, and the server's memory and CPU from /proc.
+// Prints a live progress line on stderr, then a human table and one JSON line on stdout.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_options.hpp"
+#include "load_worker.hpp"
+#include "proc_stats.hpp"
+
+using namespace bc::bench;
+
+namespace {
+
+const char* usage =
+    "usage: broadcaster-bench --port P [options]\n"
+    "  --target broadcaster|nchan|socketio   protocol of the server (default broadcaster)\n"
+    "  --host H --port P                     server address (loopback only)\n"
+    "  --server-pid PID                      sample RSS and CPU of this process tree from /proc\n"
+    "  --connections N --channels K          subscribers, spread round-robin over K channels\n"
+    "  --rate R --duration S                 publishes/s (0 = max speed) for S seconds (0 = no publishing)\n"
+    "  --inflight M                          REST publisher keep-alive connections = publishes in flight\n"
+    "  --idle S                              hold the connections idle S seconds before publishing\n"
+    "  --drain S                             wait up to S seconds for acks and deliveries afterwards\n"
+    "  --threads T --sources S --source-first A --connect-concurrency C --connect-timeout S\n"
+    "  --payload-bytes B --jwt-secret S --api-key K --base-path /broadcaster\n"
+    "  --label NAME --json-out FILE --check --no-progress\n";
+
+bench_options parse(int argc, char** argv) {
+  bench_options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto val = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << "missing value for " << a << "\n" << usage;
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--target") o.proto.target = val();
+    else if (a == "--host") o.proto.host = val();
+    else if (a == "--port") o.proto.port = std::stoi(val());
+    else if (a == "--base-path") o.proto.base_path = val();
+    else if (a == "--jwt-secret") o.proto.jwt_secret = val();
+    else if (a == "--api-key") o.proto.api_key = val();
+    else if (a == "--channels") o.proto.channels = std::stoi(val());
+    else if (a == "--server-pid") o.server_pid = std::stoi(val());
+    else if (a == "--connections") o.connections = std::stoi(val());
+    else if (a == "--threads") o.threads = std::stoi(val());
+    else if (a == "--sources") o.sources = std::stoi(val());
+    else if (a == "--source-first") o.source_first = std::stoi(val());
+    else if (a == "--connect-concurrency") o.connect_concurrency = std::stoi(val());
+    else if (a == "--connect-timeout") o.connect_timeout = std::stod(val());
+    else if (a == "--idle") o.idle = std::stod(val());
+    else if (a == "--rate") o.rate = std::stod(val());
+    else if (a == "--duration") o.duration = std::stod(val());
+    else if (a == "--inflight") o.inflight = std::stoi(val());
+    else if (a == "--drain") o.drain = std::stod(val());
+    else if (a == "--payload-bytes") o.payload_bytes = std::stoi(val());
+    else if (a == "--label") o.label = val();
+    else if (a == "--json-out") o.json_out = val();
+    else if (a == "--check") o.check = true;
+    else if (a == "--no-progress") o.progress = false;
+    else if (a == "-h" || a == "--help") {
+      std::cout << usage;
+      std::exit(0);
+    } else {
+      std::cerr << "unknown option " << a << "\n" << usage;
+      std::exit(2);
+    }
+  }
+  if (o.proto.port <= 0) {
+    std::cerr << "--port is required\n" << usage;
+    std::exit(2);
+  }
+  if (o.proto.host.rfind("127.", 0) != 0) {
+    std::cerr << "only loopback targets (127.0.0.0/8) are allowed\n";
+    std::exit(2);
+  }
+  o.threads = std::max(1, o.threads);
+  o.sources = std::max(1, o.sources);
+  o.proto.channels = std::max(1, o.proto.channels);
+  o.inflight = std::max(1, o.inflight);
+  return o;
+}
+
+struct totals {
+  std::uint64_t opened = 0, upgraded = 0, subscribed = 0, failed = 0, closed = 0;
+  std::uint64_t received = 0, gaps = 0, out_of_order = 0, last_subscribe_us = 0, last_delivery_us = 0;
+  std::uint64_t pub_sent = 0, pub_acked = 0, pub_errors = 0, pub_reconnects = 0, expected = 0, pub_behind = 0;
+  int pub_inflight = 0;
+  bool connect_done = true;
+};
+
+totals sum(const std::vector<std::unique_ptr<load_worker>>& ws) {
+  totals t;
+  for (const auto& w : ws) {
+    const auto& c = w->counters();
+    auto r = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    t.opened += r(c.opened); t.upgraded += r(c.upgraded); t.subscribed += r(c.subscribed); t.failed += r(c.failed);
+    t.closed += r(c.closed); t.received += r(c.received); t.gaps += r(c.gaps); t.out_of_order += r(c.out_of_order);
+    t.last_subscribe_us = std::max(t.last_subscribe_us, r(c.last_subscribe_us));
+    t.last_delivery_us = std::max(t.last_delivery_us, r(c.last_delivery_us));
+    t.pub_sent += r(c.pub_sent); t.pub_acked += r(c.pub_acked); t.pub_errors += r(c.pub_errors);
+    t.pub_reconnects += r(c.pub_reconnects); t.expected += r(c.expected); t.pub_behind += r(c.pub_behind);
+    t.pub_inflight += c.pub_inflight.load(std::memory_order_relaxed);
+    t.connect_done = t.connect_done && c.connect_done.load();
+  }
+  return t;
+}
+
+void merge_all(const std::vector<std::unique_ptr<load_worker>>& ws, latency_histogram& h) {
+  for (const auto& w : ws) h.merge(w->histogram());
+}
+
+std::string fmt_us(std::uint64_t us) {
+  char b[32];
+  if (us < 1000) std::snprintf(b, sizeof b, "%llu µs", static_cast<unsigned long long>(us));
+  else if (us < 1000000) std::snprintf(b, sizeof b, "%.2f ms", static_cast<double>(us) / 1e3);
+  else std::snprintf(b, sizeof b, "%.2f s", static_cast<double>(us) / 1e6);
+  return b;
+}
+
+volatile sig_atomic_t g_interrupted = 0;
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bench_options opt = parse(argc, argv);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGINT, [](int) { g_interrupted = 1; });
+  signal(SIGTERM, [](int) { g_interrupted = 1; });
+  std::unique_ptr<peer_protocol> proto;
+  try {
+    proto = make_protocol(opt.proto);
+  } catch (const std::exception& e) {
+    std::cerr << e.what() << "\n";
+    return 2;
+  }
+  run_state state(opt.proto.channels);
+  const bool tty = isatty(2) != 0;
+  auto sample = [&](bool fds = false) { return opt.server_pid ? sample_tree(opt.server_pid, fds) : proc_sample{}; };
+
+  const proc_sample before = sample();
+  std::vector<std::unique_ptr<load_worker>> workers;
+  int first = 0;
+  for (int t = 0; t < opt.threads; ++t) {
+    const int n = opt.connections / opt.threads + (t < opt.connections % opt.threads ? 1 : 0);
+    workers.push_back(std::make_unique<load_worker>(t, opt, *proto, state, first, n, t == 0 && opt.duration > 0));
+    first += n;
+  }
+  const std::uint64_t t_start = now_us();
+  std::vector<std::thread> threads;
+  for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
+
+  // Progress: one line per second (overwritten in place on a terminal).
+  std::uint64_t last_received = 0, last_tick = t_start;
+  const char* phase_names[] = {"connect", "idle", "publish", "drain", "done"};
+  auto progress = [&](bool final_line = false) {
+    if (!opt.progress) return;
+    const auto t = sum(workers);
+    const auto now = now_us();
+    const double dt = static_cast<double>(now - last_tick) / 1e6;
+    const double rate = dt > 0 ? static_cast<double>(t.received - last_received) / dt : 0;
+    last_received = t.received;
+    last_tick = now;
+    latency_histogram h;
+    merge_all(workers, h);
+    std::fprintf(stderr, "%s[%6.1fs] %-7s conns %llu/%d subscribed (%llu failed, %llu closed)  pubs %llu acked  "
+                         "%.0f msg/s  p99 %s%s",
+                 tty ? "\r" : "", static_cast<double>(now - t_start) / 1e6,
+                 phase_names[static_cast<int>(state.phase.load())], static_cast<unsigned long long>(t.subscribed),
+                 opt.connections, static_cast<unsigned long long>(t.failed), static_cast<unsigned long long>(t.closed),
+                 static_cast<unsigned long long>(t.pub_acked), rate, fmt_us(h.quantile(0.99)).c_str(),
+                 tty && !final_line ? "   " : "\n");
+  };
+  auto wait_until = [&](std::uint64_t deadline_us, auto&& done) {
+    std::uint64_t next_print = now_us() + 1000000;
+    while (!g_interrupted && now_us() < deadline_us && !done()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (now_us() >= next_print) {
+        progress();
+        next_print += 1000000;
+      }
+    }
+  };
+
+  // Phase 1: connect and subscribe.
+  wait_until(t_start + static_cast<std::uint64_t>(opt.connect_timeout * 1e6), [&] { return sum(workers).connect_done; });
+  totals after_connect = sum(workers);
+  const std::uint64_t connect_end = after_connect.last_subscribe_us ? after_connect.last_subscribe_us : now_us();
+  const double connect_s = static_cast<double>(connect_end - t_start) / 1e6;
+
+  // Phase 2: idle hold, then the memory sample.
+  state.phase.store(run_phase::idle);
+  if (opt.idle > 0) wait_until(now_us() + static_cast<std::uint64_t>(opt.idle * 1e6), [] { return false; });
+  const proc_sample idle_sample = sample(true);
+  const std::uint64_t subscribed_idle = sum(workers).subscribed - sum(workers).closed;
+
+  // Phase 3: publish, then drain until every acknowledged publish is delivered (or the drain bound).
+  const proc_sample cpu0 = sample();
+  const double self0 = self_cpu_seconds();
+  const double machine0 = machine_busy_seconds();
+  const std::uint64_t pub_start = now_us();
+  std::uint64_t window_end = pub_start;
+  if (opt.duration > 0) {
+    state.publish_start_us.store(pub_start);
+    state.phase.store(run_phase::publish);
+    wait_until(pub_start + static_cast<std::uint64_t>(opt.duration * 1e6), [] { return false; });
+    state.phase.store(run_phase::drain);
+    wait_until(now_us() + static_cast<std::uint64_t>(opt.drain * 1e6), [&] {
+      const auto t = sum(workers);
+      return t.pub_inflight == 0 && t.received >= t.expected;
+    });
+    window_end = now_us();
+  }
+  const proc_sample cpu1 = sample();
+  const double self1 = self_cpu_seconds();
+  const double machine1 = machine_busy_seconds();
+  progress(true);
+  state.phase.store(run_phase::done);
+  for (auto& th : threads) th.join();
+  const totals t = sum(workers);
+  latency_histogram h;
+  merge_all(workers, h);
+  std::string first_error;
+  for (auto& w : workers)
+    if (first_error.empty()) first_error = w->first_error();
+
+  // Report.
+  const double window_s = static_cast<double>(window_end - pub_start) / 1e6;
+  const double delivery_s =
+      t.last_delivery_us > pub_start ? static_cast<double>(t.last_delivery_us - pub_start) / 1e6 : window_s;
+  const double server_cpu = cpu1.cpu_seconds - cpu0.cpu_seconds;
+  const double self_cpu = self1 - self0;
+  // What other processes on the machine used over the window (compiles of other sessions, ...): when this is
+  // large, throughput and latency are contaminated; CPU per delivery much less so.
+  const double others_cpu = std::max(0.0, (machine1 - machine0) - server_cpu - self_cpu);
+  double load1 = 0;
+  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf", &load1) != 1) load1 = 0;
+    std::fclose(f);
+  }
+  const std::uint64_t loss = t.expected > t.received ? t.expected - t.received : 0;
+  const double kib_per_conn = subscribed_idle
+                                  ? (static_cast<double>(idle_sample.rss_kib) - static_cast<double>(before.rss_kib)) /
+                                        static_cast<double>(subscribed_idle)
+                                  : 0;
+  const double deliveries_per_s = delivery_s > 0 ? static_cast<double>(t.received) / delivery_s : 0;
+  const double us_per_delivery = t.received ? server_cpu * 1e6 / static_cast<double>(t.received) : 0;
+  const double us_per_publish = t.pub_acked ? server_cpu * 1e6 / static_cast<double>(t.pub_acked) : 0;
+  const double pubs_per_s = window_s > 0 ? static_cast<double>(t.pub_acked) / std::max(window_s, 1e-9) : 0;
+  const double pubs_per_s_offered = opt.duration > 0 ? static_cast<double>(t.pub_sent) / opt.duration : 0;
+
+  std::printf("\n== broadcaster-bench  target=%s  label=%s  connections=%d channels=%d rate=%g duration=%gs inflight=%d\n",
+              opt.proto.target.c_str(), opt.label.c_str(), opt.connections, opt.proto.channels, opt.rate,
+              opt.duration, opt.inflight);
+  std::printf("  connect+subscribe   %llu subscribed, %llu failed in %.2f s  (%.0f /s)\n",
+              static_cast<unsigned long long>(after_connect.subscribed),
+              static_cast<unsigned long long>(after_connect.failed), connect_s,
+              connect_s > 0 ? static_cast<double>(after_connect.subscribed) / connect_s : 0);
+  if (opt.server_pid)
+    std::printf("  server memory       RSS %llu KiB before, %llu KiB idle with %llu subscribed -> %.2f KiB/connection, "
+                "%llu fds\n",
+                static_cast<unsigned long long>(before.rss_kib), static_cast<unsigned long long>(idle_sample.rss_kib),
+                static_cast<unsigned long long>(subscribed_idle), kib_per_conn,
+                static_cast<unsigned long long>(idle_sample.open_fds));
+  if (opt.duration > 0) {
+    std::printf("  publish             %llu sent, %llu acked, %llu errors  (%.0f /s acked over %.2f s)%s\n",
+                static_cast<unsigned long long>(t.pub_sent), static_cast<unsigned long long>(t.pub_acked),
+                static_cast<unsigned long long>(t.pub_errors), pubs_per_s, window_s,
+                t.pub_behind ? ("  [" + std::to_string(t.pub_behind) + " left > 1 ms after their slot: client scheduling or in-flight bound]").c_str() : "");
+    std::printf("  deliveries          %llu received / %llu expected: loss %llu, seq gaps %s, out of order %llu, "
+                "closed by server %llu\n",
+                static_cast<unsigned long long>(t.received), static_cast<unsigned long long>(t.expected),
+                static_cast<unsigned long long>(loss),
+                proto->has_seq() ? std::to_string(t.gaps).c_str() : "n/a",
+                static_cast<unsigned long long>(t.out_of_order), static_cast<unsigned long long>(t.closed));
+    std::printf("  throughput          %.0f deliveries/s (first publish to last delivery, %.2f s)\n",
+                deliveries_per_s, delivery_s);
+    std::printf("  latency             p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", fmt_us(h.quantile(0.5)).c_str(),
+                fmt_us(h.quantile(0.9)).c_str(), fmt_us(h.quantile(0.99)).c_str(),
+                fmt_us(h.quantile(0.999)).c_str(), fmt_us(h.max()).c_str());
+    if (opt.server_pid)
+      std::printf("  server CPU          %.3f s over the window -> %.3f µs/delivery, %.2f µs/publish\n", server_cpu,
+                  us_per_delivery, us_per_publish);
+    std::printf("  client CPU          %.3f s over the window (%.0f%% of one core)\n", self_cpu,
+                window_s > 0 ? 100 * self_cpu / window_s : 0);
+    std::printf("  other processes     %.3f s of CPU over the window (%.2f cores), load average %.2f\n", others_cpu,
+                window_s > 0 ? others_cpu / window_s : 0, load1);
+  }
+  if (!first_error.empty()) std::printf("  first error         %s\n", first_error.c_str());
+
+  std::ostringstream js;
+  js.setf(std::ios::fixed);
+  js.precision(3);
+  js << "{\"tool\":\"broadcaster-bench\",\"target\":\"" << opt.proto.target << "\",\"label\":\"" << opt.label
+     << "\",\"connections\":" << opt.connections << ",\"channels\":" << opt.proto.channels << ",\"rate\":" << opt.rate
+     << ",\"duration\":" << opt.duration << ",\"inflight\":" << opt.inflight << ",\"threads\":" << opt.threads
+     << ",\"subscribed\":" << after_connect.subscribed << ",\"connect_failed\":" << after_connect.failed
+     << ",\"connect_s\":" << connect_s
+     << ",\"connect_per_s\":" << (connect_s > 0 ? static_cast<double>(after_connect.subscribed) / connect_s : 0)
+     << ",\"rss_before_kib\":" << before.rss_kib << ",\"rss_idle_kib\":" << idle_sample.rss_kib
+     << ",\"rss_end_kib\":" << cpu1.rss_kib << ",\"server_fds\":" << idle_sample.open_fds
+     << ",\"kib_per_conn\":" << kib_per_conn << ",\"pub_sent\":" << t.pub_sent << ",\"pub_acked\":" << t.pub_acked
+     << ",\"pub_errors\":" << t.pub_errors << ",\"pub_behind\":" << t.pub_behind
+     << ",\"pub_offered_per_s\":" << pubs_per_s_offered << ",\"pubs_per_s\":" << pubs_per_s
+     << ",\"expected\":" << t.expected << ",\"received\":" << t.received << ",\"loss\":" << loss << ",\"gaps\":"
+     << (proto->has_seq() ? std::to_string(t.gaps) : "null") << ",\"out_of_order\":" << t.out_of_order
+     << ",\"closed_by_server\":" << t.closed << ",\"window_s\":" << window_s << ",\"delivery_s\":" << delivery_s
+     << ",\"deliveries_per_s\":" << deliveries_per_s << ",\"p50_us\":" << h.quantile(0.5)
+     << ",\"p90_us\":" << h.quantile(0.9) << ",\"p99_us\":" << h.quantile(0.99) << ",\"p999_us\":"
+     << h.quantile(0.999) << ",\"max_us\":" << h.max() << ",\"server_cpu_s\":" << server_cpu
+     << ",\"us_per_delivery\":" << us_per_delivery << ",\"us_per_publish\":" << us_per_publish
+     << ",\"client_cpu_s\":" << self_cpu << ",\"others_cpu_s\":" << others_cpu << ",\"load1\":" << load1
+     << ",\"hist\":[";
+  bool firstb = true;
+  h.for_each([&](std::uint64_t edge, std::uint64_t count) {
+    js << (firstb ? "" : ",") << "[" << edge << "," << count << "]";
+    firstb = false;
+  });
+  js << "]}";
+  std::printf("%s\n", js.str().c_str());
+  std::fflush(stdout);
+  if (!opt.json_out.empty()) std::ofstream(opt.json_out, std::ios::app) << js.str() << "\n";
+
+  if (opt.check) {
+    const bool ok = after_connect.subscribed == static_cast<std::uint64_t>(opt.connections) && loss == 0 &&
+                    t.gaps == 0 && t.out_of_order == 0 && t.pub_errors == 0 && t.pub_acked == t.pub_sent &&
+                    t.closed == 0 && (opt.duration <= 0 || t.received > 0);
+    if (!ok) {
+      std::fprintf(stderr, "CHECK FAILED: subscribed %llu/%d, loss %llu, gaps %llu, out of order %llu, "
+                           "publish errors %llu, acked %llu/%llu, closed %llu\n",
+                   static_cast<unsigned long long>(after_connect.subscribed), opt.connections,
+                   static_cast<unsigned long long>(loss), static_cast<unsigned long long>(t.gaps),
+                   static_cast<unsigned long long>(t.out_of_order), static_cast<unsigned long long>(t.pub_errors),
+                   static_cast<unsigned long long>(t.pub_acked), static_cast<unsigned long long>(t.pub_sent),
+                   static_cast<unsigned long long>(t.closed));
+      return 1;
+    }
+  }
+  return g_interrupted ? 130 : 0;
+}

@@ -1,0 +1,97 @@
+// One client event loop (epoll, level-triggered) owning a slice of the subscriber connections and, on worker 0,
+// the REST publisher connections. Workers share nothing but the run_state; every counter has one writer (its
+// worker) and is read by the main thread for the progress line and the report.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench_options.hpp"
+#include "latency_histogram.hpp"
+#include "peer_protocol.hpp"
+
+namespace bc::bench {
+
+enum class run_phase : int { connect, idle, publish, drain, done };
+
+std::uint64_t now_us();  // CLOCK_MONOTONIC, microseconds
+
+// Shared between the main thread and the workers.
+struct run_state {
+  explicit run_state(int channels) : subs_per_channel(static_cast<std::size_t>(channels)) {}
+  std::atomic<run_phase> phase{run_phase::connect};
+  std::atomic<std::uint64_t> publish_start_us{0};
+  std::vector<std::atomic<std::uint32_t>> subs_per_channel;  // live subscribed connections per channel
+};
+
+// Counters of one worker (single writer; relaxed reads from the main thread).
+struct worker_counters {
+  std::atomic<std::uint64_t> opened{0}, upgraded{0}, subscribed{0}, failed{0}, closed{0};
+  std::atomic<std::uint64_t> received{0}, gaps{0}, out_of_order{0};
+  std::atomic<std::uint64_t> last_subscribe_us{0}, last_delivery_us{0};
+  std::atomic<std::uint64_t> pub_sent{0}, pub_acked{0}, pub_errors{0}, pub_reconnects{0}, expected{0};
+  std::atomic<std::uint64_t> pub_behind{0};  // publishes sent > 1 ms after their slot (in-flight bound)
+  std::atomic<int> pub_inflight{0};
+  std::atomic<bool> connect_done{false};
+};
+
+class load_worker {
+ public:
+  load_worker(int id, const bench_options& opt, const peer_protocol& proto, run_state& state,
+              int first_conn, int conn_count, bool publisher);
+  ~load_worker();
+  load_worker(const load_worker&) = delete;
+  load_worker& operator=(const load_worker&) = delete;
+
+  void run();  // until the phase is done
+
+  const worker_counters& counters() const { return counters_; }
+  const latency_histogram& histogram() const { return hist_; }
+  std::string first_error() const;
+
+ private:
+  struct connection;
+  void open_more();
+  bool open_one(connection& c);
+  void on_event(connection& c, std::uint32_t events);
+  void on_connected(connection& c);
+  void on_readable(connection& c);
+  std::size_t on_bytes(connection& c, char* data, std::size_t len);  // returns bytes consumed
+  std::size_t on_upgrade_response(connection& c, char* data, std::size_t len);
+  std::size_t on_frames(connection& c, char* data, std::size_t len);
+  void on_text(connection& c, std::string_view text);
+  std::size_t on_http_response(connection& c, char* data, std::size_t len);
+  void send_text(connection& c, std::string_view text);
+  void send_frame(connection& c, int opcode, std::string_view payload);
+  void send_raw(connection& c, std::string_view bytes);
+  void flush(connection& c);
+  void update_interest(connection& c);
+  void close_conn(connection& c, bool by_server);
+  void publish_tick();
+  void publish_on(connection& c);
+  void note_error(const std::string& e);
+
+  int id_;
+  const bench_options& opt_;
+  const peer_protocol& proto_;
+  run_state& state_;
+  int epfd_ = -1;
+  std::vector<std::unique_ptr<connection>> subs_;
+  std::vector<std::unique_ptr<connection>> pubs_;
+  std::size_t next_open_ = 0;
+  int handshaking_ = 0;
+  int first_conn_;
+  std::vector<char> buf_;
+  worker_counters counters_;
+  latency_histogram hist_;
+  std::uint32_t mask_state_ = 0x9e3779b9u;
+  std::uint64_t pub_seq_ = 0;
+  int pub_channel_rr_ = 0;
+  std::string error_;
+  bool publisher_;
+};
+
+}  // namespace bc::bench

@@ -1,0 +1,518 @@
+// Unit tests of the compiled SDK (dist/broadcaster.js) against the in-process fake server.
+import { test, afterEach } from "node:test";
+import assert from "node:assert/strict";
+import { Broadcaster, BroadcasterError, backoffDelay, decodeJwtClaims } from "../dist/broadcaster.js";
+import { FakeServer, jwt, sleep, waitFor, nextEvent } from "./fake-server.mjs";
+
+const FAST = { minReconnectDelay: 10, maxReconnectDelay: 40, heartbeatInterval: 0, requestTimeout: 500 };
+const future = (s) => Math.floor(Date.now() / 1000) + s;
+
+// every client a test makes is stopped afterwards, so a failing test cannot leave timers running
+const clients = [];
+afterEach(() => {
+  for (const c of clients.splice(0)) c.disconnect();
+});
+function track(c) {
+  clients.push(c);
+  return c;
+}
+
+function setup(opts = {}) {
+  const server = new FakeServer();
+  let n = 0;
+  const tokens = [];
+  const client = track(new Broadcaster("ws://fake/broadcaster/websocket", {
+    ...FAST,
+    WebSocket: server.WebSocket,
+    getToken: (req) => {
+      const t = jwt({ sub: "u", n: ++n, exp: future(3600), authorizedChannels: ["news", "chat:1"], scope: ["subscribe", "publish"] });
+      tokens.push({ t, req });
+      return t;
+    },
+    ...opts,
+  }));
+  return { server, client, tokens };
+}
+
+test("connect authenticates with a token from getToken and reports state changes", async () => {
+  const { server, client, tokens } = setup();
+  const states = [];
+  client.on("state", (e) => states.push(`${e.previous}->${e.state}`));
+  assert.equal(client.state, "disconnected");
+  await client.connect();
+  assert.equal(client.state, "connected");
+  assert.deepEqual(states, ["disconnected->connecting", "connecting->connected"]);
+  const auth = server.sent("auth");
+  assert.equal(auth.length, 1);
+  assert.equal(auth[0].params.token, tokens[0].t);
+  assert.equal(tokens[0].req.reason, "connect");
+  assert.equal(typeof auth[0].id, "number");
+  assert.notEqual(auth[0].id, 0);
+  await client.connect(); // already connected: resolves at once
+  client.disconnect();
+  assert.equal(client.state, "disconnected");
+});
+
+test("subscribe before connect is sent after auth; messages are delivered with seq and latency", async () => {
+  const { server, client } = setup();
+  const sub = client.subscribe("news");
+  assert.equal(sub.state, "subscribing");
+  assert.equal(client.subscribe("news"), sub, "subscribe() returns the existing subscription");
+  const subscribed = nextEvent(sub, "subscribed");
+  await client.connect();
+  const ev = await subscribed;
+  assert.equal(ev.resubscribed, false);
+  assert.equal(ev.subscriptionId, "s1");
+  assert.equal(sub.state, "subscribed");
+  const order = server.received.map((r) => r.msg.method);
+  assert.deepEqual(order, ["auth", "subscribe"]);
+
+  const got = [];
+  const all = [];
+  sub.on("message", (m) => got.push(m));
+  client.on("message", (m) => all.push(m));
+  server.last.broadcast("news", 1, { a: 1 });
+  server.last.broadcast("other", 1, "not ours");
+  assert.equal(got.length, 1);
+  assert.equal(all.length, 1);
+  assert.deepEqual(got[0].payload, { a: 1 });
+  assert.equal(got[0].seq, 1);
+  assert.equal(got[0].channel, "news");
+  assert.equal(typeof got[0].latency, "number");
+  assert.ok(got[0].latency >= 0 && got[0].latency < 1000);
+  assert.equal(sub.lastSeq, 1);
+  client.disconnect();
+});
+
+test("a seq gap is reported on the subscription and on the client", async () => {
+  const { server, client } = setup();
+  const sub = client.subscribe("news");
+  await client.connect();
+  await sub.ready(1000);
+  const gaps = [];
+  const clientGaps = [];
+  const seqs = [];
+  sub.on("gap", (g) => gaps.push(g));
+  client.on("gap", (g) => clientGaps.push(g));
+  sub.on("message", (m) => seqs.push(m.seq));
+  for (const s of [1, 2, 5, 6, 9]) server.last.broadcast("news", s);
+  assert.deepEqual(seqs, [1, 2, 5, 6, 9]);
+  assert.deepEqual(gaps, [
+    { channel: "news", expected: 3, got: 5, missed: 2 },
+    { channel: "news", expected: 7, got: 9, missed: 2 },
+  ]);
+  assert.deepEqual(clientGaps, gaps);
+  client.disconnect();
+});
+
+test("publish resolves with the server result; error replies reject with a typed error", async () => {
+  const { server, client } = setup();
+  await client.connect();
+  const r = await client.publish("news", "hello", { x: [1, 2] });
+  assert.equal(r.id, "m1");
+  const sent = server.sent("publish")[0];
+  assert.deepEqual(sent.params, { channel: "news", event: "hello", payload: { x: [1, 2] } });
+
+  await client.publish("news", "nothing");
+  assert.equal(server.sent("publish")[1].params.payload, null, "an omitted payload is sent as null");
+
+  server.handlers.publish = () => ({ error: { code: "PermissionDenied", message: "no publish scope" } });
+  await assert.rejects(client.publish("news", "x", 1), (e) => {
+    assert.ok(e instanceof BroadcasterError);
+    assert.equal(e.code, "PermissionDenied");
+    assert.match(e.message, /no publish scope/);
+    return true;
+  });
+  client.disconnect();
+});
+
+test("a request without a reply times out with code Timeout", async () => {
+  const { server, client } = setup({ requestTimeout: 60 });
+  await client.connect();
+  server.handlers.publish = () => undefined;
+  const t0 = Date.now();
+  await assert.rejects(client.publish("news", "x", 1), (e) => e.code === "Timeout");
+  assert.ok(Date.now() - t0 < 1000);
+  assert.equal(client.state, "connected", "a request timeout alone does not drop the connection");
+  client.disconnect();
+});
+
+test("requests made while connecting wait for the connection", async () => {
+  const { server, client } = setup();
+  const p = client.publish("news", "early", 1); // before connect()
+  await assert.rejects(p, (e) => e.code === "Disconnected", "not connecting at all: rejects at once");
+  client.connect();
+  const q = client.publish("news", "while-connecting", 2);
+  assert.equal(client.state, "connecting");
+  const r = await q;
+  assert.equal(r.id, "m1");
+  assert.deepEqual(server.received.map((x) => x.msg.method), ["auth", "publish"]);
+  client.disconnect();
+});
+
+test("after the connection drops it reconnects, re-authenticates with a fresh token and resubscribes; seq restarts at 1", async () => {
+  const { server, client, tokens } = setup();
+  const sub = client.subscribe("news");
+  const other = client.subscribe("chat:1");
+  await client.connect();
+  await sub.ready(1000);
+  await other.ready(1000);
+  server.last.broadcast("news", 1);
+  server.last.broadcast("news", 2);
+
+  const connecting = nextEvent(client, "connecting");
+  const resub = nextEvent(sub, "subscribed");
+  const reconnected = nextEvent(client, "connected");
+  const first = server.last;
+  server.handlers.publish = () => undefined; // make sure it is still in flight when the server goes
+  const pending = client.publish("news", "in-flight", 1).catch((e) => e);
+  await waitFor(() => server.sent("publish", first).length === 1, 1000, "publish sent");
+  first.serverClose(1001, "going away");
+  const c = await connecting;
+  assert.deepEqual(c, { code: 1001, reason: "going away" });
+  assert.equal(client.state, "connecting");
+  assert.equal(sub.state, "subscribing");
+  const err = await pending;
+  assert.ok(err instanceof BroadcasterError);
+  assert.equal(err.code, "ConnectionClosed");
+
+  assert.deepEqual(await reconnected, { reconnected: true });
+  const ev = await resub;
+  assert.equal(ev.resubscribed, true);
+  assert.notEqual(server.last, first);
+  assert.equal(tokens.length, 2);
+  assert.equal(tokens[1].req.reason, "reconnect");
+  assert.equal(server.sent("auth", server.last)[0].params.token, tokens[1].t);
+  await other.ready(1000);
+  assert.deepEqual(server.sent("subscribe", server.last).map((m) => m.params.channel).sort(), ["chat:1", "news"]);
+
+  const gaps = [];
+  sub.on("gap", (g) => gaps.push(g));
+  server.last.broadcast("news", 1);
+  server.last.broadcast("news", 2);
+  assert.deepEqual(gaps, [], "seq restarting at 1 after a resubscription is not a gap");
+  assert.equal(sub.lastSeq, 2);
+  client.disconnect();
+});
+
+test("reconnect retries with growing delays while the server is down", async () => {
+  const { server, client } = setup({ minReconnectDelay: 20, maxReconnectDelay: 80, random: () => 0.999 });
+  await client.connect();
+  server.refuse = true;
+  const times = [];
+  server.last.serverClose(1006, "");
+  const start = Date.now();
+  await waitFor(() => server.sockets.length >= 5, 3000, "4 reconnect attempts");
+  times.push(Date.now() - start);
+  // delays ≈ 20, 40, 80, 80 (random → 1 picks the top of each jitter range)
+  assert.ok(times[0] >= 200, `4 attempts took ${times[0]} ms, expected >= ~220`);
+  server.refuse = false;
+  await waitFor(() => client.state === "connected", 2000, "reconnect");
+  client.disconnect();
+});
+
+test("backoffDelay grows exponentially, is capped and jittered into [base/2, base]", () => {
+  const lo = () => 0;
+  const hi = () => 0.9999999;
+  assert.equal(backoffDelay(0, 500, 20000, lo), 250);
+  assert.equal(backoffDelay(0, 500, 20000, hi), 500);
+  assert.equal(backoffDelay(3, 500, 20000, lo), 2000);
+  assert.equal(backoffDelay(3, 500, 20000, hi), 4000);
+  assert.equal(backoffDelay(10, 500, 20000, hi), 20000);
+  assert.equal(backoffDelay(1000, 500, 20000, lo), 10000);
+  for (let i = 0; i < 50; i++) {
+    const d = backoffDelay(2, 500, 20000);
+    assert.ok(d >= 1000 && d <= 2000, `jittered delay ${d}`);
+  }
+});
+
+test("an authentication failure stops the client and rejects connect()", async () => {
+  const { server, client } = setup();
+  server.handlers.auth = () => ({ error: { code: "Unauthenticated", message: "bad signature" } });
+  const disconnected = nextEvent(client, "disconnected");
+  await assert.rejects(client.connect(), (e) => e instanceof BroadcasterError && e.code === "Unauthenticated");
+  const ev = await disconnected;
+  assert.equal(ev.error.code, "Unauthenticated");
+  assert.equal(client.state, "disconnected");
+  await sleep(100);
+  assert.equal(server.sockets.length, 1, "no reconnect after a refused token");
+});
+
+test("getToken failures are retried; an Unauthenticated error from getToken stops", async () => {
+  let calls = 0;
+  const server = new FakeServer();
+  const client = track(new Broadcaster("ws://fake", {
+    ...FAST,
+    WebSocket: server.WebSocket,
+    getToken: () => {
+      calls++;
+      if (calls < 3) throw new Error("token service down");
+      return jwt({ sub: "u", exp: future(600) });
+    },
+  }));
+  const errors = [];
+  client.on("error", (e) => errors.push(e.type));
+  await client.connect();
+  assert.equal(calls, 3);
+  assert.deepEqual(errors, ["token", "token"]);
+  client.disconnect();
+
+  const c2 = track(new Broadcaster("ws://fake", {
+    ...FAST,
+    WebSocket: server.WebSocket,
+    getToken: () => {
+      throw new BroadcasterError("Unauthenticated", "logged out");
+    },
+  }));
+  await assert.rejects(c2.connect(), (e) => e.code === "Unauthenticated");
+  assert.equal(c2.state, "disconnected");
+});
+
+test("the token is refreshed before exp by re-sending auth on the same connection", async () => {
+  const server = new FakeServer();
+  let n = 0;
+  const client = track(new Broadcaster("ws://fake", {
+    ...FAST,
+    WebSocket: server.WebSocket,
+    refreshMargin: 60000, // capped at half the remaining life: 2 s token → refresh after ~1 s
+    getToken: () => jwt({ sub: "u", n: ++n, exp: Date.now() / 1000 + 2, authorizedChannels: ["news"], scope: ["subscribe"] }),
+  }));
+  await client.connect();
+  const refreshed = nextEvent(client, "refreshed", 4000);
+  const ev = await refreshed;
+  assert.equal(typeof ev.exp, "number");
+  assert.equal(server.sockets.length, 1, "refresh does not reconnect");
+  const auths = server.sent("auth");
+  assert.equal(auths.length, 2);
+  assert.notEqual(auths[0].params.token, auths[1].params.token);
+  assert.equal(decodeJwtClaims(auths[1].params.token).n, 2);
+  client.disconnect();
+});
+
+test("a refresh whose token no longer lists a channel drops that subscription locally", async () => {
+  const server = new FakeServer();
+  let channels = ["news", "chat:1"];
+  const client = track(new Broadcaster("ws://fake", {
+    ...FAST,
+    WebSocket: server.WebSocket,
+    getToken: () => jwt({ sub: "u", exp: future(3600), authorizedChannels: channels, scope: ["subscribe"] }),
+  }));
+  const news = client.subscribe("news");
+  const chat = client.subscribe("chat:1");
+  await client.connect();
+  await Promise.all([news.ready(1000), chat.ready(1000)]);
+  channels = ["news"];
+  const unsub = nextEvent(chat, "unsubscribed");
+  await client.refreshToken();
+  const ev = await unsub;
+  assert.equal(ev.reason, "unauthorized");
+  assert.equal(ev.error.code, "PermissionDenied");
+  assert.equal(chat.state, "unsubscribed");
+  assert.equal(news.state, "subscribed");
+  client.disconnect();
+});
+
+test("close code 4001 (token expired) leads to a reconnect with a new token", async () => {
+  const { server, client, tokens } = setup();
+  await client.connect();
+  const again = nextEvent(client, "connected");
+  server.last.serverClose(4001, "token expired");
+  await again;
+  assert.equal(tokens.length, 2);
+  client.disconnect();
+});
+
+test("an idle connection sends heartbeats; an unanswered heartbeat drops and reconnects", async () => {
+  const { server, client } = setup({ heartbeatInterval: 40, heartbeatTimeout: 60 });
+  await client.connect();
+  await waitFor(() => server.sent("heartbeat").length >= 2, 2000, "two heartbeats");
+  const hb = server.sent("heartbeat")[0];
+  assert.equal(hb.params, undefined, "heartbeat has no params");
+  assert.equal(client.state, "connected");
+
+  const first = server.last;
+  first.dead = true; // the network silently drops everything
+  const connecting = nextEvent(client, "connecting", 2000);
+  const ev = await connecting;
+  assert.equal(ev.code, 4000);
+  assert.match(ev.reason, /heartbeat/);
+  await waitFor(() => client.state === "connected" && server.last !== first, 2000, "reconnect");
+  client.disconnect();
+});
+
+test("traffic from the server postpones heartbeats", async () => {
+  const { server, client } = setup({ heartbeatInterval: 250, heartbeatTimeout: 500 });
+  const sub = client.subscribe("news");
+  await client.connect();
+  await sub.ready(1000);
+  const stop = Date.now() + 700;
+  let seq = 0;
+  while (Date.now() < stop) {
+    server.last.broadcast("news", ++seq);
+    await sleep(20);
+  }
+  assert.equal(server.sent("heartbeat").length, 0);
+  client.disconnect();
+});
+
+test("unsubscribe sends unsubscribe and stops delivery; broadcasts still in flight are ignored", async () => {
+  const { server, client } = setup();
+  const sub = client.subscribe("news");
+  await client.connect();
+  await sub.ready(1000);
+  const got = [];
+  sub.on("message", (m) => got.push(m.seq));
+  server.last.broadcast("news", 1);
+  const unsubscribed = nextEvent(sub, "unsubscribed");
+  const p = sub.unsubscribe();
+  assert.equal(sub.state, "unsubscribed");
+  server.last.broadcast("news", 2); // sent by the server before it processed the unsubscribe
+  await p;
+  assert.deepEqual(await unsubscribed, { channel: "news", reason: "client", error: undefined });
+  assert.deepEqual(server.sent("unsubscribe")[0].params, { channel: "news" });
+  assert.deepEqual(got, [1]);
+
+  // subscribing again starts a fresh subscription whose seq starts at 1 without a gap
+  const gaps = [];
+  sub.on("gap", (g) => gaps.push(g));
+  client.subscribe("news");
+  await sub.ready(1000);
+  server.last.broadcast("news", 1);
+  assert.deepEqual(got, [1, 1]);
+  assert.deepEqual(gaps, []);
+  client.disconnect();
+});
+
+test("a refused subscription ends with an error event; others are unaffected", async () => {
+  const { server, client } = setup();
+  server.handlers.subscribe = (msg) =>
+    msg.params.channel === "secret"
+      ? { error: { code: "PermissionDenied", message: "channel not authorized" } }
+      : { result: { subscriptionId: "ok", timestamp: new Date().toISOString() } };
+  await client.connect();
+  const bad = client.subscribe("secret");
+  const good = client.subscribe("news");
+  const errors = [];
+  bad.on("error", (e) => errors.push(e.code));
+  await assert.rejects(bad.ready(1000), (e) => e.code === "PermissionDenied");
+  await good.ready(1000);
+  assert.equal(bad.state, "unsubscribed");
+  assert.deepEqual(errors, ["PermissionDenied"]);
+  client.disconnect();
+});
+
+test("a transient subscribe error is retried", async () => {
+  const { server, client } = setup();
+  let n = 0;
+  server.handlers.subscribe = () =>
+    ++n < 3 ? { error: { code: "Unavailable", message: "broker down" } } : { result: { subscriptionId: "x", timestamp: "t" } };
+  await client.connect();
+  const sub = client.subscribe("news");
+  await sub.ready(2000);
+  assert.equal(n, 3);
+  client.disconnect();
+});
+
+test("disconnect() rejects pending requests and stops reconnecting; connect() starts again", async () => {
+  const { server, client } = setup();
+  await client.connect();
+  server.handlers.publish = () => undefined;
+  const p = client.publish("news", "x", 1);
+  const ev = nextEvent(client, "disconnected");
+  client.disconnect();
+  await assert.rejects(p, (e) => e.code === "Disconnected");
+  assert.equal((await ev).code, 1000);
+  assert.equal(server.last.closedBy, "client");
+  await sleep(60);
+  assert.equal(server.sockets.length, 1);
+  await client.connect();
+  assert.equal(server.sockets.length, 2);
+  client.disconnect();
+});
+
+test("a connect() nobody awaits does not cause an unhandled rejection when disconnect() ends it", async () => {
+  const { server, client } = setup();
+  server.refuse = true;
+  const unhandled = [];
+  const onUnhandled = (e) => unhandled.push(e);
+  process.on("unhandledRejection", onUnhandled);
+  client.connect(); // fire and forget
+  await sleep(30);
+  client.disconnect();
+  await sleep(30);
+  process.off("unhandledRejection", onUnhandled);
+  assert.deepEqual(unhandled, []);
+  assert.equal(client.state, "disconnected");
+});
+
+test("with reconnect: false a dropped connection ends in disconnected", async () => {
+  const { server, client } = setup({ reconnect: false });
+  await client.connect();
+  const ev = nextEvent(client, "disconnected");
+  server.last.serverClose(1011, "internal");
+  assert.equal((await ev).code, 1011);
+  assert.equal(client.state, "disconnected");
+});
+
+test("server error notifications and junk frames surface as error events and do not break the client", async () => {
+  const { server, client } = setup();
+  await client.connect();
+  const errors = [];
+  client.on("error", (e) => errors.push([e.type, e.error.code]));
+  server.last.push({ error: { code: "InvalidArgument", message: "bad notification" } });
+  server.last.push("not json{");
+  server.last.push({ method: "somethingNew", params: {} });
+  server.last.push({ requestId: 999999, result: {} }); // late reply: ignored
+  assert.deepEqual(errors, [
+    ["server", "InvalidArgument"],
+    ["protocol", "BadResponse"],
+  ]);
+  assert.equal((await client.heartbeat()).timestamp.endsWith("Z"), true);
+  client.disconnect();
+});
+
+test("a listener that throws does not break delivery to other listeners", async () => {
+  const { server, client } = setup();
+  const sub = client.subscribe("news");
+  await client.connect();
+  await sub.ready(1000);
+  const got = [];
+  const uncaught = [];
+  const saved = globalThis.reportError;
+  globalThis.reportError = (e) => uncaught.push(e.message); // what browsers have; Node falls back to a throw
+
+  sub.on("message", () => {
+    throw new Error("listener bug");
+  });
+  sub.on("message", (m) => got.push(m.seq));
+  server.last.broadcast("news", 1);
+  await sleep(20);
+  if (saved) globalThis.reportError = saved;
+  else delete globalThis.reportError;
+  assert.deepEqual(got, [1]);
+  assert.deepEqual(uncaught, ["listener bug"]);
+  client.disconnect();
+});
+
+test("a connect attempt that never completes times out and retries", async () => {
+  const { server, client } = setup({ connectTimeout: 50 });
+  server.handlers.auth = (msg, ws) => (server.sockets.length === 1 ? undefined : { result: { success: true } });
+  await client.connect();
+  assert.equal(server.sockets.length, 2);
+  assert.equal(server.sockets[0].closedBy, "client");
+  client.disconnect();
+});
+
+test("decodeJwtClaims reads the payload and rejects junk", () => {
+  const t = jwt({ sub: "ü", exp: 123, authorizedChannels: ["a"] });
+  assert.deepEqual(decodeJwtClaims(t), { sub: "ü", exp: 123, authorizedChannels: ["a"] });
+  assert.equal(decodeJwtClaims("a.b"), null);
+  assert.equal(decodeJwtClaims("a.!!!.c"), null);
+  assert.equal(decodeJwtClaims(`x.${Buffer.from("[1]").toString("base64url")}.y`), null);
+});
+
+test("without a WebSocket implementation connect() rejects clearly", async () => {
+  const client = new Broadcaster("ws://x", { WebSocket: undefined, token: "t" });
+  if (typeof globalThis.WebSocket !== "undefined") return; // Node >= 22 / --experimental-websocket has one
+  await assert.rejects(client.connect(), /WebSocket/);
+});

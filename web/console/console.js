@@ -1,0 +1,420 @@
+// Broadcaster web console: connect with a token (or a dev token from the server), subscribe, watch broadcasts
+// live with seq and latency, publish, and follow the server's counters. Plain ES module, no build step; the
+// SDK is served next to it as ./broadcaster.js.
+import { Broadcaster, BroadcasterError } from "./broadcaster.js";
+
+const $ = (id) => document.getElementById(id);
+const MAX_ROWS = 500;
+const MAX_EVENTS = 200;
+const HISTORY = 60; // chart samples, one per second
+
+// The console lives at {BASE}/console/; everything else is relative to BASE.
+const base = location.pathname.replace(/\/console(\/.*)?$/, "");
+const params = new URLSearchParams(location.search);
+const hashParams = new URLSearchParams(location.hash.slice(1));
+
+let client = null;
+let devAvailable = false;
+let received = 0;
+let latencies = []; // latencies (ms) of messages received since the last sample
+let receivedSinceSample = 0;
+const history = []; // { rate, latency }
+let lastCounters = null; // { t, published, deliveries }
+
+// ----- small helpers --------------------------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("data-")) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+function timeOf(ms) {
+  const d = new Date(ms);
+  return d.toTimeString().slice(0, 8) + "." + String(d.getMilliseconds()).padStart(3, "0");
+}
+
+function logEvent(text, kind = "info") {
+  const list = $("events");
+  list.prepend(el("li", { class: kind }, el("span", { class: "time" }, timeOf(Date.now())), " ", text));
+  while (list.children.length > MAX_EVENTS) list.lastChild.remove();
+}
+
+function defaultWsUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}${base}/websocket`;
+}
+
+function setState(state) {
+  const s = $("state");
+  s.textContent = state;
+  s.dataset.state = state;
+  s.className = `badge state-${state}`;
+  const active = state !== "disconnected";
+  $("connect-btn").disabled = active;
+  $("disconnect-btn").disabled = !active;
+}
+
+// ----- tokens ---------------------------------------------------------------------------------------------
+
+async function fetchDevToken() {
+  const channels = $("dev-channels")
+    .value.split(",")
+    .map((c) => c.trim())
+    .filter(Boolean)
+    .map(encodeURIComponent)
+    .join(",");
+  const res = await fetch(`${base}/console/dev-token${channels ? `?channels=${channels}` : ""}`, { cache: "no-store" });
+  if (!res.ok) throw new Error(`dev token: HTTP ${res.status}`);
+  const body = await res.json();
+  if (!body || typeof body.token !== "string") throw new Error("dev token: unexpected answer");
+  return body.token;
+}
+
+async function getToken() {
+  if (devAvailable && $("use-dev-token").checked) {
+    const token = await fetchDevToken();
+    $("token").value = token;
+    return token;
+  }
+  const token = $("token").value.trim();
+  if (!token) {
+    // An Unauthenticated error stops the client instead of retrying forever.
+    throw new BroadcasterError("Unauthenticated", "paste a token first");
+  }
+  return token;
+}
+
+async function detectDevMode() {
+  try {
+    const res = await fetch(`${base}/console/dev-token`, { cache: "no-store" });
+    devAvailable = res.ok;
+  } catch {
+    devAvailable = false;
+  }
+  $("mode").textContent = devAvailable ? "dev mode" : "token mode";
+  $("mode").dataset.mode = devAvailable ? "dev" : "token";
+  $("dev-box").hidden = !devAvailable;
+  const pasted = hashParams.get("token") || "";
+  if (pasted) $("token").value = pasted;
+  $("use-dev-token").checked = devAvailable && !pasted;
+  updateTokenNote();
+}
+
+function updateTokenNote() {
+  $("token-note").textContent =
+    devAvailable && $("use-dev-token").checked
+      ? "The server is in dev mode: a fresh token for these channels is fetched on every (re)connect and refresh."
+      : "Paste a token signed with the server's JWT_SECRET (claims: sub, aud \"broadcaster\", exp, iat, authorizedChannels, scope).";
+}
+
+// ----- connection -----------------------------------------------------------------------------------------
+
+function connect() {
+  if (client) {
+    // keep the previous client's subscriptions for the new one
+    for (const sub of client.subscriptions()) if (sub.state !== "unsubscribed") pendingChannels.add(sub.channel);
+    client.disconnect();
+  }
+  const url = $("ws-url").value.trim() || defaultWsUrl();
+  client = new Broadcaster(url, { getToken, maxReconnectDelay: 5000 });
+  window.broadcasterConsole.client = client;
+  client.on("state", ({ state }) => setState(state));
+  client.on("connecting", ({ code, reason }) => {
+    if (code) logEvent(`connection lost (${code}${reason ? " " + reason : ""}); reconnecting`, "warn");
+    else logEvent(`connecting to ${url}`);
+  });
+  client.on("connected", ({ reconnected }) => logEvent(reconnected ? "reconnected and re-authenticated" : "connected", "ok"));
+  client.on("disconnected", ({ code, reason, error }) =>
+    logEvent(`disconnected (${code} ${reason})${error ? ": " + error.message : ""}`, error ? "error" : "info"),
+  );
+  client.on("error", ({ type, error, channel }) => {
+    logEvent(`${type} error${channel ? " on " + channel : ""}: ${error.message}`, "error");
+    if (type === "subscribe" && channel) renderSub(client.getSubscription(channel));
+  });
+  client.on("refreshed", ({ exp }) => logEvent(`token refreshed${exp ? ", expires " + new Date(exp * 1000).toLocaleTimeString() : ""}`));
+  client.on("message", onMessage);
+  for (const ch of pendingChannels) addSubscription(ch);
+  pendingChannels.clear();
+  client.connect().catch((e) => logEvent(`connect failed: ${e.message}`, "error"));
+}
+
+function disconnect() {
+  if (client) client.disconnect();
+}
+
+// ----- subscriptions --------------------------------------------------------------------------------------
+
+const pendingChannels = new Set(); // channels to subscribe on the next connect
+const counts = new Map(); // channel → { messages, gaps }
+
+function addSubscription(channel) {
+  channel = channel.trim();
+  if (!channel) return;
+  if (!client) {
+    pendingChannels.add(channel);
+    renderPending(channel);
+    return;
+  }
+  const existing = client.getSubscription(channel);
+  const sub = client.subscribe(channel);
+  if (!counts.has(channel)) counts.set(channel, { messages: 0, gaps: 0 });
+  if (existing !== sub || !sub.__consoleWired) {
+    sub.__consoleWired = true;
+    sub.on("state", () => renderSub(sub));
+    sub.on("subscribed", ({ resubscribed, subscriptionId }) => {
+      logEvent(`${resubscribed ? "resubscribed to" : "subscribed to"} ${channel} (${subscriptionId ?? "?"})${resubscribed ? ": seq restarts at 1" : ""}`, "ok");
+      renderSub(sub);
+    });
+    sub.on("unsubscribed", ({ reason, error }) => {
+      logEvent(`unsubscribed from ${channel} (${reason})${error ? ": " + error.message : ""}`, error ? "error" : "info");
+      renderSub(sub);
+    });
+    sub.on("gap", ({ expected, got, missed }) => {
+      counts.get(channel).gaps += missed;
+      logEvent(`gap on ${channel}: expected seq ${expected}, got ${got} (${missed} missed)`, "warn");
+      renderSub(sub);
+    });
+  }
+  renderSub(sub);
+}
+
+function subItem(channel) {
+  let li = $("subs").querySelector(`li[data-channel="${CSS.escape(channel)}"]`);
+  if (!li) {
+    li = el("li", { "data-channel": channel });
+    $("subs").append(li);
+  }
+  return li;
+}
+
+function renderPending(channel) {
+  const li = subItem(channel);
+  li.dataset.state = "pending";
+  li.replaceChildren(el("span", { class: "channel" }, channel), el("span", { class: "sub-state" }, "waiting for connect"));
+}
+
+function renderSub(sub) {
+  if (!sub) return;
+  const li = subItem(sub.channel);
+  const c = counts.get(sub.channel) ?? { messages: 0, gaps: 0 };
+  li.dataset.state = sub.state;
+  const button =
+    sub.state === "unsubscribed"
+      ? el("button", { type: "button", class: "small", onclick: () => addSubscription(sub.channel) }, "subscribe")
+      : el("button", { type: "button", class: "small", onclick: () => sub.unsubscribe() }, "unsubscribe");
+  const remove = el("button", { type: "button", class: "small", title: "forget", onclick: () => client.removeSubscription(sub).then(() => li.remove()) }, "×");
+  li.replaceChildren(
+    el("span", { class: "channel" }, sub.channel),
+    el("span", { class: `sub-state ${sub.state}` }, sub.state),
+    el("span", { class: "count", "data-count": String(c.messages) }, `${c.messages} msg${c.messages === 1 ? "" : "s"}`),
+    el("span", { class: "seq" }, `seq ${sub.lastSeq}`),
+    el("span", { class: c.gaps ? "gaps warn" : "gaps" }, `${c.gaps} missed`),
+    el("span", { class: "actions" }, button, remove),
+  );
+}
+
+// ----- messages -------------------------------------------------------------------------------------------
+
+function onMessage(m) {
+  received++;
+  receivedSinceSample++;
+  if (m.latency !== null) latencies.push(m.latency);
+  const c = counts.get(m.channel);
+  if (c) c.messages++;
+  const payload = JSON.stringify(m.payload);
+  const row = el(
+    "tr",
+    { "data-channel": m.channel, "data-event": m.event, "data-seq": String(m.seq) },
+    el("td", { class: "time" }, timeOf(m.receivedAt)),
+    el("td", {}, m.channel),
+    el("td", {}, m.event),
+    el("td", { class: "num" }, m.seq),
+    el("td", { class: "num" }, m.latency === null ? "?" : `${m.latency} ms`),
+    el("td", { class: "payload", title: payload }, payload.length > 200 ? payload.slice(0, 200) + "…" : payload),
+  );
+  const body = $("messages");
+  body.prepend(row);
+  while (body.children.length > MAX_ROWS) body.lastChild.remove();
+  $("stat-received").textContent = String(received);
+  const sub = client && client.getSubscription(m.channel);
+  if (sub) renderSub(sub);
+}
+
+async function publish(ev) {
+  ev.preventDefault();
+  const out = $("pub-result");
+  if (!client || client.state !== "connected") {
+    out.textContent = "connect first";
+    out.className = "note error";
+    return;
+  }
+  const channel = $("pub-channel").value.trim();
+  const event = $("pub-event").value.trim();
+  const raw = $("pub-payload").value;
+  let payload;
+  let note = "";
+  try {
+    payload = raw.trim() === "" ? null : JSON.parse(raw);
+  } catch {
+    payload = raw;
+    note = " (not JSON: sent as a string)";
+  }
+  out.textContent = "publishing…";
+  out.className = "note";
+  try {
+    const r = await client.publish(channel, event, payload);
+    out.textContent = `published ${JSON.stringify(r.id)} at ${r.createTime}${note}`;
+    out.className = "note ok";
+    out.dataset.id = String(r.id);
+  } catch (e) {
+    out.textContent = e.message;
+    out.className = "note error";
+  }
+}
+
+// ----- server counters and chart --------------------------------------------------------------------------
+
+/** Parses the Prometheus text format; sums each metric name over its label sets. */
+export function parseMetrics(text) {
+  const values = new Map();
+  for (const line of text.split("\n")) {
+    const l = line.trim();
+    if (!l || l.startsWith("#")) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(l);
+    if (!m) continue;
+    const v = Number(m[3]);
+    if (!Number.isFinite(v)) continue;
+    values.set(m[1], (values.get(m[1]) ?? 0) + v);
+  }
+  return values;
+}
+
+async function pollMetrics() {
+  let metrics = null;
+  try {
+    const res = await fetch(`${base}/metrics`, { cache: "no-store" });
+    if (res.ok) metrics = parseMetrics(await res.text());
+  } catch {
+    metrics = null;
+  }
+  const now = performance.now();
+  const show = (id, v, digits = 0) => ($(id).textContent = v === undefined || v === null ? "n/a" : v.toFixed(digits));
+  show("stat-connections", metrics?.get("broadcaster_connections"));
+  show("stat-channels", metrics?.get("broadcaster_channels"));
+  const published = metrics?.get("broadcaster_messages_published_total");
+  const deliveries = metrics?.get("broadcaster_deliveries_total");
+  let rate = null;
+  let deliveryRate = null;
+  if (lastCounters) {
+    const dt = (now - lastCounters.t) / 1000;
+    if (published !== undefined && lastCounters.published !== undefined) rate = Math.max(0, (published - lastCounters.published) / dt);
+    if (deliveries !== undefined && lastCounters.deliveries !== undefined) deliveryRate = Math.max(0, (deliveries - lastCounters.deliveries) / dt);
+  }
+  lastCounters = { t: now, published, deliveries };
+  show("stat-rate", rate, 1);
+  show("stat-deliveries", deliveryRate, 1);
+  const latency = latencies.length ? latencies.reduce((a, b) => a + b, 0) / latencies.length : null;
+  if (latency !== null) $("stat-latency").textContent = latency.toFixed(1);
+  // Without server counters, chart what this page receives instead.
+  history.push({ rate: rate ?? (metrics ? null : receivedSinceSample), latency });
+  while (history.length > HISTORY) history.shift();
+  latencies = [];
+  receivedSinceSample = 0;
+  drawChart();
+}
+
+function drawChart() {
+  const canvas = $("chart");
+  const ctx = canvas.getContext("2d");
+  const w = canvas.width;
+  const h = canvas.height;
+  const pad = { l: 44, r: 44, t: 10, b: 18 };
+  ctx.clearRect(0, 0, w, h);
+  ctx.font = "11px system-ui, sans-serif";
+  const rates = history.map((s) => s.rate).filter((v) => v !== null);
+  const lats = history.map((s) => s.latency).filter((v) => v !== null);
+  const maxRate = niceMax(Math.max(1, ...rates));
+  const maxLat = niceMax(Math.max(1, ...lats));
+  const x = (i) => pad.l + ((w - pad.l - pad.r) * (i + HISTORY - history.length)) / (HISTORY - 1);
+  const y = (v, max) => h - pad.b - ((h - pad.t - pad.b) * v) / max;
+
+  ctx.strokeStyle = "#e3e6ea";
+  ctx.fillStyle = "#6b7280";
+  ctx.lineWidth = 1;
+  for (let i = 0; i <= 4; i++) {
+    const yy = pad.t + ((h - pad.t - pad.b) * i) / 4;
+    ctx.beginPath();
+    ctx.moveTo(pad.l, yy);
+    ctx.lineTo(w - pad.r, yy);
+    ctx.stroke();
+    ctx.textAlign = "right";
+    ctx.fillText(fmt((maxRate * (4 - i)) / 4), pad.l - 6, yy + 4);
+    ctx.textAlign = "left";
+    ctx.fillText(fmt((maxLat * (4 - i)) / 4), w - pad.r + 6, yy + 4);
+  }
+  ctx.textAlign = "center";
+  ctx.fillText("−60 s", pad.l, h - 4);
+  ctx.fillText("now", w - pad.r, h - 4);
+
+  const line = (key, max, color) => {
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    let started = false;
+    history.forEach((s, i) => {
+      const v = s[key];
+      if (v === null) {
+        started = false;
+        return;
+      }
+      if (!started) ctx.moveTo(x(i), y(v, max));
+      else ctx.lineTo(x(i), y(v, max));
+      started = true;
+    });
+    ctx.stroke();
+  };
+  line("rate", maxRate, "#2563eb");
+  line("latency", maxLat, "#ea580c");
+}
+
+function niceMax(v) {
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 2, 4, 6, 8, 10]) if (v <= m * p) return m * p;
+  return 10 * p;
+}
+
+function fmt(v) {
+  return Number.isInteger(v) || v >= 10 ? v.toFixed(0) : v.toFixed(v < 1 ? 2 : 1);
+}
+
+// ----- wiring ---------------------------------------------------------------------------------------------
+
+window.broadcasterConsole = { client: null, parseMetrics };
+
+async function main() {
+  $("ws-url").value = params.get("url") || defaultWsUrl();
+  setState("disconnected");
+  $("connect-btn").addEventListener("click", connect);
+  $("disconnect-btn").addEventListener("click", disconnect);
+  $("use-dev-token").addEventListener("change", updateTokenNote);
+  $("subscribe-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    addSubscription($("sub-channel").value);
+  });
+  $("publish-form").addEventListener("submit", publish);
+  $("clear-btn").addEventListener("click", () => $("messages").replaceChildren());
+  await detectDevMode();
+  document.body.dataset.ready = "true";
+  pollMetrics();
+  setInterval(pollMetrics, 1000);
+  // Connect at once in dev mode or with a token in the URL fragment, unless ?connect=0.
+  if (params.get("connect") !== "0" && (devAvailable || $("token").value)) connect();
+}
+
+main();
