@@ -28,7 +28,7 @@ run: build console
 	./$(BUILD)/broadcaster --dev --host 127.0.0.1 --console-dir $(BUILD)/console
 
 unit: build
-	ctest --test-dir $(BUILD) -L unit --output-on-failure -j$(JOBS)
+	ctest --test-dir $(BUILD) -L 'unit|smoke' --output-on-failure -j$(JOBS)
 
 integration: build
 	BROADCASTER_BIN=$(abspath $(BUILD))/broadcaster $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration

@@ -1,6 +1,7 @@
 #include "app/server.hpp"
 
 #include <openssl/rand.h>
+#include <sys/resource.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
@@ -34,10 +35,31 @@ std::string random_hex(std::size_t bytes) {
   return out;
 }
 
+// Connections beyond the open-file limit cannot be served: cap max_connections below it, keeping descriptors
+// for listeners, HTTP requests in flight, the broker and logs. The soft limit is raised to the hard one first.
+void fit_connections_to_fd_limit(config& c) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  if (rl.rlim_cur == RLIM_INFINITY) return;
+  const std::size_t reserve = 64 + 4 * static_cast<std::size_t>(c.threads);
+  const std::size_t usable = rl.rlim_cur > reserve ? static_cast<std::size_t>(rl.rlim_cur) - reserve : 1;
+  if (c.net.max_connections > usable) {
+    spdlog::info("max connections {} capped to {} by the open-file limit {}", c.net.max_connections, usable,
+                 static_cast<std::size_t>(rl.rlim_cur));
+    c.net.max_connections = usable;
+  }
+}
+
 config with_dev_defaults(config c) {
   if (c.dev && c.jwt_secret.empty()) c.jwt_secret = random_hex(32);
   if (c.dev && c.api_keys.empty()) c.api_keys.push_back("dev-" + random_hex(16));
   if (c.threads == 0) c.threads = std::max(1u, std::thread::hardware_concurrency());
+  fit_connections_to_fd_limit(c);
   return c;
 }
 

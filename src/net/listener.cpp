@@ -1,7 +1,9 @@
 #include "net/listener.hpp"
 
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/detail/socket_option.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -21,6 +23,28 @@ listener::listener(worker& w, const http_services& services, const boost::asio::
   acceptor_.set_option(reuse_port(true));
   acceptor_.bind(endpoint);
   acceptor_.listen(4096);
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+listener::~listener() {
+  if (spare_fd_ >= 0) ::close(spare_fd_);
+}
+
+void listener::shed_one() {
+  if (spare_fd_ >= 0) {
+    ::close(spare_fd_);
+    const int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0) ::close(fd);
+    spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
+  ++shed_since_warning_;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_warning_ >= std::chrono::seconds(1)) {
+    spdlog::warn("out of file descriptors: refused {} connection(s); raise the open-file limit or lower "
+                 "--max-connections", shed_since_warning_);
+    last_warning_ = now;
+    shed_since_warning_ = 0;
+  }
 }
 
 void listener::run() { do_accept(); }
@@ -33,9 +57,13 @@ void listener::stop() {
 void listener::do_accept() {
   acceptor_.async_accept([self = shared_from_this()](boost::system::error_code ec, boost::asio::ip::tcp::socket s) {
     if (ec == boost::asio::error::operation_aborted || !self->acceptor_.is_open()) return;
+    if (ec == boost::asio::error::no_descriptors || ec.value() == ENFILE) {
+      self->shed_one();
+      return self->do_accept();
+    }
     if (ec) {
-      // Typically EMFILE: out of descriptors. Back off briefly instead of spinning on the error.
       spdlog::warn("accept failed: {}", ec.message());
+      // Back off briefly instead of spinning on a persistent error.
       auto timer = std::make_shared<boost::asio::steady_timer>(self->w_.ioc(), std::chrono::milliseconds(50));
       timer->async_wait([self, timer](boost::system::error_code) { self->do_accept(); });
       return;

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 
 #include "net/http_session.hpp"
@@ -15,6 +17,7 @@ class listener : public std::enable_shared_from_this<listener> {
  public:
   // Binds and listens; throws on failure (start-up only).
   listener(worker& w, const http_services& services, const boost::asio::ip::tcp::endpoint& endpoint);
+  ~listener();
   void run();
   void stop();
   boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
@@ -22,9 +25,16 @@ class listener : public std::enable_shared_from_this<listener> {
  private:
   void do_accept();
 
+  void shed_one();
+
   worker& w_;
   const http_services& services_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  // A descriptor held in reserve: when accept fails for lack of descriptors, it is released to accept and
+  // immediately close one pending connection, so clients get a prompt refusal instead of hanging in the queue.
+  int spare_fd_ = -1;
+  std::chrono::steady_clock::time_point last_warning_{};
+  std::uint64_t shed_since_warning_ = 0;
 };
 
 }  // namespace bc::net
