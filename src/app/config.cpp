@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 namespace bc::app {
@@ -45,6 +46,8 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
   app.add_option("--handshake-timeout", handshake_timeout, "Seconds to receive a whole HTTP request head")->envname("HANDSHAKE_TIMEOUT");
   app.add_option("--max-connections", c.net.max_connections, "Most WebSocket connections at once")->envname("MAX_CONNECTIONS");
   app.add_option("--max-subscriptions", c.max_subscriptions, "Most subscriptions per connection")->envname("MAX_SUBSCRIPTIONS");
+  app.add_option("--rate-limit", c.rate_limit, "Requests per second per connection (0 = unlimited)")->envname("RATE_LIMIT");
+  app.add_option("--rate-burst", c.rate_burst, "Requests a connection may send at once before the rate limit applies")->envname("RATE_BURST");
   app.add_option("--outbound-buffer", c.net.outbound_buffer, "Bytes queued per connection before the slow-consumer policy applies")->envname("OUTBOUND_BUFFER");
   app.add_option("--slow-consumer-policy", policy, "disconnect | drop (skip the message, seq still counts)")
       ->envname("SLOW_CONSUMER_POLICY")
@@ -76,6 +79,8 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
   c.net.idle_timeout = seconds_to_ms(idle_timeout);
   c.net.handshake_timeout = seconds_to_ms(handshake_timeout);
   if (c.dev) c.net.console = true;
+  if (c.net.max_connections == 0) c.net.max_connections = std::numeric_limits<std::size_t>::max();  // unlimited
+  if (c.rate_burst < 1) c.rate_burst = 1;
 
   auto fail = [&](const std::string& line) {
     std::cerr << "broadcaster: " << line << "\n";

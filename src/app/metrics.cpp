@@ -65,6 +65,8 @@ std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards, co
          net(&net::net_stats::http_requests));
   metric(out, "broadcaster_auth_failures_total", "counter", "Failed JWT auth and API key checks.",
          proto(&protocol::session_stats::auth_failures));
+  metric(out, "broadcaster_rate_limited_total", "counter", "Requests refused by the per-connection rate limit.",
+         proto(&protocol::session_stats::rate_limited));
   out += "# HELP broadcaster_requests_total WebSocket requests, by method.\n"
          "# TYPE broadcaster_requests_total counter\n";
   for (std::size_t m = 0; m < protocol::method_count; ++m) {

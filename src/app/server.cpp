@@ -78,6 +78,8 @@ std::string sample_token(const std::string& secret, const std::string& sub, cons
 
 server::server(config cfg)
     : cfg_(with_dev_defaults(std::move(cfg))),
+      node_id_(random_hex(8)),
+      started_(std::chrono::steady_clock::now()),
       verifier_(cfg_.jwt_secret, std::chrono::seconds(cfg_.jwt_leeway_s)),
       api_keys_(cfg_.api_keys),
       broker_(cfg_.broker == "redis" ? broker::make_redis_broker(*this, cfg_.redis_url, protocol::encode_publication)
@@ -90,9 +92,10 @@ server::server(config cfg)
       rest_,
       [this] { return broker_->healthy(); },
       [this] { return render_metrics(shards_, interest_, *broker_); },
+      [this] { return info(); },
       cfg_.dev ? std::function<std::string(std::string_view)>([this](std::string_view q) { return dev_token(q); })
                : nullptr});
-  protocol::session_limits limits{cfg_.max_subscriptions, cfg_.jwt_leeway_s};
+  protocol::session_limits limits{cfg_.max_subscriptions, cfg_.jwt_leeway_s, cfg_.rate_limit, cfg_.rate_burst};
   for (unsigned i = 0; i < cfg_.threads; ++i) {
     shards_.push_back(std::make_unique<shard>(i, &interest_, publisher_, verifier_, limits, shared_));
   }
@@ -134,6 +137,21 @@ std::string server::dev_token(std::string_view query) const {
   return sample_token(cfg_.jwt_secret, "console", channels, 3600);
 }
 
+std::string server::info() const {
+  std::uint64_t connections = 0, subscriptions = 0;
+  for (const auto& s : shards_) {
+    connections += s->worker().stats().connections.get();
+    subscriptions += s->stats().subscriptions.get();
+  }
+  const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
+  return "{\"nodeId\":\"" + node_id_ + "\",\"version\":\"" + std::string(BROADCASTER_VERSION) +
+         "\",\"uptimeSeconds\":" + std::to_string(uptime.count()) + ",\"threads\":" + std::to_string(shards_.size()) +
+         ",\"connections\":" + std::to_string(connections) + ",\"subscriptions\":" + std::to_string(subscriptions) +
+         ",\"channels\":" + std::to_string(interest_.channel_count()) + ",\"broker\":{\"kind\":" +
+         protocol::json_quote(cfg_.broker) + ",\"healthy\":" + (broker_->healthy() ? "true" : "false") +
+         ",\"state\":" + protocol::json_quote(broker_->describe()) + "}}";
+}
+
 void server::print_dev_banner(std::uint16_t port) const {
   const std::string host = cfg_.host == "0.0.0.0" ? "127.0.0.1" : cfg_.host;
   const std::string base = "http://" + host + ":" + std::to_string(port) + cfg_.net.base_path;
@@ -171,9 +189,13 @@ int server::run() {
     });
     s->start();
   }
-  spdlog::info("broadcaster {} listening on {}:{} (base path '{}', {} threads, broker {})", "0.1.0",
+  if (!spdlog::should_log(spdlog::level::info)) {
+    // Quiet log levels still say where the server listens: with --port 0 there is no other way to know.
+    std::cout << "broadcaster listening on " << endpoint.address().to_string() << ":" << endpoint.port() << std::endl;
+  }
+  spdlog::info("broadcaster {} listening on {}:{} (base path '{}', {} threads, broker {}) node={}", BROADCASTER_VERSION,
                endpoint.address().to_string(), endpoint.port(), cfg_.net.base_path, shards_.size(),
-               broker_->describe());
+               broker_->describe(), node_id_);
   if (cfg_.dev) print_dev_banner(endpoint.port());
 
   boost::asio::io_context control;

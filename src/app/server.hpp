@@ -28,10 +28,13 @@ class server final : public broker::delivery_sink {
   // broker::delivery_sink (for the broker only): every publication goes to every shard's inbox (one post per shard per burst).
   void deliver(core::publication_ptr pub) override;
   std::string dev_token(std::string_view query) const;
+  std::string info() const;
   void print_dev_banner(std::uint16_t port) const;
   void shutdown(boost::asio::io_context& control);
 
   config cfg_;
+  std::string node_id_;
+  std::chrono::steady_clock::time_point started_;
   auth::jwt_verifier verifier_;
   auth::api_keys api_keys_;
   std::unique_ptr<broker::broker> broker_;

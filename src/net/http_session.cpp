@@ -115,7 +115,7 @@ void http_session::route(request& req) {
     const bool ok = services_.healthy() && !w_.stopping();
     response res{ok ? http::status::ok : http::status::service_unavailable, version_};
     res.set(http::field::content_type, "text/plain");
-    res.body() = ok ? "ok" : "unavailable";
+    if (verb == http::verb::get) res.body() = ok ? "ok" : "unavailable";
     return send(std::move(res));
   }
   if (path == "/metrics") {
@@ -123,6 +123,17 @@ void http_session::route(request& req) {
     response res{http::status::ok, version_};
     res.set(http::field::content_type, "text/plain; version=0.0.4");
     res.body() = services_.metrics();
+    return send(std::move(res));
+  }
+  if (path == "/info") {
+    if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
+    if (!services_.rest.authorized(req[http::field::authorization])) {
+      return send_error(401, protocol::error_code::unauthenticated, "missing or invalid API key (Authorization: Bearer <key>)");
+    }
+    response res{http::status::ok, version_};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::cache_control, "no-store");
+    res.body() = services_.info();
     return send(std::move(res));
   }
   if (w_.config().console && (path == "/console" || path.substr(0, 9) == "/console/")) {

@@ -23,6 +23,7 @@ struct http_services {
   const protocol::rest_api& rest;
   std::function<bool()> healthy;
   std::function<std::string()> metrics;  // Prometheus text exposition
+  std::function<std::string()> info;     // JSON object for GET {BASE}/info (API key required)
   // Dev mode only (empty otherwise): a signed token for the console, for the channels in `query`.
   std::function<std::string(std::string_view query)> dev_token;
 };

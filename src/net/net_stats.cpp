@@ -14,6 +14,7 @@ const char* to_string(close_reason r) {
     case close_reason::token_expired: return "token_expired";
     case close_reason::slow_consumer: return "slow_consumer";
     case close_reason::shutdown: return "shutdown";
+    case close_reason::policy: return "policy";
     case close_reason::count_: break;
   }
   return "unknown";

@@ -19,6 +19,7 @@ enum class close_reason {
   token_expired,
   slow_consumer,
   shutdown,
+  policy,  // closed by the protocol layer (rate limit)
   count_
 };
 const char* to_string(close_reason r);

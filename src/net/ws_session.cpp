@@ -169,7 +169,7 @@ void ws_session::send_publication(const core::publication_ptr& pub, std::uint64_
 }
 
 void ws_session::close(std::uint16_t code, std::string_view reason) {
-  start_close(code, reason, close_reason::protocol_error);
+  start_close(code, reason, close_reason::policy);
 }
 
 std::function<void(std::function<void()>)> ws_session::make_deferrer() {
@@ -295,7 +295,7 @@ void ws_session::teardown(close_reason why) {
   if (was_authenticated_) w_.stats().authenticated.sub();
   w_.stats().closed[static_cast<std::size_t>(why)].add();
   w_.shared().connections.fetch_sub(1, std::memory_order_relaxed);
-  if (why == close_reason::slow_consumer || why == close_reason::protocol_error) {
+  if (why == close_reason::slow_consumer || why == close_reason::protocol_error || why == close_reason::policy) {
     spdlog::warn("connection closed reason={}", to_string(why));
   } else {
     spdlog::debug("connection closed reason={}", to_string(why));

@@ -18,7 +18,31 @@ void client_session::drop_subscriptions() {
   subscriptions_.clear();
 }
 
+bool client_session::admit() {
+  const auto& l = services_.limits;
+  if (l.rate <= 0) return true;
+  const auto now = std::chrono::steady_clock::now();
+  if (tokens_ < 0) {
+    tokens_ = l.burst;
+  } else {
+    tokens_ = std::min(l.burst, tokens_ + std::chrono::duration<double>(now - refilled_).count() * l.rate);
+  }
+  refilled_ = now;
+  if (tokens_ >= 1) {
+    tokens_ -= 1;
+    return true;
+  }
+  services_.stats.rate_limited.add();
+  if (++violations_ >= l.max_violations) {
+    transport_.close(1008, "rate limit exceeded");
+  } else {
+    reply_error({}, error_code::resource_exhausted, "rate limit exceeded, slow down");
+  }
+  return false;
+}
+
 void client_session::on_text(std::string_view text) {
+  if (!admit()) return;
   auto parsed = parse_request(text);
   if (!parsed.req) {
     reply_error(parsed.id_json, parsed.code, parsed.message);
@@ -28,6 +52,7 @@ void client_session::on_text(std::string_view text) {
 }
 
 void client_session::on_binary() {
+  if (!admit()) return;
   reply_error({}, error_code::invalid_argument, "binary frames are not supported; send JSON text frames");
 }
 

@@ -2,6 +2,7 @@
 // The protocol state of one client connection: authentication, subscriptions, request dispatch. It speaks
 // JSON and knows nothing of sockets: bytes leave through a client_transport.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -36,6 +37,11 @@ class client_transport {
 struct session_limits {
   std::size_t max_subscriptions = 1000;
   std::int64_t jwt_leeway_s = 30;  // an open connection is closed at exp + leeway
+  // Token bucket per connection: `rate` requests per second on average, `burst` at once; 0 = unlimited. A
+  // request over the limit is answered ResourceExhausted; a client that keeps going is disconnected.
+  double rate = 0;
+  double burst = 0;
+  unsigned max_violations = 50;
 };
 
 // What every session on one thread shares: that thread's hub and the node-wide services.
@@ -69,6 +75,7 @@ class client_session final : public core::subscriber {
   std::size_t subscription_count() const { return subscriptions_.size(); }
 
  private:
+  bool admit();
   void dispatch(request& req);
   void do_auth(request& req);
   void do_subscribe(request& req);
@@ -87,6 +94,9 @@ class client_session final : public core::subscriber {
   std::int64_t expires_at_ = 0;
   auth::claims claims_;
   std::vector<std::unique_ptr<core::subscription>> subscriptions_;
+  double tokens_ = -1;  // the bucket; -1 until the first request fills it
+  std::chrono::steady_clock::time_point refilled_{};
+  unsigned violations_ = 0;
 };
 
 }  // namespace bc::protocol

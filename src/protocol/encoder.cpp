@@ -3,6 +3,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
 #include <charconv>
+#include <cmath>
 
 #include "protocol/time_format.hpp"
 
@@ -10,32 +11,33 @@ namespace bc::protocol {
 
 std::string json_quote(std::string_view s) { return boost::json::serialize(boost::json::string(s)); }
 
-void append_json(std::string& out, const boost::json::value& v) {
+bool append_json(std::string& out, const boost::json::value& v) {
   char num[32];
   switch (v.kind()) {
-    case boost::json::kind::null: out += "null"; return;
-    case boost::json::kind::bool_: out += v.get_bool() ? "true" : "false"; return;
+    case boost::json::kind::null: out += "null"; return true;
+    case boost::json::kind::bool_: out += v.get_bool() ? "true" : "false"; return true;
     case boost::json::kind::int64:
       out.append(num, std::to_chars(num, num + sizeof num, v.get_int64()).ptr);
-      return;
+      return true;
     case boost::json::kind::uint64:
       out.append(num, std::to_chars(num, num + sizeof num, v.get_uint64()).ptr);
-      return;
+      return true;
     case boost::json::kind::double_:
-      // Parsed JSON holds no NaN or infinity; shortest form that reads back as the same double.
+      if (!std::isfinite(v.get_double())) return false;
+      // The shortest form that reads back as the same double.
       out.append(num, std::to_chars(num, num + sizeof num, v.get_double()).ptr);
-      return;
-    case boost::json::kind::string: out += boost::json::serialize(v); return;
+      return true;
+    case boost::json::kind::string: out += boost::json::serialize(v); return true;
     case boost::json::kind::array: {
       out += '[';
       bool first = true;
       for (const auto& e : v.get_array()) {
         if (!first) out += ',';
         first = false;
-        append_json(out, e);
+        if (!append_json(out, e)) return false;
       }
       out += ']';
-      return;
+      return true;
     }
     case boost::json::kind::object: {
       out += '{';
@@ -45,12 +47,13 @@ void append_json(std::string& out, const boost::json::value& v) {
         first = false;
         out += json_quote(kv.key());
         out += ':';
-        append_json(out, kv.value());
+        if (!append_json(out, kv.value())) return false;
       }
       out += '}';
-      return;
+      return true;
     }
   }
+  return false;
 }
 
 namespace {

@@ -14,8 +14,9 @@ namespace bc::protocol {
 std::string json_quote(std::string_view s);
 
 // Appends `v` as compact JSON. Numbers keep their shortest round-trip form (2.5 stays 2.5, not 2.5E0),
-// so a payload reaches subscribers the way the publisher wrote it, up to whitespace.
-void append_json(std::string& out, const boost::json::value& v);
+// so a payload reaches subscribers the way the publisher wrote it, up to whitespace. Returns false for a
+// number that parsed to infinity (1E400): JSON has no way to say it, so such a payload is refused.
+bool append_json(std::string& out, const boost::json::value& v);
 
 // {"requestId":<id>,"result":<result>}; without requestId when id_json is empty.
 std::string encode_result(std::string_view id_json, std::string_view result_json);

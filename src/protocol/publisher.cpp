@@ -30,11 +30,13 @@ std::optional<publish_outcome> publisher::validate(const boost::json::object& pa
 void publisher::publish(const boost::json::object& params, std::function<void(publish_outcome)> done) {
   thread_local core::message_id_generator ids;
   core::message msg;
+  if (!append_json(msg.payload, params.at("payload"))) {
+    return done(failure(error_code::invalid_argument, "payload holds a number out of range"));
+  }
   msg.create_time_ms = now_unix_ms();
   msg.id = ids.next(msg.create_time_ms);
   msg.channel = params.at("channel").get_string();
   msg.event = params.at("event").get_string();
-  append_json(msg.payload, params.at("payload"));
   std::string result = encode_publish_result(msg);
   auto pub = encode_publication(std::move(msg));
   broker_.publish(std::move(pub), [done = std::move(done), result = std::move(result)](broker::publish_status s) {

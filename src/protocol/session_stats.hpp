@@ -20,6 +20,7 @@ struct session_stats {
   std::array<local_counter, method_count> requests;  // by method
   std::array<local_counter, error_code_count> errors;  // replies with an error, by code
   local_counter auth_failures;
+  local_counter rate_limited;  // requests refused by the per-connection rate limit
   local_counter published_ws;
   local_counter published_rest;
   local_counter subscriptions;  // gauge
