@@ -4,6 +4,7 @@
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/beast/core/string.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <filesystem>
@@ -60,6 +61,27 @@ void http_session::do_read() {
   parser_->header_limit(16 * 1024);
   // One deadline for the whole request: a client trickling its headers (slowloris) is cut off.
   stream_.expires_after(w_.config().handshake_timeout);
+  http::async_read_header(stream_, buffer_, *parser_, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+    if (ec) return self->on_read(ec);
+    self->on_header();
+  });
+}
+
+void http_session::on_header() {
+  // curl sends "Expect: 100-continue" before bodies over 1 KiB and waits for this line (RFC 9110 10.1.1).
+  if (boost::beast::iequals(parser_->get()[http::field::expect], "100-continue") && !parser_->is_done()) {
+    static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
+    boost::asio::async_write(stream_, boost::asio::buffer(go_on.data(), go_on.size()),
+                             [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                               if (ec) return self->fail_closed();
+                               self->read_body();
+                             });
+    return;
+  }
+  read_body();
+}
+
+void http_session::read_body() {
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](boost::system::error_code ec, std::size_t) { self->on_read(ec); });
 }

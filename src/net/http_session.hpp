@@ -38,6 +38,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
   using response = boost::beast::http::response<boost::beast::http::string_body>;
 
   void do_read();
+  void on_header();
+  void read_body();
   void on_read(boost::system::error_code ec);
   void route(request& req);
   void send(response res);
