@@ -19,8 +19,8 @@ struct config {
   unsigned threads = 0;  // 0 = one per core
   int jwt_leeway_s = 30;
   std::size_t max_subscriptions = 1000;
-  double rate_limit = 100;  // requests per second per connection, 0 = off
-  double rate_burst = 200;
+  double rate_limit = 1000;  // requests per second per connection, 0 = off
+  double rate_burst = 2000;  // room to subscribe max-subscriptions channels at once
   double shutdown_timeout_s = 5;
   std::string log_level = "info";
   std::string log_format = "text";
