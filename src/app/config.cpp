@@ -1,13 +1,32 @@
 #include "app/config.hpp"
 
+#include <fmt/format.h>
+
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <fstream>
+#include <functional>
 #include <iostream>
 #include <limits>
 #include <sstream>
+#include <stdexcept>
+#include <toml++/toml.h>
+#include <type_traits>
 
 namespace bc::app {
 
 namespace {
+
+/*
+ * Precedence is flag > environment > file > default. CLI11 can read a config file itself, but it ranks the file
+ * above the environment, so the file is applied here instead: CLI11 parses flags and environment first, then
+ * every file key whose option is still unset is fed to that option as if typed (CLI11 converts and validates
+ * it), and only then are the values post-processed and checked. Each option's env name and file key derive
+ * from its flag (--max-connections, MAX_CONNECTIONS, max_connections), so the three can never drift apart.
+ */
+
+constexpr std::string_view masked = "********";
+
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream in(s);
@@ -23,78 +42,349 @@ std::vector<std::string> split_list(const std::string& s) {
 std::chrono::milliseconds seconds_to_ms(double s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000.0));
 }
+
+struct config_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// How a setting's value is written by --print-config and read from a file.
+enum class shape {
+  scalar,       // number or boolean, written bare
+  text,         // string
+  list,         // comma-separated string; an array or a string in the file
+  secret,       // string written masked
+  secret_list,  // list written as one mask per element
+  urls,         // comma-separated URLs written with their passwords masked
+};
+
+bool is_list(shape s) { return s == shape::list || s == shape::secret_list || s == shape::urls; }
+
+// One configurable setting: its CLI11 option, its file key, its effective value as text, and where it came from.
+struct setting {
+  CLI::Option* option;
+  std::string flag;
+  std::string key;
+  shape kind;
+  std::function<std::string()> value;
+  std::string source = "default";
+};
+
+template <class T>
+std::string text_of(const T& v) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return v ? "true" : "false";
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return v;
+  } else if constexpr (std::is_floating_point_v<T>) {
+    auto s = fmt::format("{}", v);
+    if (s.find_first_of(".ein") == std::string::npos) s += ".0";  // a TOML float needs a point or an exponent
+    return s;
+  } else {
+    return std::to_string(v);
+  }
+}
+
+// The options, each with an env name and a file key derived from its flag.
+class settings {
+ public:
+  explicit settings(CLI::App& app) : app_(app) {}
+
+  template <class T>
+  CLI::Option* option(const std::string& flag, T& var, const std::string& help,
+                      shape kind = std::is_same_v<T, std::string> ? shape::text : shape::scalar) {
+    return add(app_.add_option(flag, var, help), flag, var, kind);
+  }
+  CLI::Option* flag(const std::string& flag, bool& var, const std::string& help) {
+    return add(app_.add_flag(flag, var, help), flag, var, shape::scalar);
+  }
+  std::vector<setting>& all() { return all_; }
+
+ private:
+  template <class T>
+  CLI::Option* add(CLI::Option* opt, const std::string& flag, T& var, shape kind) {
+    std::string key = flag.substr(2), env;
+    std::replace(key.begin(), key.end(), '-', '_');
+    std::transform(key.begin(), key.end(), std::back_inserter(env), [](unsigned char c) { return std::toupper(c); });
+    all_.push_back({opt, flag, key, kind, [&var] { return text_of(var); }});
+    return opt->envname(env);
+  }
+
+  CLI::App& app_;
+  std::vector<setting> all_;
+};
+
+// Values the config struct stores in another form than they are given.
+struct raw_values {
+  std::string api_keys, policy = "disconnect", origins;
+  double auth_timeout = 10, idle_timeout = 60, handshake_timeout = 10;
+};
+
+void declare(settings& s, config& c, raw_values& r) {
+  s.option("--port", c.port, "TCP port (0 = pick a free one and log it)");
+  s.option("--host", c.host, "Bind address");
+  s.option("--jwt-secret", c.jwt_secret, "HS256 secret for client tokens (required outside --dev)", shape::secret);
+  s.option("--api-keys", r.api_keys, "Comma-separated API keys for the REST API (required outside --dev)",
+           shape::secret_list);
+  s.option("--base-path", c.net.base_path, "Prefix of every HTTP path");
+  s.flag("--dev", c.dev, "Development mode: generate a secret and key when missing, print a sample token, serve the console");
+  s.option("--threads", c.threads, "Worker threads (0 = one per core)");
+  s.option("--max-message-size", c.net.max_message_size, "Largest WebSocket message and REST body, bytes");
+  s.option("--auth-timeout", r.auth_timeout, "Seconds a connection may stay unauthenticated");
+  s.option("--idle-timeout", r.idle_timeout, "Seconds without any frame before a connection is closed; pings at half");
+  s.option("--handshake-timeout", r.handshake_timeout, "Seconds to receive a whole HTTP request head");
+  s.option("--max-connections", c.net.max_connections, "Most WebSocket connections at once (0 = no limit but the open-file limit)");
+  s.option("--max-subscriptions", c.max_subscriptions, "Most subscriptions per connection");
+  s.option("--rate-limit", c.rate_limit, "Requests per second per connection (0 = unlimited)");
+  s.option("--rate-burst", c.rate_burst, "Requests a connection may send at once before the rate limit applies");
+  s.option("--outbound-buffer", c.net.outbound_buffer, "Bytes queued per connection before the slow-consumer policy applies");
+  s.option("--slow-consumer-policy", r.policy, "disconnect | drop (skip the message, seq still counts)")
+      ->check(CLI::IsMember({"disconnect", "drop"}));
+  s.option("--jwt-leeway", c.jwt_leeway_s, "Clock leeway for exp/iat/nbf, seconds");
+  s.option("--allowed-origins", r.origins, "Comma-separated Origins allowed to open WebSockets (empty = any)", shape::list);
+  s.flag("--console", c.net.console, "Serve the web console at {BASE}/console/ (on with --dev)");
+  s.option("--console-dir", c.net.console_dir, "Directory holding the console's files");
+  s.option("--shutdown-timeout", c.shutdown_timeout_s, "Seconds to wait for connections to close on SIGTERM");
+  s.option("--log-level", c.log_level, "trace | debug | info | warn | error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  s.option("--log-format", c.log_format, "text | json (one object per line)")->check(CLI::IsMember({"text", "json"}));
+  s.option("--broker", c.broker, "memory | redis")->check(CLI::IsMember({"memory", "redis"}));
+  s.option("--redis-url", c.redis_url, "redis://[:password@]host:port[/db], comma-separated for shards", shape::urls);
+  s.option("--tls-cert", c.net.tls_cert, "PEM certificate chain: serve wss:// and https:// (with --tls-key)");
+  s.option("--tls-key", c.net.tls_key, "PEM private key of --tls-cert");
+}
+
+// ---- sources and the file
+
+bool on_command_line(int argc, char** argv, std::string_view flag) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg == flag || (arg.size() > flag.size() && arg.starts_with(flag) && arg[flag.size()] == '=')) return true;
+  }
+  return false;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string suggestion(const std::string& key, const std::vector<setting>& all) {
+  const setting* best = nullptr;
+  std::size_t best_d = 3;  // suggest only close misspellings
+  for (const auto& s : all) {
+    if (const auto d = edit_distance(key, s.key); d < best_d) best = &s, best_d = d;
+  }
+  return best ? " (did you mean '" + best->key + "'?)" : " (keys are the environment variables in lower case)";
+}
+
+// A file value as the text CLI11 would get from a flag; lists may be TOML arrays of strings.
+std::string node_text(const toml::node& n, bool list) {
+  if (auto v = n.as_string()) return v->get();
+  if (auto v = n.as_integer()) return std::to_string(v->get());
+  if (auto v = n.as_floating_point()) return fmt::format("{}", v->get());
+  if (auto v = n.as_boolean()) return v->get() ? "true" : "false";
+  auto arr = n.as_array();
+  if (!arr || !list) throw std::invalid_argument(list ? "expected a string or an array of strings"
+                                                      : "expected a single string, number or boolean");
+  std::string out;
+  for (const auto& item : *arr) {
+    auto s = item.as_string();
+    if (!s) throw std::invalid_argument("array elements must be strings");
+    if (s->get().find(',') != std::string::npos) throw std::invalid_argument("array elements must not contain ','");
+    out += (out.empty() ? "" : ",") + s->get();
+  }
+  return out;
+}
+
+toml::table read_toml(const std::string& path) {
+  try {
+    return toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const auto line = e.source().begin.line;
+    throw config_error(fmt::format("config file {}: {}{}", path, e.description(),
+                                   line ? fmt::format(" (line {})", line) : std::string()));
+  }
+}
+
+// Gives `text` to the option as if typed: CLI11 converts and validates it into the bound variable.
+void feed(CLI::Option& option, const std::string& text) {
+  option.add_result(text);
+  option.run_callback();
+}
+
+// Applies the file under the flags and the environment. Every value is checked, also one a flag or the
+// environment overrides (on `scratch`: the same settings bound to throwaway variables), so that a file which
+// works today still works when the flag goes away.
+void apply_file(const std::string& path, std::vector<setting>& all, std::vector<setting>& scratch) {
+  const toml::table table = read_toml(path);
+  for (auto&& [k, node] : table) {
+    const std::string key(k.str());
+    const auto where = fmt::format("config file {} line {}: ", path, k.source().begin.line);
+    auto it = std::find_if(all.begin(), all.end(), [&](const setting& s) { return s.key == key; });
+    if (it == all.end()) throw config_error(where + "unknown key '" + key + "'" + suggestion(key, all));
+    try {
+      const std::string text = node_text(node, is_list(it->kind));
+      if (text.empty()) continue;  // as when unset, like an empty environment variable
+      feed(*scratch[static_cast<std::size_t>(it - all.begin())].option, text);
+      if (it->option->count() > 0) continue;  // the flag or the environment wins
+      feed(*it->option, text);
+      it->source = "file";
+    } catch (const std::invalid_argument& e) {
+      throw config_error(where + key + ": " + e.what());
+    } catch (const CLI::ParseError& e) {
+      throw config_error(where + key + ": " + e.what());
+    }
+  }
+}
+
+// ---- --print-config
+
+std::string toml_quote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// redis://user:password@host → redis://user:********@host; redis://password@host → redis://********@host.
+std::string mask_url_password(const std::string& url) {
+  const auto scheme = url.find("://");
+  const auto start = scheme == std::string::npos ? 0 : scheme + 3;
+  const auto end = std::min(url.find('/', start), url.size());
+  const auto at = url.rfind('@', end);
+  if (at == std::string::npos || at < start) return url;
+  const auto colon = url.find(':', start);
+  const auto from = colon != std::string::npos && colon < at ? colon + 1 : start;
+  return url.substr(0, from) + std::string(masked) + url.substr(at);
+}
+
+std::string rendered(const setting& s) {
+  const std::string v = s.value();
+  auto array = [](const std::vector<std::string>& items, auto&& each) {
+    std::string out = "[";
+    for (const auto& i : items) out += (out.size() > 1 ? ", " : "") + toml_quote(each(i));
+    return out + "]";
+  };
+  switch (s.kind) {
+    case shape::scalar: return v;
+    case shape::text: return toml_quote(v);
+    case shape::secret: return toml_quote(v.empty() ? "" : masked);
+    case shape::list: return array(split_list(v), [](const std::string& i) { return i; });
+    case shape::secret_list: return array(split_list(v), [](const std::string&) { return std::string(masked); });
+    case shape::urls: {
+      std::string out;
+      for (const auto& u : split_list(v)) out += (out.empty() ? "" : ",") + mask_url_password(u);
+      return toml_quote(out);
+    }
+  }
+  return v;
+}
+
+std::string render_config(const std::vector<setting>& all, const std::string& file) {
+  std::string out =
+      "# Broadcaster: effective configuration (flag > environment > file > default). Secrets are masked.\n";
+  if (!file.empty()) out += "# config file: " + file + "\n";
+  for (const auto& s : all) {
+    const auto line = s.key + " = " + rendered(s);
+    out += fmt::format("{:<40} # {}\n", line, s.source);
+  }
+  return out;
+}
+
+// ---- checks
+
+// Turns the raw values into the config and checks it; returns the line to print when it is unusable.
+std::optional<std::string> finish(config& c, const raw_values& r) {
+  c.api_keys = split_list(r.api_keys);
+  c.net.allowed_origins = split_list(r.origins);
+  c.net.slow_policy = r.policy == "drop" ? net::slow_consumer_policy::drop : net::slow_consumer_policy::disconnect;
+  c.net.auth_timeout = seconds_to_ms(r.auth_timeout);
+  c.net.idle_timeout = seconds_to_ms(r.idle_timeout);
+  c.net.handshake_timeout = seconds_to_ms(r.handshake_timeout);
+  if (c.dev) c.net.console = true;
+  if (c.net.max_connections == 0) c.net.max_connections = std::numeric_limits<std::size_t>::max();  // unlimited
+  if (c.rate_burst < 1) c.rate_burst = 1;
+
+  if (!c.dev && c.jwt_secret.empty()) return "JWT_SECRET is required (set JWT_SECRET or --jwt-secret, or use --dev)";
+  if (!c.dev && c.api_keys.empty()) return "API_KEYS is required (set API_KEYS or --api-keys, or use --dev)";
+  if (c.net.base_path.empty() || c.net.base_path.front() != '/') return "BASE_PATH must start with '/'";
+  while (c.net.base_path.size() > 1 && c.net.base_path.back() == '/') c.net.base_path.pop_back();
+  if (c.net.base_path == "/") c.net.base_path.clear();
+  if (c.net.max_message_size < 128) return "MAX_MESSAGE_SIZE must be at least 128";
+  if (r.auth_timeout <= 0 || r.idle_timeout <= 0 || r.handshake_timeout <= 0) return "timeouts must be positive";
+  if (c.broker == "redis" && c.redis_url.empty()) return "REDIS_URL is required with BROKER=redis";
+  if (c.net.tls_cert.empty() != c.net.tls_key.empty()) return "TLS_CERT and TLS_KEY go together: set both or neither";
+  for (const auto* file : {&c.net.tls_cert, &c.net.tls_key}) {
+    if (!file->empty() && !std::ifstream(*file)) return "cannot read TLS file " + *file;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
   config c;
+  raw_values r;
   CLI::App app{"Broadcaster: a real-time WebSocket messaging server.\n"
-               "Every option can also be set by the environment variable shown in brackets; a flag wins."};
+               "Every option can also be set by the environment variable shown in brackets, or in the TOML file\n"
+               "given with --config under the same name in lower case (max_connections = 1000).\n"
+               "A flag wins over the environment, which wins over the file."};
   app.option_defaults()->always_capture_default();
-  std::string api_keys, policy = "disconnect", origins;
-  double auth_timeout = 10, idle_timeout = 60, handshake_timeout = 10;
-
-  app.add_option("--port", c.port, "TCP port (0 = pick a free one and log it)")->envname("PORT");
-  app.add_option("--host", c.host, "Bind address")->envname("HOST");
-  app.add_option("--jwt-secret", c.jwt_secret, "HS256 secret for client tokens (required outside --dev)")->envname("JWT_SECRET");
-  app.add_option("--api-keys", api_keys, "Comma-separated API keys for the REST API (required outside --dev)")->envname("API_KEYS");
-  app.add_option("--base-path", c.net.base_path, "Prefix of every HTTP path")->envname("BASE_PATH");
-  app.add_flag("--dev", c.dev, "Development mode: generate a secret and key when missing, print a sample token, serve the console")->envname("DEV");
-  app.add_option("--threads", c.threads, "Worker threads (0 = one per core)")->envname("THREADS");
-  app.add_option("--max-message-size", c.net.max_message_size, "Largest WebSocket message and REST body, bytes")->envname("MAX_MESSAGE_SIZE");
-  app.add_option("--auth-timeout", auth_timeout, "Seconds a connection may stay unauthenticated")->envname("AUTH_TIMEOUT");
-  app.add_option("--idle-timeout", idle_timeout, "Seconds without any frame before a connection is closed; pings at half")->envname("IDLE_TIMEOUT");
-  app.add_option("--handshake-timeout", handshake_timeout, "Seconds to receive a whole HTTP request head")->envname("HANDSHAKE_TIMEOUT");
-  app.add_option("--max-connections", c.net.max_connections, "Most WebSocket connections at once")->envname("MAX_CONNECTIONS");
-  app.add_option("--max-subscriptions", c.max_subscriptions, "Most subscriptions per connection")->envname("MAX_SUBSCRIPTIONS");
-  app.add_option("--rate-limit", c.rate_limit, "Requests per second per connection (0 = unlimited)")->envname("RATE_LIMIT");
-  app.add_option("--rate-burst", c.rate_burst, "Requests a connection may send at once before the rate limit applies")->envname("RATE_BURST");
-  app.add_option("--outbound-buffer", c.net.outbound_buffer, "Bytes queued per connection before the slow-consumer policy applies")->envname("OUTBOUND_BUFFER");
-  app.add_option("--slow-consumer-policy", policy, "disconnect | drop (skip the message, seq still counts)")
-      ->envname("SLOW_CONSUMER_POLICY")
-      ->check(CLI::IsMember({"disconnect", "drop"}));
-  app.add_option("--jwt-leeway", c.jwt_leeway_s, "Clock leeway for exp/iat/nbf, seconds")->envname("JWT_LEEWAY");
-  app.add_option("--allowed-origins", origins, "Comma-separated Origins allowed to open WebSockets (empty = any)")->envname("ALLOWED_ORIGINS");
-  app.add_flag("--console", c.net.console, "Serve the web console at {BASE}/console/ (on with --dev)")->envname("CONSOLE");
-  app.add_option("--console-dir", c.net.console_dir, "Directory holding the console's files")->envname("CONSOLE_DIR");
-  app.add_option("--shutdown-timeout", c.shutdown_timeout_s, "Seconds to wait for connections to close on SIGTERM")->envname("SHUTDOWN_TIMEOUT");
-  app.add_option("--log-level", c.log_level, "trace | debug | info | warn | error")
-      ->envname("LOG_LEVEL")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
-  app.add_option("--log-format", c.log_format, "text | json (one object per line)")
-      ->envname("LOG_FORMAT")
-      ->check(CLI::IsMember({"text", "json"}));
-  app.add_option("--broker", c.broker, "memory | redis")->envname("BROKER")->check(CLI::IsMember({"memory", "redis"}));
-  app.add_option("--redis-url", c.redis_url, "redis://[:password@]host:port[/db], comma-separated for shards")->envname("REDIS_URL");
-
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    exit_code = app.exit(e) == 0 ? 0 : 2;
-    return std::nullopt;
-  }
-  c.api_keys = split_list(api_keys);
-  c.net.allowed_origins = split_list(origins);
-  c.net.slow_policy = policy == "drop" ? net::slow_consumer_policy::drop : net::slow_consumer_policy::disconnect;
-  c.net.auth_timeout = seconds_to_ms(auth_timeout);
-  c.net.idle_timeout = seconds_to_ms(idle_timeout);
-  c.net.handshake_timeout = seconds_to_ms(handshake_timeout);
-  if (c.dev) c.net.console = true;
-  if (c.net.max_connections == 0) c.net.max_connections = std::numeric_limits<std::size_t>::max();  // unlimited
-  if (c.rate_burst < 1) c.rate_burst = 1;
+  settings s(app);
+  declare(s, c, r);
+  CLI::App scratch_app;  // checks the file's values that flags or the environment override
+  config scratch_config;
+  raw_values scratch_raw;
+  settings scratch(scratch_app);
+  declare(scratch, scratch_config, scratch_raw);
+  bool print = false;
+  app.add_option("--config", c.config_file, "TOML configuration file (keys: the environment names in lower case)")
+      ->envname("CONFIG");
+  app.add_flag("--print-config", print, "Print the effective configuration as TOML, secrets masked, and exit");
 
   auto fail = [&](const std::string& line) {
     std::cerr << "broadcaster: " << line << "\n";
     exit_code = 2;
     return std::nullopt;
   };
-  if (!c.dev && c.jwt_secret.empty()) return fail("JWT_SECRET is required (set JWT_SECRET or --jwt-secret, or use --dev)");
-  if (!c.dev && c.api_keys.empty()) return fail("API_KEYS is required (set API_KEYS or --api-keys, or use --dev)");
-  if (c.net.base_path.empty() || c.net.base_path.front() != '/') return fail("BASE_PATH must start with '/'");
-  while (c.net.base_path.size() > 1 && c.net.base_path.back() == '/') c.net.base_path.pop_back();
-  if (c.net.base_path == "/") c.net.base_path.clear();
-  if (c.net.max_message_size < 128) return fail("MAX_MESSAGE_SIZE must be at least 128");
-  if (auth_timeout <= 0 || idle_timeout <= 0 || handshake_timeout <= 0) return fail("timeouts must be positive");
-  if (c.broker == "redis" && c.redis_url.empty()) return fail("REDIS_URL is required with BROKER=redis");
+  try {
+    app.parse(argc, argv);
+    for (auto& one : s.all()) {
+      if (one.option->count() > 0) one.source = on_command_line(argc, argv, one.flag) ? "flag" : "env";
+    }
+    if (!c.config_file.empty()) apply_file(c.config_file, s.all(), scratch.all());
+  } catch (const CLI::ParseError& e) {
+    exit_code = app.exit(e) == 0 ? 0 : 2;
+    return std::nullopt;
+  } catch (const config_error& e) {
+    return fail(e.what());
+  }
+  const std::string effective = print ? render_config(s.all(), c.config_file) : "";  // before normalising
+  if (auto error = finish(c, r)) return fail(*error);
+  if (print) {
+    std::cout << effective << std::flush;
+    exit_code = 0;
+    return std::nullopt;
+  }
   return c;
 }
 

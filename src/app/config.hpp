@@ -1,5 +1,6 @@
 #pragma once
-// The server's configuration: one aggregate with defaults, filled from environment and flags in one place.
+// The server's configuration: one aggregate with defaults, filled in one place from (lowest to highest) the
+// defaults below, an optional TOML file (--config / CONFIG), the environment and the flags.
 
 #include <cstdint>
 #include <optional>
@@ -26,11 +27,15 @@ struct config {
   std::string log_format = "text";
   std::string broker = "memory";
   std::string redis_url;
+  std::string config_file;  // the TOML file the settings came from, if any (for logs and /info)
   net::net_config net;
 };
 
-// Parses flags and environment (a flag wins over its environment variable). On --help, or on an error,
-// prints and returns the process exit code in `exit_code` (0 for --help, 2 for a usage or missing setting).
+// Parses flags, environment and the TOML file named by --config or CONFIG: a flag wins over its environment
+// variable, which wins over the file's key (the variable's name in lower case), which wins over the default.
+// Returns nothing, with the process exit code in `exit_code`, when the process should stop: after --help or
+// --print-config (0; the latter prints the effective configuration as TOML with secrets masked), or after one
+// line on stderr for a usage error, an unknown or malformed file key, or a missing setting (2).
 std::optional<config> parse_config(int argc, char** argv, int& exit_code);
 
 }  // namespace bc::app

@@ -88,13 +88,15 @@ server::server(config cfg)
       publisher_(*broker_),
       rest_(publisher_, api_keys_),
       shared_(cfg_.net) {
+  if (!cfg_.net.tls_cert.empty()) tls_ = std::make_unique<net::tls_context>(cfg_.net.tls_cert, cfg_.net.tls_key);
   http_ = std::make_unique<net::http_services>(net::http_services{
       rest_,
       [this] { return broker_->healthy(); },
       [this] { return render_metrics(shards_, interest_, *broker_); },
       [this] { return info(); },
       cfg_.dev ? std::function<std::string(std::string_view)>([this](std::string_view q) { return dev_token(q); })
-               : nullptr});
+               : nullptr,
+      tls_ ? tls_->native() : nullptr});
   protocol::session_limits limits{cfg_.max_subscriptions, cfg_.jwt_leeway_s, cfg_.rate_limit, cfg_.rate_burst};
   for (unsigned i = 0; i < cfg_.threads; ++i) {
     shards_.push_back(std::make_unique<shard>(i, &interest_, publisher_, verifier_, limits, shared_));
@@ -193,8 +195,8 @@ int server::run() {
     // Quiet log levels still say where the server listens: with --port 0 there is no other way to know.
     std::cout << "broadcaster listening on " << endpoint.address().to_string() << ":" << endpoint.port() << std::endl;
   }
-  spdlog::info("broadcaster {} listening on {}:{} (base path '{}', {} threads, broker {}) node={}", BROADCASTER_VERSION,
-               endpoint.address().to_string(), endpoint.port(), cfg_.net.base_path, shards_.size(),
+  spdlog::info("broadcaster {} listening on {}:{} ({}, base path '{}', {} threads, broker {}) node={}", BROADCASTER_VERSION,
+               endpoint.address().to_string(), endpoint.port(), tls_ ? "https/wss" : "http/ws", cfg_.net.base_path, shards_.size(),
                broker_->describe(), node_id_);
   if (cfg_.dev) print_dev_banner(endpoint.port());
 

@@ -11,6 +11,7 @@
 #include "auth/api_keys.hpp"
 #include "auth/jwt_verifier.hpp"
 #include "broker/broker.hpp"
+#include "net/tls_context.hpp"
 #include "protocol/publisher.hpp"
 #include "protocol/rest_api.hpp"
 
@@ -42,6 +43,7 @@ class server final : public broker::delivery_sink {
   protocol::publisher publisher_;
   protocol::rest_api rest_;
   net::node_shared shared_;
+  std::unique_ptr<net::tls_context> tls_;
   std::unique_ptr<net::http_services> http_;
   std::vector<std::unique_ptr<shard>> shards_;
 };

@@ -4,9 +4,6 @@
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/beast/core/string.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -51,59 +48,93 @@ std::string_view content_type_for(std::string_view path) {
 }  // namespace
 
 http_session::http_session(worker& w, const http_services& services, boost::asio::ip::tcp::socket socket)
-    : w_(w), services_(services), stream_(std::move(socket)) {}
+    : w_(w),
+      services_(services),
+      socket_(std::move(socket)),
+      io_(services.tls ? byte_stream(socket_.native_handle(), services.tls) : byte_stream(socket_.native_handle())),
+      deadline_(w.ioc()) {}
 
-void http_session::run() { do_read(); }
+void http_session::run() {
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
+  socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
+  // One deadline covers the TLS handshake and each request head: a client trickling bytes (slowloris) is cut off.
+  deadline_.expires_after(w_.config().handshake_timeout);
+  deadline_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    if (auto self = weak.lock(); self && !ec) self->close();
+  });
+  if (io_.tls()) return do_handshake();
+  start_request();
+}
 
-void http_session::do_read() {
-  parser_.emplace();
-  parser_->body_limit(w_.config().max_message_size);
-  parser_->header_limit(16 * 1024);
-  // One deadline for the whole request: a client trickling its headers (slowloris) is cut off.
-  stream_.expires_after(w_.config().handshake_timeout);
-  http::async_read_header(stream_, buffer_, *parser_, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-    if (ec) return self->on_read(ec);
-    self->on_header();
+void http_session::wait(boost::asio::socket_base::wait_type type, void (http_session::*then)()) {
+  socket_.async_wait(type, [self = shared_from_this(), then](boost::system::error_code ec) {
+    if (ec || self->closed_) return self->close();
+    ((*self).*then)();
   });
 }
 
-void http_session::on_header() {
-  // curl sends "Expect: 100-continue" before bodies over 1 KiB and waits for this line (RFC 9110 10.1.1).
-  if (boost::beast::iequals(parser_->get()[http::field::expect], "100-continue") && !parser_->is_done()) {
-    static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
-    boost::asio::async_write(stream_, boost::asio::buffer(go_on.data(), go_on.size()),
-                             [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                               if (ec) return self->fail_closed();
-                               self->read_body();
-                             });
-    return;
+void http_session::do_handshake() {
+  switch (io_.handshake()) {
+    case io_result::ok: return start_request();
+    case io_result::want_read: return wait(boost::asio::socket_base::wait_read, &http_session::do_handshake);
+    case io_result::want_write: return wait(boost::asio::socket_base::wait_write, &http_session::do_handshake);
+    default: return close();
   }
-  read_body();
 }
 
-void http_session::read_body() {
-  http::async_read(stream_, buffer_, *parser_,
-                   [self = shared_from_this()](boost::system::error_code ec, std::size_t) { self->on_read(ec); });
+void http_session::start_request() {
+  parser_.emplace();
+  parser_->body_limit(w_.config().max_message_size);
+  parser_->header_limit(16 * 1024);
+  parser_->eager(true);
+  continue_sent_ = false;
+  parse_input();
 }
 
-void http_session::on_read(boost::system::error_code ec) {
-  if (ec == http::error::end_of_stream || ec == boost::beast::error::timeout || ec == boost::asio::error::eof ||
-      ec == boost::asio::error::connection_reset || ec == boost::asio::error::operation_aborted) {
-    return fail_closed();
+void http_session::parse_input() {
+  while (!in_.empty() && !parser_->is_done()) {
+    boost::system::error_code ec;
+    const std::size_t used = parser_->put(boost::asio::buffer(in_), ec);
+    in_.erase(0, used);
+    if (ec == http::error::need_more) break;
+    if (ec == http::error::body_limit) {
+      keep_alive_ = false;
+      return send_error(413, protocol::error_code::resource_exhausted, "request body too large");
+    }
+    if (ec) {
+      keep_alive_ = false;
+      return send_error(400, protocol::error_code::invalid_argument, "malformed HTTP request");
+    }
   }
-  if (ec == http::error::body_limit) {
-    keep_alive_ = false;
-    return send_error(413, protocol::error_code::resource_exhausted, "request body too large");
-  }
-  if (ec) {
-    keep_alive_ = false;
-    return send_error(400, protocol::error_code::invalid_argument, "malformed HTTP request");
+  if (!parser_->is_done()) {
+    // curl sends "Expect: 100-continue" before bodies over 1 KiB and waits for this line (RFC 9110 10.1.1).
+    if (parser_->is_header_done() && !continue_sent_ &&
+        boost::beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+      continue_sent_ = true;
+      out_ = "HTTP/1.1 100 Continue\r\n\r\n";
+      out_sent_ = 0;
+      return write_out();
+    }
+    return read_more();
   }
   w_.stats().http_requests.add();
   request req = parser_->release();
   version_ = req.version();
   keep_alive_ = req.keep_alive();
   route(req);
+}
+
+void http_session::read_more() {
+  std::size_t n = 0;
+  switch (io_.read(w_.read_buffer(), w_.read_buffer_size(), n)) {
+    case io_result::ok:
+      in_.append(reinterpret_cast<const char*>(w_.read_buffer()), n);
+      return parse_input();
+    case io_result::want_read: return wait(boost::asio::socket_base::wait_read, &http_session::read_more);
+    case io_result::want_write: return wait(boost::asio::socket_base::wait_write, &http_session::read_more);
+    default: return close();
+  }
 }
 
 void http_session::route(request& req) {
@@ -172,7 +203,7 @@ void http_session::handle_publish(request& req) {
   services_.rest.publish(auth, req.body(), w_.services().stats,
                          [self = shared_from_this(), &ioc](protocol::http_reply reply) {
                            boost::asio::dispatch(ioc, [self, reply = std::move(reply)]() mutable {
-                             self->send_reply(std::move(reply));
+                             if (!self->closed_) self->send_reply(std::move(reply));
                            });
                          });
 }
@@ -226,12 +257,11 @@ void http_session::handle_upgrade(request& req) {
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ";
   head += ws::accept_key(key);
   head += "\r\n\r\n";
-  const auto leftover = buffer_.data();
-  std::string initial(static_cast<const char*>(leftover.data()), leftover.size());
-  stream_.expires_never();
-  auto session = std::make_shared<ws_session>(w_, stream_.release_socket());
+  closed_ = true;  // the socket now belongs to the WebSocket session
+  deadline_.cancel();
+  auto session = std::make_shared<ws_session>(w_, std::move(socket_), std::move(io_));
   session->send_raw(std::move(head));
-  session->start(initial);
+  session->start(in_);
 }
 
 void http_session::handle_console(request& req, std::string_view rest) {
@@ -283,18 +313,60 @@ void http_session::send(response res) {
   res.set(http::field::access_control_allow_origin, "*");
   res.keep_alive(keep_alive_);
   res.prepare_payload();
-  auto msg = std::make_shared<response>(std::move(res));
-  stream_.expires_after(w_.config().handshake_timeout);
-  http::async_write(stream_, *msg, [self = shared_from_this(), msg](boost::system::error_code ec, std::size_t) {
-    if (ec || !self->keep_alive_) return self->fail_closed();
-    self->do_read();
-  });
+  // Serialised by hand: this is the REST publish hot path, and the head is a handful of short fields.
+  out_.clear();
+  out_sent_ = 0;
+  out_ += "HTTP/1.1 ";
+  out_ += std::to_string(res.result_int());
+  out_ += ' ';
+  out_ += res.reason();
+  out_ += "\r\n";
+  for (const auto& field : res) {
+    out_ += field.name_string();
+    out_ += ": ";
+    out_ += field.value();
+    out_ += "\r\n";
+  }
+  out_ += "\r\n";
+  out_ += res.body();
+  write_out();
 }
 
-void http_session::fail_closed() {
+void http_session::write_out() {
+  while (out_sent_ < out_.size()) {
+    iovec iov{out_.data() + out_sent_, out_.size() - out_sent_};
+    std::size_t n = 0;
+    switch (io_.write(&iov, 1, n)) {
+      case io_result::ok: out_sent_ += n; continue;
+      case io_result::want_write: return wait(boost::asio::socket_base::wait_write, &http_session::write_out);
+      case io_result::want_read: return wait(boost::asio::socket_base::wait_read, &http_session::write_out);
+      default: return close();
+    }
+  }
+  after_write();
+}
+
+void http_session::after_write() {
+  out_.clear();
+  out_sent_ = 0;
+  if (continue_sent_ && parser_ && !parser_->is_done()) return read_more();  // the body follows the 100
+  if (!keep_alive_) {
+    io_.shutdown_send();
+    return close();
+  }
+  deadline_.expires_after(w_.config().handshake_timeout);
+  deadline_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    if (auto self = weak.lock(); self && !ec) self->close();
+  });
+  start_request();
+}
+
+void http_session::close() {
+  if (closed_) return;
+  closed_ = true;
   boost::system::error_code ec;
-  stream_.socket().shutdown(boost::asio::socket_base::shutdown_both, ec);
-  stream_.close();
+  deadline_.cancel();
+  socket_.close(ec);
 }
 
 }  // namespace bc::net

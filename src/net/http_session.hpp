@@ -1,9 +1,12 @@
 #pragma once
-// One HTTP/1.1 connection before (or instead of) a WebSocket: REST publish, health, metrics, the console's
-// static files, and the WebSocket upgrade, which hands the socket over to a ws_session.
+// One HTTP/1.1 connection before (or instead of) a WebSocket: REST publish, health, metrics, info, the
+// console's static files, and the WebSocket upgrade, which hands the socket over to a ws_session.
+//
+// Bytes move through a byte_stream (plain or TLS) on readiness, like ws_session; Beast's parser only parses.
+// Requests on one connection are handled one at a time, in order (pipelined ones wait in `in_`).
 
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -12,6 +15,7 @@
 #include <optional>
 #include <string>
 
+#include "net/byte_stream.hpp"
 #include "protocol/rest_api.hpp"
 
 namespace bc::net {
@@ -26,6 +30,7 @@ struct http_services {
   std::function<std::string()> info;     // JSON object for GET {BASE}/info (API key required)
   // Dev mode only (empty otherwise): a signed token for the console, for the channels in `query`.
   std::function<std::string(std::string_view query)> dev_token;
+  SSL_CTX* tls = nullptr;  // set: every connection speaks TLS (https://, wss://)
 };
 
 class http_session : public std::enable_shared_from_this<http_session> {
@@ -37,26 +42,35 @@ class http_session : public std::enable_shared_from_this<http_session> {
   using request = boost::beast::http::request<boost::beast::http::string_body>;
   using response = boost::beast::http::response<boost::beast::http::string_body>;
 
-  void do_read();
-  void on_header();
-  void read_body();
-  void on_read(boost::system::error_code ec);
+  void do_handshake();
+  void start_request();
+  void parse_input();
+  void read_more();
+  void wait(boost::asio::socket_base::wait_type type, void (http_session::*then)());
   void route(request& req);
   void send(response res);
   void send_error(unsigned status, protocol::error_code code, std::string_view message);
   void send_reply(protocol::http_reply reply);
+  void write_out();
+  void after_write();
   void handle_publish(request& req);
   void handle_upgrade(request& req);
   void handle_console(request& req, std::string_view rest);
-  void fail_closed();
+  void close();
 
   worker& w_;
   const http_services& services_;
-  boost::beast::tcp_stream stream_;
-  boost::beast::flat_buffer buffer_;
+  boost::asio::ip::tcp::socket socket_;
+  byte_stream io_;
+  boost::asio::steady_timer deadline_;
+  std::string in_;   // received, not yet parsed
+  std::string out_;  // response bytes not yet written
+  std::size_t out_sent_ = 0;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   unsigned version_ = 11;
   bool keep_alive_ = true;
+  bool continue_sent_ = false;
+  bool closed_ = false;
 };
 
 }  // namespace bc::net

@@ -43,6 +43,7 @@ void outbound_queue::push_text(std::string text) {
 }
 
 void outbound_queue::push_raw(std::string bytes) {
+  if (bytes.empty()) return;
   auto owned = std::make_shared<const std::string>(std::move(bytes));
   frame& f = emplace();
   f.body = owned->data();
@@ -56,8 +57,16 @@ void outbound_queue::push_control(std::uint8_t opcode, std::string_view payload)
   frame& f = emplace();
   auto* h = reinterpret_cast<std::uint8_t*>(f.head);
   f.head_len = static_cast<std::uint8_t>(ws::write_header(h, static_cast<ws::opcode>(opcode), payload.size()));
-  std::memcpy(f.head + f.head_len, payload.data(), payload.size());
-  f.head_len = static_cast<std::uint8_t>(f.head_len + payload.size());
+  if (f.head_len + payload.size() <= inline_bytes) {
+    if (!payload.empty()) std::memcpy(f.head + f.head_len, payload.data(), payload.size());
+    f.head_len = static_cast<std::uint8_t>(f.head_len + payload.size());
+  } else {
+    // A long ping payload echoed in a pong: rare enough to pay for an allocation.
+    auto owned = std::make_shared<const std::string>(payload);
+    f.body = owned->data();
+    f.body_len = static_cast<std::uint32_t>(owned->size());
+    f.owner = std::move(owned);
+  }
   bytes_ += f.size();
 }
 

@@ -1,8 +1,6 @@
 #include "net/ws_session.hpp"
 
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
-
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <cerrno>
@@ -20,9 +18,10 @@ constexpr int max_reads_per_wakeup = 8;  // fairness between connections of one 
 constexpr std::size_t max_iov = 256;
 }  // namespace
 
-ws_session::ws_session(worker& w, boost::asio::ip::tcp::socket socket)
+ws_session::ws_session(worker& w, boost::asio::ip::tcp::socket socket, byte_stream io)
     : w_(w),
       socket_(std::move(socket)),
+      io_(std::move(io)),
       parser_(w.config().max_message_size),
       session_(w.services(), *this),
       opened_(std::chrono::steady_clock::now()),
@@ -64,22 +63,32 @@ void ws_session::on_readable(boost::system::error_code ec) {
   reading_ = false;
   if (closed_) return;
   if (ec) return teardown(close_reason::client_gone);
-  const int fd = socket_.native_handle();
+  bool more = false;  // stopped with input possibly left: come back without waiting for readiness
   for (int i = 0; i < max_reads_per_wakeup; ++i) {
-    const ssize_t n = ::recv(fd, w_.read_buffer(), w_.read_buffer_size(), 0);
-    if (n > 0) {
-      w_.stats().bytes_in.add(static_cast<std::uint64_t>(n));
-      if (!consume_input(w_.read_buffer(), static_cast<std::size_t>(n))) break;
-      if (static_cast<std::size_t>(n) < w_.read_buffer_size()) break;  // drained the socket
+    std::size_t n = 0;
+    const auto r = io_.read(w_.read_buffer(), w_.read_buffer_size(), n);
+    if (r == io_result::ok) {
+      w_.stats().bytes_in.add(n);
+      if (!consume_input(w_.read_buffer(), n)) break;
+      more = i + 1 == max_reads_per_wakeup || io_.pending();
+      if (n < w_.read_buffer_size() && !io_.pending()) break;  // drained the socket
       continue;
     }
-    if (n == 0) return teardown(peer_closed_ ? close_why_ : close_reason::client_gone);
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-    return teardown(close_reason::client_gone);
+    if (r == io_result::want_read) break;
+    if (r == io_result::want_write) {
+      read_wants_write_ = true;
+      break;
+    }
+    return teardown(peer_closed_ ? close_why_ : close_reason::client_gone);
   }
   w_.flush_dirty();
   pause_or_resume_reading();
+  if (read_wants_write_) return wait_writable();
+  if (more && !closed_ && !read_paused_) {
+    reading_ = true;
+    boost::asio::post(w_.ioc(), [self = shared_from_this()] { self->on_readable({}); });
+    return;
+  }
   wait_readable();
 }
 
@@ -147,6 +156,11 @@ void ws_session::send_text(std::string text) {
 void ws_session::send_publication(const core::publication_ptr& pub, std::uint64_t seq) {
   if (closing_ || closed_) return;
   const std::size_t size = outbound_queue::publication_frame_bytes(*pub, seq);
+  // The limit is on what the client has not taken: before judging, hand the kernel what it will accept now
+  // (frames queued earlier in this batch would otherwise count against a client that reads at full speed).
+  if (!out_.empty() && out_.bytes() + size > w_.config().outbound_buffer && !writing_) {
+    if (!write_now()) return;
+  }
   if (!out_.empty() && out_.bytes() + size > w_.config().outbound_buffer) {
     if (w_.config().slow_policy == slow_consumer_policy::drop) {
       // The seq was consumed by the hub already, so the client sees the gap.
@@ -190,40 +204,53 @@ void ws_session::mark_dirty() {
   w_.mark_dirty(shared_from_this());
 }
 
+// Writes as much of the queue as the socket takes now. Returns false on a write error, after arranging the
+// teardown for the next loop turn (this may run inside the hub's delivery loop, which must not be disturbed).
+bool ws_session::write_now() {
+  iovec iov[max_iov];
+  while (!out_.empty() && !writing_) {
+    std::size_t n = 0;
+    const auto r = io_.write(iov, out_.gather(iov, max_iov), n);
+    if (r == io_result::ok) {
+      out_.consume(n);
+      w_.stats().bytes_out.add(n);
+      continue;
+    }
+    if (r == io_result::want_write || r == io_result::want_read) {
+      wait_writable();
+      return true;
+    }
+    closing_ = true;
+    boost::asio::post(w_.ioc(), [self = shared_from_this()] { self->teardown(close_reason::client_gone); });
+    return false;
+  }
+  return true;
+}
+
 void ws_session::flush_now() {
   dirty_ = false;
   if (closed_ || writing_) return;
-  const int fd = socket_.native_handle();
-  iovec iov[max_iov];
-  while (!out_.empty()) {
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = out_.gather(iov, max_iov);
-    const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
-    if (n > 0) {
-      out_.consume(static_cast<std::size_t>(n));
-      w_.stats().bytes_out.add(static_cast<std::uint64_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return wait_writable();
-    return teardown(close_reason::client_gone);
-  }
+  if (!write_now() || !out_.empty()) return;
   if (closing_ && peer_closed_) return teardown(close_why_);
-  if (closing_) {
-    // Our close frame is out: half-close and wait (bounded by the deadline) for the client's.
-    boost::system::error_code ec;
-    socket_.shutdown(boost::asio::socket_base::shutdown_send, ec);
+  if (closing_ && !half_closed_) {
+    half_closed_ = true;
+    io_.shutdown_send();  // our close frame is out: wait (bounded by the deadline) for the client's
   }
   pause_or_resume_reading();
 }
 
 void ws_session::wait_writable() {
+  if (writing_) return;
   writing_ = true;
   socket_.async_wait(boost::asio::socket_base::wait_write, [self = shared_from_this()](boost::system::error_code ec) {
     self->writing_ = false;
     if (ec || self->closed_) return;
     self->flush_now();
+    if (self->read_wants_write_ && !self->closed_) {
+      self->read_wants_write_ = false;
+      self->on_readable({});
+      return;
+    }
     self->w_.flush_dirty();
   });
 }

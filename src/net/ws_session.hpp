@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "net/byte_stream.hpp"
 #include "net/net_stats.hpp"
 #include "net/outbound_queue.hpp"
 #include "net/ws/frame_parser.hpp"
@@ -27,7 +28,7 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
                          public protocol::client_transport,
                          private ws::frame_handler {
  public:
-  ws_session(worker& w, boost::asio::ip::tcp::socket socket);
+  ws_session(worker& w, boost::asio::ip::tcp::socket socket, byte_stream io);
   ~ws_session() override;
 
   // Starts reading; `initial` holds bytes that arrived with the handshake.
@@ -52,6 +53,7 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
   void wait_readable();
   void on_readable(boost::system::error_code ec);
   bool consume_input(std::uint8_t* data, std::size_t len);
+  bool write_now();
   void wait_writable();
   void mark_dirty();
   void start_close(std::uint16_t code, std::string_view reason, close_reason why);
@@ -66,6 +68,7 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
 
   worker& w_;
   boost::asio::ip::tcp::socket socket_;
+  byte_stream io_;
   ws::frame_parser parser_;
   outbound_queue out_;
   protocol::client_session session_;
@@ -82,6 +85,8 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
   bool peer_closed_ = false;   // the client sent its close frame
   bool closed_ = false;        // torn down
   bool was_authenticated_ = false;
+  bool read_wants_write_ = false;
+  bool half_closed_ = false;  // TLS: a read must wait for writability first
   std::uint32_t dropped_ = 0;  // frames skipped under the drop policy, for rate-limited logging
   ws_session* prev_ = nullptr;  // the worker's session list
   ws_session* next_ = nullptr;

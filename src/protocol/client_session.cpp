@@ -1,6 +1,7 @@
 #include "protocol/client_session.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "protocol/encoder.hpp"
 #include "protocol/time_format.hpp"
@@ -98,7 +99,10 @@ void client_session::do_auth(request& req) {
                        "connection is authenticated as another subject; open a new connection");
   }
   claims_ = std::move(result.claims);
-  expires_at_ = claims_.exp + services_.limits.jwt_leeway_s;
+  // Saturating: a token may carry an exp near the end of time.
+  const auto leeway = services_.limits.jwt_leeway_s;
+  expires_at_ = claims_.exp > std::numeric_limits<std::int64_t>::max() - leeway ? std::numeric_limits<std::int64_t>::max()
+                                                                                : claims_.exp + leeway;
   authenticated_ = true;
   prune_subscriptions();
   reply(req, R"({"success":true})");
@@ -170,15 +174,15 @@ void client_session::do_publish(request& req) {
   if (!claims_.authorizes(channel)) {
     return reply_error(req.id_json, error_code::permission_denied, "channel not in authorizedChannels");
   }
-  services_.stats.published_ws.add();
   // The broker may answer on another thread: the reply is posted back, and dropped if the connection closed.
   auto defer = transport_.make_deferrer();
-  services_.pub.publish(req.params, [this, defer, id_json = std::move(req.id_json)](publish_outcome out) mutable {
+  const bool accepted = services_.pub.publish(req.params, [this, defer, id_json = std::move(req.id_json)](publish_outcome out) mutable {
     defer([this, out = std::move(out), id_json = std::move(id_json)] {
       if (!out.ok) return reply_error(id_json, out.code, out.body);
       if (!id_json.empty()) transport_.send_text(encode_result(id_json, out.body));
     });
   });
+  if (accepted) services_.stats.published_ws.add();
 }
 
 void client_session::do_heartbeat(request& req) {

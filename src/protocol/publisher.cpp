@@ -27,11 +27,12 @@ std::optional<publish_outcome> publisher::validate(const boost::json::object& pa
   return std::nullopt;
 }
 
-void publisher::publish(const boost::json::object& params, std::function<void(publish_outcome)> done) {
+bool publisher::publish(const boost::json::object& params, std::function<void(publish_outcome)> done) {
   thread_local core::message_id_generator ids;
   core::message msg;
   if (!append_json(msg.payload, params.at("payload"))) {
-    return done(failure(error_code::invalid_argument, "payload holds a number out of range"));
+    done(failure(error_code::invalid_argument, "payload holds a number out of range"));
+    return false;
   }
   msg.create_time_ms = now_unix_ms();
   msg.id = ids.next(msg.create_time_ms);
@@ -46,6 +47,7 @@ void publisher::publish(const boost::json::object& params, std::function<void(pu
       done(failure(error_code::unavailable, "broker unavailable, retry later"));
     }
   });
+  return true;
 }
 
 }  // namespace bc::protocol

@@ -27,8 +27,9 @@ class publisher {
   // leaves the channel in `channel`.
   static std::optional<publish_outcome> validate(const boost::json::object& params, std::string& channel);
 
-  // Publishes a validated request. `done` runs exactly once, on any thread.
-  void publish(const boost::json::object& params, std::function<void(publish_outcome)> done);
+  // Publishes a validated request. `done` runs exactly once, on any thread. Returns false when the message
+  // was refused before reaching the broker (done has then run already, with the error).
+  bool publish(const boost::json::object& params, std::function<void(publish_outcome)> done);
 
  private:
   broker::broker& broker_;

@@ -2,6 +2,7 @@
 
 #include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
+#include <cmath>
 
 namespace bc::protocol {
 
@@ -45,6 +46,7 @@ bool read_id(const boost::json::object& obj, std::string& id_json) {
   auto it = obj.find("id");
   if (it == obj.end() || it->value().is_null()) return true;
   const auto& id = it->value();
+  if (id.is_double() && !std::isfinite(id.get_double())) return false;  // 1e400: no JSON can echo it
   if (id.is_number()) {
     const bool zero = (id.is_int64() && id.get_int64() == 0) || (id.is_uint64() && id.get_uint64() == 0) ||
                       (id.is_double() && id.get_double() == 0.0);

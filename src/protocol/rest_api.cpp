@@ -36,11 +36,11 @@ void rest_api::publish(std::string_view authorization, std::string_view body, se
   if (auto invalid = publisher::validate(doc->get_object(), channel)) {
     return done(error_reply(invalid->code, invalid->body));
   }
-  stats.published_rest.add();
-  pub_.publish(doc->get_object(), [done = std::move(done)](publish_outcome out) {
+  const bool accepted = pub_.publish(doc->get_object(), [done = std::move(done)](publish_outcome out) {
     if (!out.ok) return done(error_reply(out.code, out.body));
     done(http_reply{200, std::move(out.body)});
   });
+  if (accepted) stats.published_rest.add();
 }
 
 }  // namespace bc::protocol
