@@ -41,10 +41,16 @@ asan: deps
 	BROADCASTER_BIN=$(abspath $(BUILD_ASAN))/broadcaster ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# ThreadSanitizer: the unit tests, and the integration tests where threads meet (fan-out across shards,
+# shutdown, slow consumers, TLS) against a TSan build of the server.
+TSAN_SUITES = tests/integration/test_broadcast_seq.py tests/integration/test_shutdown.py \
+              tests/integration/test_limits.py tests/integration/test_tls.py tests/integration/test_publish_ws.py
 tsan: deps
 	@cmake -S . -B $(BUILD_TSAN) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBROADCASTER_SANITIZE=thread -DBROADCASTER_BENCH=OFF >/dev/null
 	@ninja -C $(BUILD_TSAN)
-	ctest --test-dir $(BUILD_TSAN) -L unit --output-on-failure -j$(JOBS)
+	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(BUILD_TSAN) -L unit --output-on-failure -j$(JOBS)
+	BROADCASTER_BIN=$(abspath $(BUILD_TSAN))/broadcaster TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider $(TSAN_SUITES)
 
 js: build
 	@if [ -f clients/js/package.json ]; then cd clients/js && npm ci --no-audit --no-fund >/dev/null && npm test; fi
@@ -52,14 +58,16 @@ js: build
 e2e: build
 	@if [ -x tests/e2e/run.sh ]; then bash tests/e2e/run.sh; fi
 
-test: unit integration js e2e asan
+test: unit integration js e2e asan tsan fuzz
 
 bench: build
 	@bash scripts/install-deps.sh --bench
 	@if [ -x bench/run ]; then bench/run; else echo "bench/run not present"; fi
 
-fuzz:
-	@if [ -x fuzz/run.sh ]; then bash fuzz/run.sh; else echo "fuzz/run.sh not present"; fi
+# Each libFuzzer target for FUZZ_SECONDS under ASan+UBSan, after replaying the saved crash inputs.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	bash fuzz/run.sh $(FUZZ_SECONDS)
 
 format:
 	@git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
