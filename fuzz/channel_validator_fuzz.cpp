@@ -1,10 +1,10 @@
 // libFuzzer target for protocol::is_valid_channel and is_valid_event.
 //
-// The input is a candidate channel name (or event name). Each verdict is compared with a second, independently
-// written reading of PROTOCOL.md ("1-255 characters of letters, digits, _, -, with : separating non-empty
-// segments"; an event is 1-255 bytes). A name the validator accepts must also be safe where the encoder writes
-// it unescaped: the broadcast built with it must parse as JSON and carry the same channel back. Any
-// disagreement aborts.
+// The input is a candidate channel name (or event name). Each verdict is compared with a second,
+// independently written reading of PROTOCOL.md ("1-255 characters of letters, digits, _, -, with : separating
+// non-empty segments"; an event is 1-255 bytes). A name the validator accepts must also be safe where the
+// encoder writes it unescaped: the broadcast built with it must parse as JSON and carry the same channel
+// back. Any disagreement aborts.
 #include <boost/json.hpp>
 #include <cctype>
 #include <cstddef>
@@ -31,7 +31,8 @@ bool reference_channel(std::string_view name) {
   std::size_t start = 0;
   while (true) {
     const auto colon = name.find(':', start);
-    segments.push_back(name.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start));
+    segments.push_back(
+        name.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start));
     if (colon == std::string_view::npos) break;
     start = colon + 1;
   }

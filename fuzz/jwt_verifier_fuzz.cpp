@@ -1,8 +1,9 @@
 // libFuzzer target for auth::jwt_verifier (and the base64url codec under it).
 //
 // The first input byte picks how the rest becomes a token:
-//   0: the rest is the token text, as a client would send it (structure, base64url, header, signature checks);
-//   1: the rest is "<header JSON>\n<payload JSON>", encoded and correctly signed with the verifier's secret, so
+//   0: the rest is the token text, as a client would send it (structure, base64url, header, signature
+//   checks); 1: the rest is "<header JSON>\n<payload JSON>", encoded and correctly signed with the verifier's
+//   secret, so
 //      the fuzzer reaches the header and claim checks that a forged signature would never get past;
 //   2: the rest is a payload JSON, signed under the standard {"alg":"HS256","typ":"JWT"} header.
 // The clock is fixed so runs reproduce. Every verdict must be consistent: an accepted token has a non-empty
@@ -47,7 +48,8 @@ void check_base64url(std::string_view bytes) {
   std::string decoded;
   check(base64url_decode(encoded, decoded));
   check(decoded == bytes);
-  // Decoding arbitrary text must stay in bounds and, when it succeeds, re-encode to the same text (strictness).
+  // Decoding arbitrary text must stay in bounds and, when it succeeds, re-encode to the same text
+  // (strictness).
   std::string out;
   if (base64url_decode(bytes, out)) check(base64url_encode(out) == bytes);
 }
@@ -85,7 +87,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 1: {
       const auto nl = rest.find('\n');
       const std::string_view header = rest.substr(0, nl);
-      const std::string_view payload = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+      const std::string_view payload =
+          nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
       token = base64url_encode(header) + "." + base64url_encode(payload);
       token += "." + hmac_b64(token);
       break;

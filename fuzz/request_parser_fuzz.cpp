@@ -6,10 +6,10 @@
 // then to client_session::on_text on a session wired to a real hub and a memory broker, exactly as a
 // connection's thread runs it.
 //
-// Besides the sanitizers, every output is checked: each reply is one JSON object with exactly one of result or
-// error (a known code), requestId equal to the request's id; each broadcast frame (head + seq + tail) is the
-// JSON notification with seq 1, 2, ... per subscription; the hub's books match the session's. Any violation
-// aborts, which libFuzzer reports as a crash.
+// Besides the sanitizers, every output is checked: each reply is one JSON object with exactly one of result
+// or error (a known code), requestId equal to the request's id; each broadcast frame (head + seq + tail) is
+// the JSON notification with seq 1, 2, ... per subscription; the hub's books match the session's. Any
+// violation aborts, which libFuzzer reports as a crash.
 #include <boost/json.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -85,9 +85,9 @@ class checking_transport : public protocol::client_transport {
   std::size_t closes = 0;
 };
 
-const std::string_view k_codes[] = {"InvalidArgument", "NotFound",        "AlreadyExists",
-                                    "FailedPrecondition", "PermissionDenied", "Unauthenticated",
-                                    "Internal",        "ResourceExhausted", "Unavailable"};
+const std::string_view k_codes[] = {"InvalidArgument",    "NotFound",          "AlreadyExists",
+                                    "FailedPrecondition", "PermissionDenied",  "Unauthenticated",
+                                    "Internal",           "ResourceExhausted", "Unavailable"};
 
 // One reply: {"requestId"?: id, "result": {...}} or {"requestId"?: id, "error": {"code","message"}}.
 void check_reply(std::string_view text, const std::string& id_json) {
@@ -138,7 +138,8 @@ struct world {
   std::string subscribe_token = token(false);
 };
 
-void fuzz_one_message(world& w, protocol::client_session& session, checking_transport& t, std::string_view text) {
+void fuzz_one_message(world& w, protocol::client_session& session, checking_transport& t,
+                      std::string_view text) {
   // parse_request on its own.
   const auto parsed = protocol::parse_request(text);
   if (parsed.req) {
@@ -146,7 +147,8 @@ void fuzz_one_message(world& w, protocol::client_session& session, checking_tran
     if (!parsed.id_json.empty()) parse_or_abort(parsed.id_json);
   } else {
     check(!parsed.message.empty());
-    check(parsed.code == protocol::error_code::invalid_argument || parsed.code == protocol::error_code::not_found);
+    check(parsed.code == protocol::error_code::invalid_argument ||
+          parsed.code == protocol::error_code::not_found);
     if (!parsed.id_json.empty()) parse_or_abort(parsed.id_json);
   }
 

@@ -5,8 +5,8 @@
 // Checked on every input: `done` runs exactly once with a status from PROTOCOL.md's table and a JSON body. A
 // 200 answer is {"id","createTime"} and exactly one publication reached the sink, whose frame (head + seq +
 // tail) is the broadcast notification carrying the body's channel, event and payload (the same JSON value)
-// under that id. Any other answer is {"error":{"code","message"}} with the status of its code, and nothing was
-// published. Any violation aborts.
+// under that id. Any other answer is {"error":{"code","message"}} with the status of its code, and nothing
+// was published. Any violation aborts.
 #include <boost/json.hpp>
 #include <cstddef>
 #include <cstdint>

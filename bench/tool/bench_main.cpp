@@ -1,6 +1,6 @@
-// broadcaster-bench: opens N WebSocket subscribers over K channels on Broadcaster, Nchan or Socket.IO, publishes
-// over REST at a target rate (or as fast as a bounded number in flight allows) and reports delivery latency,
-// deliveries/s, loss, seq gaps, connect+subscribe rate, and the server's memory and CPU from /proc.
+// broadcaster-bench: opens N WebSocket subscribers over K channels on Broadcaster, Nchan or Socket.IO,
+// publishes over REST at a target rate (or as fast as a bounded number in flight allows) and reports delivery
+// latency, deliveries/s, loss, seq gaps, connect+subscribe rate, and the server's memory and CPU from /proc.
 // Prints a live progress line on stderr, then a human table and one JSON line on stdout.
 #include <signal.h>
 #include <unistd.h>
@@ -49,30 +49,54 @@ bench_options parse(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--target") o.proto.target = val();
-    else if (a == "--host") o.proto.host = val();
-    else if (a == "--port") o.proto.port = std::stoi(val());
-    else if (a == "--base-path") o.proto.base_path = val();
-    else if (a == "--jwt-secret") o.proto.jwt_secret = val();
-    else if (a == "--api-key") o.proto.api_key = val();
-    else if (a == "--channels") o.proto.channels = std::stoi(val());
-    else if (a == "--server-pid") o.server_pid = std::stoi(val());
-    else if (a == "--connections") o.connections = std::stoi(val());
-    else if (a == "--threads") o.threads = std::stoi(val());
-    else if (a == "--sources") o.sources = std::stoi(val());
-    else if (a == "--source-first") o.source_first = std::stoi(val());
-    else if (a == "--connect-concurrency") o.connect_concurrency = std::stoi(val());
-    else if (a == "--connect-timeout") o.connect_timeout = std::stod(val());
-    else if (a == "--idle") o.idle = std::stod(val());
-    else if (a == "--rate") o.rate = std::stod(val());
-    else if (a == "--duration") o.duration = std::stod(val());
-    else if (a == "--inflight") o.inflight = std::stoi(val());
-    else if (a == "--drain") o.drain = std::stod(val());
-    else if (a == "--payload-bytes") o.payload_bytes = std::stoi(val());
-    else if (a == "--label") o.label = val();
-    else if (a == "--json-out") o.json_out = val();
-    else if (a == "--check") o.check = true;
-    else if (a == "--no-progress") o.progress = false;
+    if (a == "--target")
+      o.proto.target = val();
+    else if (a == "--host")
+      o.proto.host = val();
+    else if (a == "--port")
+      o.proto.port = std::stoi(val());
+    else if (a == "--base-path")
+      o.proto.base_path = val();
+    else if (a == "--jwt-secret")
+      o.proto.jwt_secret = val();
+    else if (a == "--api-key")
+      o.proto.api_key = val();
+    else if (a == "--channels")
+      o.proto.channels = std::stoi(val());
+    else if (a == "--server-pid")
+      o.server_pid = std::stoi(val());
+    else if (a == "--connections")
+      o.connections = std::stoi(val());
+    else if (a == "--threads")
+      o.threads = std::stoi(val());
+    else if (a == "--sources")
+      o.sources = std::stoi(val());
+    else if (a == "--source-first")
+      o.source_first = std::stoi(val());
+    else if (a == "--connect-concurrency")
+      o.connect_concurrency = std::stoi(val());
+    else if (a == "--connect-timeout")
+      o.connect_timeout = std::stod(val());
+    else if (a == "--idle")
+      o.idle = std::stod(val());
+    else if (a == "--rate")
+      o.rate = std::stod(val());
+    else if (a == "--duration")
+      o.duration = std::stod(val());
+    else if (a == "--inflight")
+      o.inflight = std::stoi(val());
+    else if (a == "--drain")
+      o.drain = std::stod(val());
+    else if (a == "--payload-bytes")
+      o.payload_bytes = std::stoi(val());
+    else if (a == "--label")
+      o.label = val();
+    else if (a == "--json-out")
+      o.json_out = val();
+    else if (a == "--check")
+      o.check = true;
+    else if (a == "--no-progress")
+      o.progress = false;
     else if (a == "-h" || a == "--help") {
       std::cout << usage;
       std::exit(0);
@@ -109,12 +133,22 @@ totals sum(const std::vector<std::unique_ptr<load_worker>>& ws) {
   for (const auto& w : ws) {
     const auto& c = w->counters();
     auto r = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-    t.opened += r(c.opened); t.upgraded += r(c.upgraded); t.subscribed += r(c.subscribed); t.failed += r(c.failed);
-    t.closed += r(c.closed); t.received += r(c.received); t.gaps += r(c.gaps); t.out_of_order += r(c.out_of_order);
+    t.opened += r(c.opened);
+    t.upgraded += r(c.upgraded);
+    t.subscribed += r(c.subscribed);
+    t.failed += r(c.failed);
+    t.closed += r(c.closed);
+    t.received += r(c.received);
+    t.gaps += r(c.gaps);
+    t.out_of_order += r(c.out_of_order);
     t.last_subscribe_us = std::max(t.last_subscribe_us, r(c.last_subscribe_us));
     t.last_delivery_us = std::max(t.last_delivery_us, r(c.last_delivery_us));
-    t.pub_sent += r(c.pub_sent); t.pub_acked += r(c.pub_acked); t.pub_errors += r(c.pub_errors);
-    t.pub_reconnects += r(c.pub_reconnects); t.expected += r(c.expected); t.pub_behind += r(c.pub_behind);
+    t.pub_sent += r(c.pub_sent);
+    t.pub_acked += r(c.pub_acked);
+    t.pub_errors += r(c.pub_errors);
+    t.pub_reconnects += r(c.pub_reconnects);
+    t.expected += r(c.expected);
+    t.pub_behind += r(c.pub_behind);
     t.pub_inflight += c.pub_inflight.load(std::memory_order_relaxed);
     t.connect_done = t.connect_done && c.connect_done.load();
   }
@@ -127,9 +161,12 @@ void merge_all(const std::vector<std::unique_ptr<load_worker>>& ws, latency_hist
 
 std::string fmt_us(std::uint64_t us) {
   char b[32];
-  if (us < 1000) std::snprintf(b, sizeof b, "%llu µs", static_cast<unsigned long long>(us));
-  else if (us < 1000000) std::snprintf(b, sizeof b, "%.2f ms", static_cast<double>(us) / 1e3);
-  else std::snprintf(b, sizeof b, "%.2f s", static_cast<double>(us) / 1e6);
+  if (us < 1000)
+    std::snprintf(b, sizeof b, "%llu µs", static_cast<unsigned long long>(us));
+  else if (us < 1000000)
+    std::snprintf(b, sizeof b, "%.2f ms", static_cast<double>(us) / 1e3);
+  else
+    std::snprintf(b, sizeof b, "%.2f s", static_cast<double>(us) / 1e6);
   return b;
 }
 
@@ -151,14 +188,17 @@ int main(int argc, char** argv) {
   }
   run_state state(opt.proto.channels);
   const bool tty = isatty(2) != 0;
-  auto sample = [&](bool fds = false) { return opt.server_pid ? sample_tree(opt.server_pid, fds) : proc_sample{}; };
+  auto sample = [&](bool fds = false) {
+    return opt.server_pid ? sample_tree(opt.server_pid, fds) : proc_sample{};
+  };
 
   const proc_sample before = sample();
   std::vector<std::unique_ptr<load_worker>> workers;
   int first = 0;
   for (int t = 0; t < opt.threads; ++t) {
     const int n = opt.connections / opt.threads + (t < opt.connections % opt.threads ? 1 : 0);
-    workers.push_back(std::make_unique<load_worker>(t, opt, *proto, state, first, n, t == 0 && opt.duration > 0));
+    workers.push_back(
+        std::make_unique<load_worker>(t, opt, *proto, state, first, n, t == 0 && opt.duration > 0));
     first += n;
   }
   const std::uint64_t t_start = now_us();
@@ -178,11 +218,13 @@ int main(int argc, char** argv) {
     last_tick = now;
     latency_histogram h;
     merge_all(workers, h);
-    std::fprintf(stderr, "%s[%6.1fs] %-7s conns %llu/%d subscribed (%llu failed, %llu closed)  pubs %llu acked  "
-                         "%.0f msg/s  p99 %s%s",
+    std::fprintf(stderr,
+                 "%s[%6.1fs] %-7s conns %llu/%d subscribed (%llu failed, %llu closed)  pubs %llu acked  "
+                 "%.0f msg/s  p99 %s%s",
                  tty ? "\r" : "", static_cast<double>(now - t_start) / 1e6,
-                 phase_names[static_cast<int>(state.phase.load())], static_cast<unsigned long long>(t.subscribed),
-                 opt.connections, static_cast<unsigned long long>(t.failed), static_cast<unsigned long long>(t.closed),
+                 phase_names[static_cast<int>(state.phase.load())],
+                 static_cast<unsigned long long>(t.subscribed), opt.connections,
+                 static_cast<unsigned long long>(t.failed), static_cast<unsigned long long>(t.closed),
                  static_cast<unsigned long long>(t.pub_acked), rate, fmt_us(h.quantile(0.99)).c_str(),
                  tty && !final_line ? "   " : "\n");
   };
@@ -198,9 +240,11 @@ int main(int argc, char** argv) {
   };
 
   // Phase 1: connect and subscribe.
-  wait_until(t_start + static_cast<std::uint64_t>(opt.connect_timeout * 1e6), [&] { return sum(workers).connect_done; });
+  wait_until(t_start + static_cast<std::uint64_t>(opt.connect_timeout * 1e6),
+             [&] { return sum(workers).connect_done; });
   totals after_connect = sum(workers);
-  const std::uint64_t connect_end = after_connect.last_subscribe_us ? after_connect.last_subscribe_us : now_us();
+  const std::uint64_t connect_end =
+      after_connect.last_subscribe_us ? after_connect.last_subscribe_us : now_us();
   const double connect_s = static_cast<double>(connect_end - t_start) / 1e6;
 
   // Phase 2: idle hold, then the memory sample.
@@ -254,52 +298,59 @@ int main(int argc, char** argv) {
     std::fclose(f);
   }
   const std::uint64_t loss = t.expected > t.received ? t.expected - t.received : 0;
-  const double kib_per_conn = subscribed_idle
-                                  ? (static_cast<double>(idle_sample.rss_kib) - static_cast<double>(before.rss_kib)) /
-                                        static_cast<double>(subscribed_idle)
-                                  : 0;
+  const double kib_per_conn =
+      subscribed_idle ? (static_cast<double>(idle_sample.rss_kib) - static_cast<double>(before.rss_kib)) /
+                            static_cast<double>(subscribed_idle)
+                      : 0;
   const double deliveries_per_s = delivery_s > 0 ? static_cast<double>(t.received) / delivery_s : 0;
   const double us_per_delivery = t.received ? server_cpu * 1e6 / static_cast<double>(t.received) : 0;
   const double us_per_publish = t.pub_acked ? server_cpu * 1e6 / static_cast<double>(t.pub_acked) : 0;
   const double pubs_per_s = window_s > 0 ? static_cast<double>(t.pub_acked) / std::max(window_s, 1e-9) : 0;
   const double pubs_per_s_offered = opt.duration > 0 ? static_cast<double>(t.pub_sent) / opt.duration : 0;
 
-  std::printf("\n== broadcaster-bench  target=%s  label=%s  connections=%d channels=%d rate=%g duration=%gs inflight=%d\n",
-              opt.proto.target.c_str(), opt.label.c_str(), opt.connections, opt.proto.channels, opt.rate,
-              opt.duration, opt.inflight);
+  std::printf(
+      "\n== broadcaster-bench  target=%s  label=%s  connections=%d channels=%d rate=%g duration=%gs "
+      "inflight=%d\n",
+      opt.proto.target.c_str(), opt.label.c_str(), opt.connections, opt.proto.channels, opt.rate,
+      opt.duration, opt.inflight);
   std::printf("  connect+subscribe   %llu subscribed, %llu failed in %.2f s  (%.0f /s)\n",
               static_cast<unsigned long long>(after_connect.subscribed),
               static_cast<unsigned long long>(after_connect.failed), connect_s,
               connect_s > 0 ? static_cast<double>(after_connect.subscribed) / connect_s : 0);
   if (opt.server_pid)
-    std::printf("  server memory       RSS %llu KiB before, %llu KiB idle with %llu subscribed -> %.2f KiB/connection, "
-                "%llu fds\n",
-                static_cast<unsigned long long>(before.rss_kib), static_cast<unsigned long long>(idle_sample.rss_kib),
-                static_cast<unsigned long long>(subscribed_idle), kib_per_conn,
-                static_cast<unsigned long long>(idle_sample.open_fds));
+    std::printf(
+        "  server memory       RSS %llu KiB before, %llu KiB idle with %llu subscribed -> %.2f "
+        "KiB/connection, "
+        "%llu fds\n",
+        static_cast<unsigned long long>(before.rss_kib), static_cast<unsigned long long>(idle_sample.rss_kib),
+        static_cast<unsigned long long>(subscribed_idle), kib_per_conn,
+        static_cast<unsigned long long>(idle_sample.open_fds));
   if (opt.duration > 0) {
     std::printf("  publish             %llu sent, %llu acked, %llu errors  (%.0f /s acked over %.2f s)%s\n",
                 static_cast<unsigned long long>(t.pub_sent), static_cast<unsigned long long>(t.pub_acked),
                 static_cast<unsigned long long>(t.pub_errors), pubs_per_s, window_s,
-                t.pub_behind ? ("  [" + std::to_string(t.pub_behind) + " left > 1 ms after their slot: client scheduling or in-flight bound]").c_str() : "");
-    std::printf("  deliveries          %llu received / %llu expected: loss %llu, seq gaps %s, out of order %llu, "
-                "closed by server %llu\n",
-                static_cast<unsigned long long>(t.received), static_cast<unsigned long long>(t.expected),
-                static_cast<unsigned long long>(loss),
-                proto->has_seq() ? std::to_string(t.gaps).c_str() : "n/a",
-                static_cast<unsigned long long>(t.out_of_order), static_cast<unsigned long long>(t.closed));
+                t.pub_behind ? ("  [" + std::to_string(t.pub_behind) +
+                                " left > 1 ms after their slot: client scheduling or in-flight bound]")
+                                   .c_str()
+                             : "");
+    std::printf(
+        "  deliveries          %llu received / %llu expected: loss %llu, seq gaps %s, out of order %llu, "
+        "closed by server %llu\n",
+        static_cast<unsigned long long>(t.received), static_cast<unsigned long long>(t.expected),
+        static_cast<unsigned long long>(loss), proto->has_seq() ? std::to_string(t.gaps).c_str() : "n/a",
+        static_cast<unsigned long long>(t.out_of_order), static_cast<unsigned long long>(t.closed));
     std::printf("  throughput          %.0f deliveries/s (first publish to last delivery, %.2f s)\n",
                 deliveries_per_s, delivery_s);
-    std::printf("  latency             p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", fmt_us(h.quantile(0.5)).c_str(),
-                fmt_us(h.quantile(0.9)).c_str(), fmt_us(h.quantile(0.99)).c_str(),
-                fmt_us(h.quantile(0.999)).c_str(), fmt_us(h.max()).c_str());
+    std::printf("  latency             p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
+                fmt_us(h.quantile(0.5)).c_str(), fmt_us(h.quantile(0.9)).c_str(),
+                fmt_us(h.quantile(0.99)).c_str(), fmt_us(h.quantile(0.999)).c_str(), fmt_us(h.max()).c_str());
     if (opt.server_pid)
-      std::printf("  server CPU          %.3f s over the window -> %.3f µs/delivery, %.2f µs/publish\n", server_cpu,
-                  us_per_delivery, us_per_publish);
+      std::printf("  server CPU          %.3f s over the window -> %.3f µs/delivery, %.2f µs/publish\n",
+                  server_cpu, us_per_delivery, us_per_publish);
     std::printf("  client CPU          %.3f s over the window (%.0f%% of one core)\n", self_cpu,
                 window_s > 0 ? 100 * self_cpu / window_s : 0);
-    std::printf("  other processes     %.3f s of CPU over the window (%.2f cores), load average %.2f\n", others_cpu,
-                window_s > 0 ? others_cpu / window_s : 0, load1);
+    std::printf("  other processes     %.3f s of CPU over the window (%.2f cores), load average %.2f\n",
+                others_cpu, window_s > 0 ? others_cpu / window_s : 0, load1);
   }
   if (!first_error.empty()) std::printf("  first error         %s\n", first_error.c_str());
 
@@ -307,25 +358,27 @@ int main(int argc, char** argv) {
   js.setf(std::ios::fixed);
   js.precision(3);
   js << "{\"tool\":\"broadcaster-bench\",\"target\":\"" << opt.proto.target << "\",\"label\":\"" << opt.label
-     << "\",\"connections\":" << opt.connections << ",\"channels\":" << opt.proto.channels << ",\"rate\":" << opt.rate
-     << ",\"duration\":" << opt.duration << ",\"inflight\":" << opt.inflight << ",\"threads\":" << opt.threads
-     << ",\"subscribed\":" << after_connect.subscribed << ",\"connect_failed\":" << after_connect.failed
-     << ",\"connect_s\":" << connect_s
-     << ",\"connect_per_s\":" << (connect_s > 0 ? static_cast<double>(after_connect.subscribed) / connect_s : 0)
+     << "\",\"connections\":" << opt.connections << ",\"channels\":" << opt.proto.channels
+     << ",\"rate\":" << opt.rate << ",\"duration\":" << opt.duration << ",\"inflight\":" << opt.inflight
+     << ",\"threads\":" << opt.threads << ",\"subscribed\":" << after_connect.subscribed
+     << ",\"connect_failed\":" << after_connect.failed << ",\"connect_s\":" << connect_s
+     << ",\"connect_per_s\":"
+     << (connect_s > 0 ? static_cast<double>(after_connect.subscribed) / connect_s : 0)
      << ",\"rss_before_kib\":" << before.rss_kib << ",\"rss_idle_kib\":" << idle_sample.rss_kib
      << ",\"rss_end_kib\":" << cpu1.rss_kib << ",\"server_fds\":" << idle_sample.open_fds
-     << ",\"kib_per_conn\":" << kib_per_conn << ",\"pub_sent\":" << t.pub_sent << ",\"pub_acked\":" << t.pub_acked
-     << ",\"pub_errors\":" << t.pub_errors << ",\"pub_behind\":" << t.pub_behind
-     << ",\"pub_offered_per_s\":" << pubs_per_s_offered << ",\"pubs_per_s\":" << pubs_per_s
-     << ",\"expected\":" << t.expected << ",\"received\":" << t.received << ",\"loss\":" << loss << ",\"gaps\":"
-     << (proto->has_seq() ? std::to_string(t.gaps) : "null") << ",\"out_of_order\":" << t.out_of_order
-     << ",\"closed_by_server\":" << t.closed << ",\"window_s\":" << window_s << ",\"delivery_s\":" << delivery_s
+     << ",\"kib_per_conn\":" << kib_per_conn << ",\"pub_sent\":" << t.pub_sent
+     << ",\"pub_acked\":" << t.pub_acked << ",\"pub_errors\":" << t.pub_errors
+     << ",\"pub_behind\":" << t.pub_behind << ",\"pub_offered_per_s\":" << pubs_per_s_offered
+     << ",\"pubs_per_s\":" << pubs_per_s << ",\"expected\":" << t.expected << ",\"received\":" << t.received
+     << ",\"loss\":" << loss << ",\"gaps\":" << (proto->has_seq() ? std::to_string(t.gaps) : "null")
+     << ",\"out_of_order\":" << t.out_of_order << ",\"closed_by_server\":" << t.closed
+     << ",\"window_s\":" << window_s << ",\"delivery_s\":" << delivery_s
      << ",\"deliveries_per_s\":" << deliveries_per_s << ",\"p50_us\":" << h.quantile(0.5)
-     << ",\"p90_us\":" << h.quantile(0.9) << ",\"p99_us\":" << h.quantile(0.99) << ",\"p999_us\":"
-     << h.quantile(0.999) << ",\"max_us\":" << h.max() << ",\"server_cpu_s\":" << server_cpu
-     << ",\"us_per_delivery\":" << us_per_delivery << ",\"us_per_publish\":" << us_per_publish
-     << ",\"client_cpu_s\":" << self_cpu << ",\"others_cpu_s\":" << others_cpu << ",\"load1\":" << load1
-     << ",\"hist\":[";
+     << ",\"p90_us\":" << h.quantile(0.9) << ",\"p99_us\":" << h.quantile(0.99)
+     << ",\"p999_us\":" << h.quantile(0.999) << ",\"max_us\":" << h.max()
+     << ",\"server_cpu_s\":" << server_cpu << ",\"us_per_delivery\":" << us_per_delivery
+     << ",\"us_per_publish\":" << us_per_publish << ",\"client_cpu_s\":" << self_cpu
+     << ",\"others_cpu_s\":" << others_cpu << ",\"load1\":" << load1 << ",\"hist\":[";
   bool firstb = true;
   h.for_each([&](std::uint64_t edge, std::uint64_t count) {
     js << (firstb ? "" : ",") << "[" << edge << "," << count << "]";
@@ -341,11 +394,13 @@ int main(int argc, char** argv) {
                     t.gaps == 0 && t.out_of_order == 0 && t.pub_errors == 0 && t.pub_acked == t.pub_sent &&
                     t.closed == 0 && (opt.duration <= 0 || t.received > 0);
     if (!ok) {
-      std::fprintf(stderr, "CHECK FAILED: subscribed %llu/%d, loss %llu, gaps %llu, out of order %llu, "
-                           "publish errors %llu, acked %llu/%llu, closed %llu\n",
+      std::fprintf(stderr,
+                   "CHECK FAILED: subscribed %llu/%d, loss %llu, gaps %llu, out of order %llu, "
+                   "publish errors %llu, acked %llu/%llu, closed %llu\n",
                    static_cast<unsigned long long>(after_connect.subscribed), opt.connections,
                    static_cast<unsigned long long>(loss), static_cast<unsigned long long>(t.gaps),
-                   static_cast<unsigned long long>(t.out_of_order), static_cast<unsigned long long>(t.pub_errors),
+                   static_cast<unsigned long long>(t.out_of_order),
+                   static_cast<unsigned long long>(t.pub_errors),
                    static_cast<unsigned long long>(t.pub_acked), static_cast<unsigned long long>(t.pub_sent),
                    static_cast<unsigned long long>(t.closed));
       return 1;

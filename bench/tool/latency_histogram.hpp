@@ -71,8 +71,12 @@ class latency_histogram {
     return ((static_cast<std::uint64_t>(sub) + 1) << shift) - 1;
   }
   // Single writer: a relaxed load+store avoids a locked instruction per delivery.
-  static void bump(std::atomic<std::uint64_t>& a) { a.store(a.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
-  static void add(std::atomic<std::uint64_t>& a, std::uint64_t v) { a.store(a.load(std::memory_order_relaxed) + v, std::memory_order_relaxed); }
+  static void bump(std::atomic<std::uint64_t>& a) {
+    a.store(a.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  static void add(std::atomic<std::uint64_t>& a, std::uint64_t v) {
+    a.store(a.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+  }
 
   std::array<std::atomic<std::uint64_t>, bucket_count> counts_{};
   std::atomic<std::uint64_t> total_{0};

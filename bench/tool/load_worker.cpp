@@ -59,7 +59,12 @@ struct load_worker::connection {
 
 load_worker::load_worker(int id, const bench_options& opt, const peer_protocol& proto, run_state& state,
                          int first_conn, int conn_count, bool publisher)
-    : id_(id), opt_(opt), proto_(proto), state_(state), first_conn_(first_conn), buf_(256 * 1024),
+    : id_(id),
+      opt_(opt),
+      proto_(proto),
+      state_(state),
+      first_conn_(first_conn),
+      buf_(256 * 1024),
       publisher_(publisher) {
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   subs_.reserve(static_cast<std::size_t>(conn_count));
@@ -86,7 +91,9 @@ load_worker::~load_worker() {
   if (epfd_ >= 0) ::close(epfd_);
 }
 
-std::string load_worker::first_error() const { return error_; }
+std::string load_worker::first_error() const {
+  return error_;
+}
 
 void load_worker::note_error(const std::string& e) {
   if (error_.empty()) error_ = e;
@@ -105,12 +112,14 @@ void load_worker::run() {
       if (!pub_start) pub_start = state_.publish_start_us.load();
       publish_tick();
       if (opt_.rate > 0) {
-        const auto next_due = pub_start + static_cast<std::uint64_t>(static_cast<double>(pub_seq_) * 1e6 / opt_.rate);
+        const auto next_due =
+            pub_start + static_cast<std::uint64_t>(static_cast<double>(pub_seq_) * 1e6 / opt_.rate);
         const auto now = now_us();
         // Behind schedule with every publisher busy: an ack (an epoll event) is what lets the next one go.
-        const bool all_busy = std::none_of(pubs_.begin(), pubs_.end(),
-                                           [](const auto& p) { return p->st == connection::state::pub_idle; });
-        const std::uint64_t wait = next_due > now ? std::min<std::uint64_t>(next_due - now, 20000) : (all_busy ? 20000 : 0);
+        const bool all_busy = std::none_of(
+            pubs_.begin(), pubs_.end(), [](const auto& p) { return p->st == connection::state::pub_idle; });
+        const std::uint64_t wait =
+            next_due > now ? std::min<std::uint64_t>(next_due - now, 20000) : (all_busy ? 20000 : 0);
         timeout = {0, static_cast<long>(wait * 1000)};
       }
     }
@@ -149,7 +158,8 @@ bool load_worker::open_one(connection& c) {
   ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   sockaddr_in src{};
   src.sin_family = AF_INET;
-  src.sin_addr.s_addr = loopback_source(opt_.source_first + (c.k == connection::kind::subscriber ? c.index % opt_.sources : 0));
+  src.sin_addr.s_addr =
+      loopback_source(opt_.source_first + (c.k == connection::kind::subscriber ? c.index % opt_.sources : 0));
   sockaddr_in dst{};
   dst.sin_family = AF_INET;
   dst.sin_port = htons(static_cast<std::uint16_t>(opt_.proto.port));
@@ -174,8 +184,8 @@ bool load_worker::open_one(connection& c) {
 
 void load_worker::update_interest(connection& c) {
   if (c.fd < 0) return;
-  const std::uint32_t want = c.st == connection::state::connecting ? EPOLLOUT
-                                                                     : (EPOLLIN | (c.out.empty() ? 0u : EPOLLOUT));
+  const std::uint32_t want =
+      c.st == connection::state::connecting ? EPOLLOUT : (EPOLLIN | (c.out.empty() ? 0u : EPOLLOUT));
   if (want == c.interest) return;
   epoll_event ev{};
   ev.events = want;
@@ -209,10 +219,11 @@ void load_worker::on_connected(connection& c) {
     return;
   }
   c.st = connection::state::upgrading;
-  std::string req = "GET " + proto_.ws_path(c.channel) + " HTTP/1.1\r\nHost: " + opt_.proto.host + ":" +
-                    std::to_string(opt_.proto.port) +
-                    "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                    "Sec-WebSocket-Version: 13\r\n\r\n";
+  std::string req =
+      "GET " + proto_.ws_path(c.channel) + " HTTP/1.1\r\nHost: " + opt_.proto.host + ":" +
+      std::to_string(opt_.proto.port) +
+      "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+      "Sec-WebSocket-Version: 13\r\n\r\n";
   send_raw(c, req);
   update_interest(c);
 }
@@ -343,8 +354,10 @@ void load_worker::on_text(connection& c, std::string_view text) {
       counters_.last_delivery_us.store(now, std::memory_order_relaxed);
       hist_.record(now > ev.sent_us ? now - ev.sent_us : 0);
       if (ev.seq >= 0) {
-        if (ev.seq > c.last_seq + 1) inc(counters_.gaps, static_cast<std::uint64_t>(ev.seq - c.last_seq - 1));
-        else if (ev.seq <= c.last_seq) inc(counters_.out_of_order);
+        if (ev.seq > c.last_seq + 1)
+          inc(counters_.gaps, static_cast<std::uint64_t>(ev.seq - c.last_seq - 1));
+        else if (ev.seq <= c.last_seq)
+          inc(counters_.out_of_order);
         c.last_seq = std::max(c.last_seq, ev.seq);
       }
       break;
@@ -367,7 +380,9 @@ void load_worker::on_text(connection& c, std::string_view text) {
   }
 }
 
-void load_worker::send_text(connection& c, std::string_view text) { send_frame(c, 0x1, text); }
+void load_worker::send_text(connection& c, std::string_view text) {
+  send_frame(c, 0x1, text);
+}
 
 void load_worker::send_frame(connection& c, int op, std::string_view payload) {
   mask_state_ ^= mask_state_ << 13;
@@ -442,12 +457,14 @@ void load_worker::close_conn(connection& c, bool by_server) {
 void load_worker::publish_tick() {
   const std::uint64_t start = state_.publish_start_us.load();
   std::uint64_t due = UINT64_MAX;
-  if (opt_.rate > 0) due = static_cast<std::uint64_t>(static_cast<double>(now_us() - start) * opt_.rate / 1e6) + 1;
+  if (opt_.rate > 0)
+    due = static_cast<std::uint64_t>(static_cast<double>(now_us() - start) * opt_.rate / 1e6) + 1;
   for (auto& p : pubs_) {
     if (pub_seq_ >= due) break;
     if (p->st != connection::state::pub_idle) continue;
     // A publish that leaves more than 1 ms after its slot was held back by the in-flight bound.
-    if (opt_.rate > 0 && now_us() > start + static_cast<std::uint64_t>(static_cast<double>(pub_seq_) * 1e6 / opt_.rate) + 1000)
+    if (opt_.rate > 0 &&
+        now_us() > start + static_cast<std::uint64_t>(static_cast<double>(pub_seq_) * 1e6 / opt_.rate) + 1000)
       inc(counters_.pub_behind);
     publish_on(*p);
   }
@@ -457,7 +474,8 @@ void load_worker::publish_on(connection& c) {
   c.channel = pub_channel_rr_;
   pub_channel_rr_ = (pub_channel_rr_ + 1) % std::max(1, opt_.proto.channels);
   std::string payload = "{\"bt\":" + std::to_string(now_us()) + ",\"bn\":" + std::to_string(++pub_seq_);
-  if (opt_.payload_bytes > 0) payload += ",\"bp\":\"" + std::string(static_cast<std::size_t>(opt_.payload_bytes), 'x') + "\"";
+  if (opt_.payload_bytes > 0)
+    payload += ",\"bp\":\"" + std::string(static_cast<std::size_t>(opt_.payload_bytes), 'x') + "\"";
   payload += "}";
   c.st = connection::state::pub_busy;
   inc(counters_.pub_sent);

@@ -1,6 +1,6 @@
-// One client event loop (epoll, level-triggered) owning a slice of the subscriber connections and, on worker 0,
-// the REST publisher connections. Workers share nothing but the run_state; every counter has one writer (its
-// worker) and is read by the main thread for the progress line and the report.
+// One client event loop (epoll, level-triggered) owning a slice of the subscriber connections and, on worker
+// 0, the REST publisher connections. Workers share nothing but the run_state; every counter has one writer
+// (its worker) and is read by the main thread for the progress line and the report.
 #pragma once
 
 #include <atomic>
@@ -40,8 +40,8 @@ struct worker_counters {
 
 class load_worker {
  public:
-  load_worker(int id, const bench_options& opt, const peer_protocol& proto, run_state& state,
-              int first_conn, int conn_count, bool publisher);
+  load_worker(int id, const bench_options& opt, const peer_protocol& proto, run_state& state, int first_conn,
+              int conn_count, bool publisher);
   ~load_worker();
   load_worker(const load_worker&) = delete;
   load_worker& operator=(const load_worker&) = delete;

@@ -9,7 +9,9 @@
 
 namespace bc::bench {
 
-std::string channel_name(int channel) { return "c" + std::to_string(channel); }
+std::string channel_name(int channel) {
+  return "c" + std::to_string(channel);
+}
 
 bool find_uint(std::string_view text, std::string_view key, std::uint64_t& out) {
   auto p = text.find(key);
@@ -18,21 +20,30 @@ bool find_uint(std::string_view text, std::string_view key, std::uint64_t& out) 
   while (p < text.size() && text[p] == ' ') ++p;
   if (p >= text.size() || text[p] < '0' || text[p] > '9') return false;
   std::uint64_t v = 0;
-  while (p < text.size() && text[p] >= '0' && text[p] <= '9') v = v * 10 + static_cast<std::uint64_t>(text[p++] - '0');
+  while (p < text.size() && text[p] >= '0' && text[p] <= '9')
+    v = v * 10 + static_cast<std::uint64_t>(text[p++] - '0');
   out = v;
   return true;
 }
 
 namespace {
 
-std::string http_post(const protocol_config& cfg, std::string_view path, std::string_view auth, std::string_view body) {
+std::string http_post(const protocol_config& cfg, std::string_view path, std::string_view auth,
+                      std::string_view body) {
   std::string r;
   r.reserve(200 + body.size());
-  r.append("POST ").append(path).append(" HTTP/1.1\r\nHost: ").append(cfg.host).append(":")
-      .append(std::to_string(cfg.port)).append("\r\n");
+  r.append("POST ")
+      .append(path)
+      .append(" HTTP/1.1\r\nHost: ")
+      .append(cfg.host)
+      .append(":")
+      .append(std::to_string(cfg.port))
+      .append("\r\n");
   if (!auth.empty()) r.append("Authorization: Bearer ").append(auth).append("\r\n");
-  r.append("Content-Type: application/json\r\nContent-Length: ").append(std::to_string(body.size()))
-      .append("\r\n\r\n").append(body);
+  r.append("Content-Type: application/json\r\nContent-Length: ")
+      .append(std::to_string(body.size()))
+      .append("\r\n\r\n")
+      .append(body);
   return r;
 }
 
@@ -41,8 +52,9 @@ std::string http_post(const protocol_config& cfg, std::string_view path, std::st
 class broadcaster_protocol final : public peer_protocol {
  public:
   explicit broadcaster_protocol(const protocol_config& cfg) : cfg_(cfg) {
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch()).count();
+    const auto now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     tokens_.reserve(static_cast<std::size_t>(cfg.channels));
     for (int c = 0; c < cfg.channels; ++c) {
       std::string claims = R"({"sub":"bench","aud":"broadcaster","iat":)" + std::to_string(now - 5) +
@@ -53,7 +65,8 @@ class broadcaster_protocol final : public peer_protocol {
   }
   std::string ws_path(int) const override { return cfg_.base_path + "/websocket"; }
   std::vector<std::string> on_open(int channel) const override {
-    return {R"({"id":1,"method":"auth","params":{"token":")" + tokens_[static_cast<std::size_t>(channel)] + "\"}}",
+    return {R"({"id":1,"method":"auth","params":{"token":")" + tokens_[static_cast<std::size_t>(channel)] +
+                "\"}}",
             R"({"id":2,"method":"subscribe","params":{"channel":")" + channel_name(channel) + "\"}}"};
   }
   text_event on_text(int, std::string_view t) const override {

@@ -1,5 +1,5 @@
-// What differs between the servers the tool measures: the WebSocket path a subscriber opens, the messages that
-// authenticate and subscribe it, how a delivery is recognised, and the HTTP request that publishes.
+// What differs between the servers the tool measures: the WebSocket path a subscriber opens, the messages
+// that authenticate and subscribe it, how a delivery is recognised, and the HTTP request that publishes.
 // Implementations are stateless apart from configuration and are shared by every worker thread.
 #pragma once
 
@@ -24,10 +24,10 @@ struct protocol_config {
 // What one text message from the server meant to a subscriber.
 struct text_event {
   enum class kind { none, subscribed, delivery, failed } what = kind::none;
-  std::int64_t seq = -1;         // per-subscription sequence number, -1 when the protocol has none
-  std::uint64_t sent_us = 0;     // publisher's send timestamp carried in the payload (CLOCK_MONOTONIC µs)
+  std::int64_t seq = -1;      // per-subscription sequence number, -1 when the protocol has none
+  std::uint64_t sent_us = 0;  // publisher's send timestamp carried in the payload (CLOCK_MONOTONIC µs)
   std::vector<std::string> replies;  // text messages to send back (handshake steps, application pings)
-  std::string error;             // for failed
+  std::string error;                 // for failed
 };
 
 class peer_protocol {

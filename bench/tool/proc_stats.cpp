@@ -118,8 +118,8 @@ double machine_busy_seconds() {
   std::string s;
   if (!read_small("/proc/stat", s)) return 0;
   unsigned long long v[10] = {};
-  if (std::sscanf(s.c_str(), "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-                  &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) < 8)
+  if (std::sscanf(s.c_str(), "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                  &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) < 8)
     return 0;
   // user nice system idle iowait irq softirq steal (guest time is already inside user).
   const unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];

@@ -1,8 +1,8 @@
 // Reads CPU time and resident memory of a process and all its descendants from /proc (Linux only).
 #pragma once
 
-#include <cstdint>
 #include <sys/types.h>
+#include <cstdint>
 #include <vector>
 
 namespace bc::bench {

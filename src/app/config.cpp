@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <toml++/toml.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <fstream>
@@ -10,7 +11,6 @@
 #include <limits>
 #include <sstream>
 #include <stdexcept>
-#include <toml++/toml.h>
 #include <type_traits>
 
 namespace bc::app {
@@ -18,11 +18,12 @@ namespace bc::app {
 namespace {
 
 /*
- * Precedence is flag > environment > file > default. CLI11 can read a config file itself, but it ranks the file
- * above the environment, so the file is applied here instead: CLI11 parses flags and environment first, then
- * every file key whose option is still unset is fed to that option as if typed (CLI11 converts and validates
- * it), and only then are the values post-processed and checked. Each option's env name and file key derive
- * from its flag (--max-connections, MAX_CONNECTIONS, max_connections), so the three can never drift apart.
+ * Precedence is flag > environment > file > default. CLI11 can read a config file itself, but it ranks the
+ * file above the environment, so the file is applied here instead: CLI11 parses flags and environment first,
+ * then every file key whose option is still unset is fed to that option as if typed (CLI11 converts and
+ * validates it), and only then are the values post-processed and checked. Each option's env name and file key
+ * derive from its flag (--max-connections, MAX_CONNECTIONS, max_connections), so the three can never drift
+ * apart.
  */
 
 constexpr std::string_view masked = "********";
@@ -57,9 +58,12 @@ enum class shape {
   urls,         // comma-separated URLs written with their passwords masked
 };
 
-bool is_list(shape s) { return s == shape::list || s == shape::secret_list || s == shape::urls; }
+bool is_list(shape s) {
+  return s == shape::list || s == shape::secret_list || s == shape::urls;
+}
 
-// One configurable setting: its CLI11 option, its file key, its effective value as text, and where it came from.
+// One configurable setting: its CLI11 option, its file key, its effective value as text, and where it came
+// from.
 struct setting {
   CLI::Option* option;
   std::string flag;
@@ -104,7 +108,8 @@ class settings {
   CLI::Option* add(CLI::Option* opt, const std::string& flag, T& var, shape kind) {
     std::string key = flag.substr(2), env;
     std::replace(key.begin(), key.end(), '-', '_');
-    std::transform(key.begin(), key.end(), std::back_inserter(env), [](unsigned char c) { return std::toupper(c); });
+    std::transform(key.begin(), key.end(), std::back_inserter(env),
+                   [](unsigned char c) { return std::toupper(c); });
     all_.push_back({opt, flag, key, kind, [&var] { return text_of(var); }});
     return opt->envname(env);
   }
@@ -122,33 +127,42 @@ struct raw_values {
 void declare(settings& s, config& c, raw_values& r) {
   s.option("--port", c.port, "TCP port (0 = pick a free one and log it)");
   s.option("--host", c.host, "Bind address");
-  s.option("--jwt-secret", c.jwt_secret, "HS256 secret for client tokens (required outside --dev)", shape::secret);
+  s.option("--jwt-secret", c.jwt_secret, "HS256 secret for client tokens (required outside --dev)",
+           shape::secret);
   s.option("--api-keys", r.api_keys, "Comma-separated API keys for the REST API (required outside --dev)",
            shape::secret_list);
   s.option("--base-path", c.net.base_path, "Prefix of every HTTP path");
-  s.flag("--dev", c.dev, "Development mode: generate a secret and key when missing, print a sample token, serve the console");
+  s.flag("--dev", c.dev,
+         "Development mode: generate a secret and key when missing, print a sample token, serve the console");
   s.option("--threads", c.threads, "Worker threads (0 = one per core)");
   s.option("--max-message-size", c.net.max_message_size, "Largest WebSocket message and REST body, bytes");
   s.option("--auth-timeout", r.auth_timeout, "Seconds a connection may stay unauthenticated");
-  s.option("--idle-timeout", r.idle_timeout, "Seconds without any frame before a connection is closed; pings at half");
+  s.option("--idle-timeout", r.idle_timeout,
+           "Seconds without any frame before a connection is closed; pings at half");
   s.option("--handshake-timeout", r.handshake_timeout, "Seconds to receive a whole HTTP request head");
-  s.option("--max-connections", c.net.max_connections, "Most WebSocket connections at once (0 = no limit but the open-file limit)");
+  s.option("--max-connections", c.net.max_connections,
+           "Most WebSocket connections at once (0 = no limit but the open-file limit)");
   s.option("--max-subscriptions", c.max_subscriptions, "Most subscriptions per connection");
   s.option("--rate-limit", c.rate_limit, "Requests per second per connection (0 = unlimited)");
-  s.option("--rate-burst", c.rate_burst, "Requests a connection may send at once before the rate limit applies");
-  s.option("--outbound-buffer", c.net.outbound_buffer, "Bytes queued per connection before the slow-consumer policy applies");
+  s.option("--rate-burst", c.rate_burst,
+           "Requests a connection may send at once before the rate limit applies");
+  s.option("--outbound-buffer", c.net.outbound_buffer,
+           "Bytes queued per connection before the slow-consumer policy applies");
   s.option("--slow-consumer-policy", r.policy, "disconnect | drop (skip the message, seq still counts)")
       ->check(CLI::IsMember({"disconnect", "drop"}));
   s.option("--jwt-leeway", c.jwt_leeway_s, "Clock leeway for exp/iat/nbf, seconds");
-  s.option("--allowed-origins", r.origins, "Comma-separated Origins allowed to open WebSockets (empty = any)", shape::list);
+  s.option("--allowed-origins", r.origins, "Comma-separated Origins allowed to open WebSockets (empty = any)",
+           shape::list);
   s.flag("--console", c.net.console, "Serve the web console at {BASE}/console/ (on with --dev)");
   s.option("--console-dir", c.net.console_dir, "Directory holding the console's files");
   s.option("--shutdown-timeout", c.shutdown_timeout_s, "Seconds to wait for connections to close on SIGTERM");
   s.option("--log-level", c.log_level, "trace | debug | info | warn | error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
-  s.option("--log-format", c.log_format, "text | json (one object per line)")->check(CLI::IsMember({"text", "json"}));
+  s.option("--log-format", c.log_format, "text | json (one object per line)")
+      ->check(CLI::IsMember({"text", "json"}));
   s.option("--broker", c.broker, "memory | redis")->check(CLI::IsMember({"memory", "redis"}));
-  s.option("--redis-url", c.redis_url, "redis://[:password@]host:port[/db], comma-separated for shards", shape::urls);
+  s.option("--redis-url", c.redis_url, "redis://[:password@]host:port[/db], comma-separated for shards",
+           shape::urls);
   s.option("--tls-cert", c.net.tls_cert, "PEM certificate chain: serve wss:// and https:// (with --tls-key)");
   s.option("--tls-key", c.net.tls_key, "PEM private key of --tls-cert");
 }
@@ -159,7 +173,8 @@ bool on_command_line(int argc, char** argv, std::string_view flag) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--") break;
-    if (arg == flag || (arg.size() > flag.size() && arg.starts_with(flag) && arg[flag.size()] == '=')) return true;
+    if (arg == flag || (arg.size() > flag.size() && arg.starts_with(flag) && arg[flag.size()] == '='))
+      return true;
   }
   return false;
 }
@@ -185,7 +200,8 @@ std::string suggestion(const std::string& key, const std::vector<setting>& all) 
   for (const auto& s : all) {
     if (const auto d = edit_distance(key, s.key); d < best_d) best = &s, best_d = d;
   }
-  return best ? " (did you mean '" + best->key + "'?)" : " (keys are the environment variables in lower case)";
+  return best ? " (did you mean '" + best->key + "'?)"
+              : " (keys are the environment variables in lower case)";
 }
 
 // A file value as the text CLI11 would get from a flag; lists may be TOML arrays of strings.
@@ -195,13 +211,15 @@ std::string node_text(const toml::node& n, bool list) {
   if (auto v = n.as_floating_point()) return fmt::format("{}", v->get());
   if (auto v = n.as_boolean()) return v->get() ? "true" : "false";
   auto arr = n.as_array();
-  if (!arr || !list) throw std::invalid_argument(list ? "expected a string or an array of strings"
-                                                      : "expected a single string, number or boolean");
+  if (!arr || !list)
+    throw std::invalid_argument(list ? "expected a string or an array of strings"
+                                     : "expected a single string, number or boolean");
   std::string out;
   for (const auto& item : *arr) {
     auto s = item.as_string();
     if (!s) throw std::invalid_argument("array elements must be strings");
-    if (s->get().find(',') != std::string::npos) throw std::invalid_argument("array elements must not contain ','");
+    if (s->get().find(',') != std::string::npos)
+      throw std::invalid_argument("array elements must not contain ','");
     out += (out.empty() ? "" : ",") + s->get();
   }
   return out;
@@ -285,11 +303,16 @@ std::string rendered(const setting& s) {
     return out + "]";
   };
   switch (s.kind) {
-    case shape::scalar: return v;
-    case shape::text: return toml_quote(v);
-    case shape::secret: return toml_quote(v.empty() ? "" : masked);
-    case shape::list: return array(split_list(v), [](const std::string& i) { return i; });
-    case shape::secret_list: return array(split_list(v), [](const std::string&) { return std::string(masked); });
+    case shape::scalar:
+      return v;
+    case shape::text:
+      return toml_quote(v);
+    case shape::secret:
+      return toml_quote(v.empty() ? "" : masked);
+    case shape::list:
+      return array(split_list(v), [](const std::string& i) { return i; });
+    case shape::secret_list:
+      return array(split_list(v), [](const std::string&) { return std::string(masked); });
     case shape::urls: {
       std::string out;
       for (const auto& u : split_list(v)) out += (out.empty() ? "" : ",") + mask_url_password(u);
@@ -316,23 +339,28 @@ std::string render_config(const std::vector<setting>& all, const std::string& fi
 std::optional<std::string> finish(config& c, const raw_values& r) {
   c.api_keys = split_list(r.api_keys);
   c.net.allowed_origins = split_list(r.origins);
-  c.net.slow_policy = r.policy == "drop" ? net::slow_consumer_policy::drop : net::slow_consumer_policy::disconnect;
+  c.net.slow_policy =
+      r.policy == "drop" ? net::slow_consumer_policy::drop : net::slow_consumer_policy::disconnect;
   c.net.auth_timeout = seconds_to_ms(r.auth_timeout);
   c.net.idle_timeout = seconds_to_ms(r.idle_timeout);
   c.net.handshake_timeout = seconds_to_ms(r.handshake_timeout);
   if (c.dev) c.net.console = true;
-  if (c.net.max_connections == 0) c.net.max_connections = std::numeric_limits<std::size_t>::max();  // unlimited
+  if (c.net.max_connections == 0)
+    c.net.max_connections = std::numeric_limits<std::size_t>::max();  // unlimited
   if (c.rate_burst < 1) c.rate_burst = 1;
 
-  if (!c.dev && c.jwt_secret.empty()) return "JWT_SECRET is required (set JWT_SECRET or --jwt-secret, or use --dev)";
+  if (!c.dev && c.jwt_secret.empty())
+    return "JWT_SECRET is required (set JWT_SECRET or --jwt-secret, or use --dev)";
   if (!c.dev && c.api_keys.empty()) return "API_KEYS is required (set API_KEYS or --api-keys, or use --dev)";
   if (c.net.base_path.empty() || c.net.base_path.front() != '/') return "BASE_PATH must start with '/'";
   while (c.net.base_path.size() > 1 && c.net.base_path.back() == '/') c.net.base_path.pop_back();
   if (c.net.base_path == "/") c.net.base_path.clear();
   if (c.net.max_message_size < 128) return "MAX_MESSAGE_SIZE must be at least 128";
-  if (r.auth_timeout <= 0 || r.idle_timeout <= 0 || r.handshake_timeout <= 0) return "timeouts must be positive";
+  if (r.auth_timeout <= 0 || r.idle_timeout <= 0 || r.handshake_timeout <= 0)
+    return "timeouts must be positive";
   if (c.broker == "redis" && c.redis_url.empty()) return "REDIS_URL is required with BROKER=redis";
-  if (c.net.tls_cert.empty() != c.net.tls_key.empty()) return "TLS_CERT and TLS_KEY go together: set both or neither";
+  if (c.net.tls_cert.empty() != c.net.tls_key.empty())
+    return "TLS_CERT and TLS_KEY go together: set both or neither";
   for (const auto* file : {&c.net.tls_cert, &c.net.tls_key}) {
     if (!file->empty() && !std::ifstream(*file)) return "cannot read TLS file " + *file;
   }
@@ -344,10 +372,11 @@ std::optional<std::string> finish(config& c, const raw_values& r) {
 std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
   config c;
   raw_values r;
-  CLI::App app{"Broadcaster: a real-time WebSocket messaging server.\n"
-               "Every option can also be set by the environment variable shown in brackets, or in the TOML file\n"
-               "given with --config under the same name in lower case (max_connections = 1000).\n"
-               "A flag wins over the environment, which wins over the file."};
+  CLI::App app{
+      "Broadcaster: a real-time WebSocket messaging server.\n"
+      "Every option can also be set by the environment variable shown in brackets, or in the TOML file\n"
+      "given with --config under the same name in lower case (max_connections = 1000).\n"
+      "A flag wins over the environment, which wins over the file."};
   app.option_defaults()->always_capture_default();
   settings s(app);
   declare(s, c, r);
@@ -357,9 +386,11 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
   settings scratch(scratch_app);
   declare(scratch, scratch_config, scratch_raw);
   bool print = false;
-  app.add_option("--config", c.config_file, "TOML configuration file (keys: the environment names in lower case)")
+  app.add_option("--config", c.config_file,
+                 "TOML configuration file (keys: the environment names in lower case)")
       ->envname("CONFIG");
-  app.add_flag("--print-config", print, "Print the effective configuration as TOML, secrets masked, and exit");
+  app.add_flag("--print-config", print,
+               "Print the effective configuration as TOML, secrets masked, and exit");
 
   auto fail = [&](const std::string& line) {
     std::cerr << "broadcaster: " << line << "\n";

@@ -24,22 +24,26 @@ void metric(std::string& out, std::string_view name, std::string_view type, std:
 
 }  // namespace
 
-std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards, const channel_interest& interest,
-                           const broker::broker& broker) {
+std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
+                           const channel_interest& interest, const broker::broker& broker) {
   std::string out;
   out.reserve(4096);
-  auto net = [&](auto field) { return sum(shards, [&](shard& s) { return (s.worker().stats().*field).get(); }); };
+  auto net = [&](auto field) {
+    return sum(shards, [&](shard& s) { return (s.worker().stats().*field).get(); });
+  };
   auto proto = [&](auto field) { return sum(shards, [&](shard& s) { return (s.stats().*field).get(); }); };
 
-  metric(out, "broadcaster_connections", "gauge", "Open WebSocket connections.", net(&net::net_stats::connections));
+  metric(out, "broadcaster_connections", "gauge", "Open WebSocket connections.",
+         net(&net::net_stats::connections));
   metric(out, "broadcaster_connections_authenticated", "gauge", "Authenticated WebSocket connections.",
          net(&net::net_stats::authenticated));
   metric(out, "broadcaster_connections_accepted_total", "counter", "WebSocket connections accepted.",
          net(&net::net_stats::accepted));
-  metric(out, "broadcaster_connections_rejected_total", "counter", "WebSocket upgrades refused by max-connections.",
-         net(&net::net_stats::rejected_limit));
-  out += "# HELP broadcaster_connections_closed_total WebSocket connections closed, by reason.\n"
-         "# TYPE broadcaster_connections_closed_total counter\n";
+  metric(out, "broadcaster_connections_rejected_total", "counter",
+         "WebSocket upgrades refused by max-connections.", net(&net::net_stats::rejected_limit));
+  out +=
+      "# HELP broadcaster_connections_closed_total WebSocket connections closed, by reason.\n"
+      "# TYPE broadcaster_connections_closed_total counter\n";
   for (std::size_t r = 0; r < static_cast<std::size_t>(net::close_reason::count_); ++r) {
     const auto n = sum(shards, [&](shard& s) { return s.worker().stats().closed[r].get(); });
     out += fmt::format("broadcaster_connections_closed_total{{reason=\"{}\"}} {}\n",
@@ -49,8 +53,9 @@ std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards, co
          interest.channel_count());
   metric(out, "broadcaster_subscriptions", "gauge", "Subscriptions on this node.",
          proto(&protocol::session_stats::subscriptions));
-  out += "# HELP broadcaster_messages_published_total Messages accepted for publishing, by source.\n"
-         "# TYPE broadcaster_messages_published_total counter\n";
+  out +=
+      "# HELP broadcaster_messages_published_total Messages accepted for publishing, by source.\n"
+      "# TYPE broadcaster_messages_published_total counter\n";
   out += fmt::format("broadcaster_messages_published_total{{source=\"rest\"}} {}\n",
                      proto(&protocol::session_stats::published_rest));
   out += fmt::format("broadcaster_messages_published_total{{source=\"websocket\"}} {}\n",
@@ -59,29 +64,34 @@ std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards, co
          net(&net::net_stats::deliveries));
   metric(out, "broadcaster_deliveries_dropped_total", "counter", "Deliveries skipped for slow consumers.",
          net(&net::net_stats::dropped));
-  metric(out, "broadcaster_bytes_received_total", "counter", "WebSocket bytes received.", net(&net::net_stats::bytes_in));
-  metric(out, "broadcaster_bytes_sent_total", "counter", "WebSocket bytes sent.", net(&net::net_stats::bytes_out));
+  metric(out, "broadcaster_bytes_received_total", "counter", "WebSocket bytes received.",
+         net(&net::net_stats::bytes_in));
+  metric(out, "broadcaster_bytes_sent_total", "counter", "WebSocket bytes sent.",
+         net(&net::net_stats::bytes_out));
   metric(out, "broadcaster_http_requests_total", "counter", "HTTP requests (REST, health, metrics).",
          net(&net::net_stats::http_requests));
   metric(out, "broadcaster_auth_failures_total", "counter", "Failed JWT auth and API key checks.",
          proto(&protocol::session_stats::auth_failures));
-  metric(out, "broadcaster_rate_limited_total", "counter", "Requests refused by the per-connection rate limit.",
-         proto(&protocol::session_stats::rate_limited));
-  out += "# HELP broadcaster_requests_total WebSocket requests, by method.\n"
-         "# TYPE broadcaster_requests_total counter\n";
+  metric(out, "broadcaster_rate_limited_total", "counter",
+         "Requests refused by the per-connection rate limit.", proto(&protocol::session_stats::rate_limited));
+  out +=
+      "# HELP broadcaster_requests_total WebSocket requests, by method.\n"
+      "# TYPE broadcaster_requests_total counter\n";
   for (std::size_t m = 0; m < protocol::method_count; ++m) {
     const auto n = sum(shards, [&](shard& s) { return s.stats().requests[m].get(); });
     out += fmt::format("broadcaster_requests_total{{method=\"{}\"}} {}\n",
                        protocol::to_string(static_cast<protocol::method>(m)), n);
   }
-  out += "# HELP broadcaster_request_errors_total WebSocket error replies, by code.\n"
-         "# TYPE broadcaster_request_errors_total counter\n";
+  out +=
+      "# HELP broadcaster_request_errors_total WebSocket error replies, by code.\n"
+      "# TYPE broadcaster_request_errors_total counter\n";
   for (std::size_t c = 0; c < protocol::error_code_count; ++c) {
     const auto n = sum(shards, [&](shard& s) { return s.stats().errors[c].get(); });
     out += fmt::format("broadcaster_request_errors_total{{code=\"{}\"}} {}\n",
                        protocol::to_string(static_cast<protocol::error_code>(c)), n);
   }
-  metric(out, "broadcaster_broker_up", "gauge", "1 while the broker accepts publishes.", broker.healthy() ? 1 : 0);
+  metric(out, "broadcaster_broker_up", "gauge", "1 while the broker accepts publishes.",
+         broker.healthy() ? 1 : 0);
   return out;
 }
 

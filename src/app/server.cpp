@@ -1,8 +1,8 @@
 #include "app/server.hpp"
 
 #include <openssl/rand.h>
-#include <sys/resource.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -25,7 +25,8 @@ namespace {
 
 std::string random_hex(std::size_t bytes) {
   std::vector<unsigned char> buf(bytes);
-  if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+  if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1)
+    throw std::runtime_error("RAND_bytes failed");
   static constexpr char hex[] = "0123456789abcdef";
   std::string out;
   for (auto b : buf) {
@@ -36,7 +37,8 @@ std::string random_hex(std::size_t bytes) {
 }
 
 // Connections beyond the open-file limit cannot be served: cap max_connections below it, keeping descriptors
-// for listeners, HTTP requests in flight, the broker and logs. The soft limit is raised to the hard one first.
+// for listeners, HTTP requests in flight, the broker and logs. The soft limit is raised to the hard one
+// first.
 void fit_connections_to_fd_limit(config& c) {
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
@@ -63,14 +65,15 @@ config with_dev_defaults(config c) {
   return c;
 }
 
-std::string sample_token(const std::string& secret, const std::string& sub, const std::vector<std::string>& channels,
-                         std::int64_t ttl_s) {
+std::string sample_token(const std::string& secret, const std::string& sub,
+                         const std::vector<std::string>& channels, std::int64_t ttl_s) {
   const std::int64_t now = protocol::now_unix_ms() / 1000;
   std::string list;
   for (const auto& c : channels) list += (list.empty() ? "" : ",") + protocol::json_quote(c);
-  const std::string payload = "{\"sub\":" + protocol::json_quote(sub) + ",\"aud\":\"broadcaster\",\"iat\":" +
-                              std::to_string(now) + ",\"exp\":" + std::to_string(now + ttl_s) +
-                              ",\"authorizedChannels\":[" + list + "],\"scope\":[\"subscribe\",\"publish\"]}";
+  const std::string payload = "{\"sub\":" + protocol::json_quote(sub) +
+                              ",\"aud\":\"broadcaster\",\"iat\":" + std::to_string(now) +
+                              ",\"exp\":" + std::to_string(now + ttl_s) + ",\"authorizedChannels\":[" + list +
+                              "],\"scope\":[\"subscribe\",\"publish\"]}";
   return auth::sign_hs256(secret, payload);
 }
 
@@ -82,22 +85,24 @@ server::server(config cfg)
       started_(std::chrono::steady_clock::now()),
       verifier_(cfg_.jwt_secret, std::chrono::seconds(cfg_.jwt_leeway_s)),
       api_keys_(cfg_.api_keys),
-      broker_(cfg_.broker == "redis" ? broker::make_redis_broker(*this, cfg_.redis_url, protocol::encode_publication)
-                                     : std::make_unique<broker::memory_broker>(*this)),
+      broker_(cfg_.broker == "redis"
+                  ? broker::make_redis_broker(*this, cfg_.redis_url, protocol::encode_publication)
+                  : std::make_unique<broker::memory_broker>(*this)),
       interest_(*broker_),
       publisher_(*broker_),
       rest_(publisher_, api_keys_),
       shared_(cfg_.net) {
-  if (!cfg_.net.tls_cert.empty()) tls_ = std::make_unique<net::tls_context>(cfg_.net.tls_cert, cfg_.net.tls_key);
+  if (!cfg_.net.tls_cert.empty())
+    tls_ = std::make_unique<net::tls_context>(cfg_.net.tls_cert, cfg_.net.tls_key);
   http_ = std::make_unique<net::http_services>(net::http_services{
-      rest_,
-      [this] { return broker_->healthy(); },
-      [this] { return render_metrics(shards_, interest_, *broker_); },
-      [this] { return info(); },
-      cfg_.dev ? std::function<std::string(std::string_view)>([this](std::string_view q) { return dev_token(q); })
-               : nullptr,
+      rest_, [this] { return broker_->healthy(); },
+      [this] { return render_metrics(shards_, interest_, *broker_); }, [this] { return info(); },
+      cfg_.dev
+          ? std::function<std::string(std::string_view)>([this](std::string_view q) { return dev_token(q); })
+          : nullptr,
       tls_ ? tls_->native() : nullptr});
-  protocol::session_limits limits{cfg_.max_subscriptions, cfg_.jwt_leeway_s, cfg_.rate_limit, cfg_.rate_burst};
+  protocol::session_limits limits{cfg_.max_subscriptions, cfg_.jwt_leeway_s, cfg_.rate_limit,
+                                  cfg_.rate_burst};
   for (unsigned i = 0; i < cfg_.threads; ++i) {
     shards_.push_back(std::make_unique<shard>(i, &interest_, publisher_, verifier_, limits, shared_));
   }
@@ -145,12 +150,16 @@ std::string server::info() const {
     connections += s->worker().stats().connections.get();
     subscriptions += s->stats().subscriptions.get();
   }
-  const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
+  const auto uptime =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
   return "{\"nodeId\":\"" + node_id_ + "\",\"version\":\"" + std::string(BROADCASTER_VERSION) +
-         "\",\"uptimeSeconds\":" + std::to_string(uptime.count()) + ",\"threads\":" + std::to_string(shards_.size()) +
-         ",\"connections\":" + std::to_string(connections) + ",\"subscriptions\":" + std::to_string(subscriptions) +
-         ",\"channels\":" + std::to_string(interest_.channel_count()) + ",\"broker\":{\"kind\":" +
-         protocol::json_quote(cfg_.broker) + ",\"healthy\":" + (broker_->healthy() ? "true" : "false") +
+         "\",\"uptimeSeconds\":" + std::to_string(uptime.count()) +
+         ",\"threads\":" + std::to_string(shards_.size()) +
+         ",\"connections\":" + std::to_string(connections) +
+         ",\"subscriptions\":" + std::to_string(subscriptions) +
+         ",\"channels\":" + std::to_string(interest_.channel_count()) +
+         ",\"broker\":{\"kind\":" + protocol::json_quote(cfg_.broker) +
+         ",\"healthy\":" + (broker_->healthy() ? "true" : "false") +
          ",\"state\":" + protocol::json_quote(broker_->describe()) + "}}";
 }
 
@@ -158,18 +167,21 @@ void server::print_dev_banner(std::uint16_t port) const {
   const std::string host = cfg_.host == "0.0.0.0" ? "127.0.0.1" : cfg_.host;
   const std::string base = "http://" + host + ":" + std::to_string(port) + cfg_.net.base_path;
   const std::string token = sample_token(cfg_.jwt_secret, "dev-user", {"news", "chat:lobby"}, 24 * 3600);
-  std::cout << "\n  Dev mode. Never run it like this in production.\n"
-            << "  API key:      " << cfg_.api_keys.front() << "\n"
-            << "  Sample token: (sub dev-user, channels news and chat:lobby, scope subscribe+publish, 24 h)\n    "
-            << token << "\n\n"
-            << "  1. Connect a WebSocket to ws://" << host << ":" << port << cfg_.net.base_path << "/websocket and send\n"
-            << "     {\"id\":1,\"method\":\"auth\",\"params\":{\"token\":\"" << token << "\"}}\n"
-            << "     {\"id\":2,\"method\":\"subscribe\",\"params\":{\"channel\":\"news\"}}\n"
-            << "  2. Publish:\n"
-            << "     curl -X POST " << base << "/publish -H 'Authorization: Bearer " << cfg_.api_keys.front()
-            << "' -H 'Content-Type: application/json' -d '{\"channel\":\"news\",\"event\":\"hello\",\"payload\":{\"text\":\"hi\"}}'\n"
-            << "  3. Or open the console: " << base << "/console/\n\n"
-            << std::flush;
+  std::cout
+      << "\n  Dev mode. Never run it like this in production.\n"
+      << "  API key:      " << cfg_.api_keys.front() << "\n"
+      << "  Sample token: (sub dev-user, channels news and chat:lobby, scope subscribe+publish, 24 h)\n    "
+      << token << "\n\n"
+      << "  1. Connect a WebSocket to ws://" << host << ":" << port << cfg_.net.base_path
+      << "/websocket and send\n"
+      << "     {\"id\":1,\"method\":\"auth\",\"params\":{\"token\":\"" << token << "\"}}\n"
+      << "     {\"id\":2,\"method\":\"subscribe\",\"params\":{\"channel\":\"news\"}}\n"
+      << "  2. Publish:\n"
+      << "     curl -X POST " << base << "/publish -H 'Authorization: Bearer " << cfg_.api_keys.front()
+      << "' -H 'Content-Type: application/json' -d "
+         "'{\"channel\":\"news\",\"event\":\"hello\",\"payload\":{\"text\":\"hi\"}}'\n"
+      << "  3. Or open the console: " << base << "/console/\n\n"
+      << std::flush;
 }
 
 int server::run() {
@@ -193,11 +205,13 @@ int server::run() {
   }
   if (!spdlog::should_log(spdlog::level::info)) {
     // Quiet log levels still say where the server listens: with --port 0 there is no other way to know.
-    std::cout << "broadcaster listening on " << endpoint.address().to_string() << ":" << endpoint.port() << std::endl;
+    std::cout << "broadcaster listening on " << endpoint.address().to_string() << ":" << endpoint.port()
+              << std::endl;
   }
-  spdlog::info("broadcaster {} listening on {}:{} ({}, base path '{}', {} threads, broker {}) node={}", BROADCASTER_VERSION,
-               endpoint.address().to_string(), endpoint.port(), tls_ ? "https/wss" : "http/ws", cfg_.net.base_path, shards_.size(),
-               broker_->describe(), node_id_);
+  spdlog::info("broadcaster {} listening on {}:{} ({}, base path '{}', {} threads, broker {}) node={}",
+               BROADCASTER_VERSION, endpoint.address().to_string(), endpoint.port(),
+               tls_ ? "https/wss" : "http/ws", cfg_.net.base_path, shards_.size(), broker_->describe(),
+               node_id_);
   if (cfg_.dev) print_dev_banner(endpoint.port());
 
   boost::asio::io_context control;
@@ -228,7 +242,8 @@ void server::shutdown(boost::asio::io_context& control) {
   auto poll = std::make_shared<std::function<void()>>();
   *poll = [this, timer, deadline, poll, &control] {
     if (shared_.connections.load() == 0 || std::chrono::steady_clock::now() >= deadline) {
-      if (shared_.connections.load() != 0) spdlog::warn("{} connections still open at shutdown timeout", shared_.connections.load());
+      if (shared_.connections.load() != 0)
+        spdlog::warn("{} connections still open at shutdown timeout", shared_.connections.load());
       *poll = nullptr;  // break the self-reference
       control.stop();
       return;

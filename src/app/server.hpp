@@ -22,11 +22,13 @@ class server final : public broker::delivery_sink {
   explicit server(config cfg);
   ~server() override;
 
-  // Binds, starts the threads, and blocks until SIGINT/SIGTERM and a graceful shutdown. Returns the exit code.
+  // Binds, starts the threads, and blocks until SIGINT/SIGTERM and a graceful shutdown. Returns the exit
+  // code.
   int run();
 
  private:
-  // broker::delivery_sink (for the broker only): every publication goes to every shard's inbox (one post per shard per burst).
+  // broker::delivery_sink (for the broker only): every publication goes to every shard's inbox (one post per
+  // shard per burst).
   void deliver(core::publication_ptr pub) override;
   std::string dev_token(std::string_view query) const;
   std::string info() const;

@@ -11,7 +11,9 @@ shard::shard(std::uint32_t index, core::interest_listener* interest, protocol::p
       services_{hub_, pub, verifier, limits, stats_},
       worker_(ioc_, services_, shared) {}
 
-shard::~shard() { join(); }
+shard::~shard() {
+  join();
+}
 
 void shard::start() {
   thread_ = std::thread([this] { ioc_.run(); });

@@ -4,14 +4,20 @@
 
 namespace bc::core {
 
-subscription::~subscription() { hub_.remove(*this); }
+subscription::~subscription() {
+  hub_.remove(*this);
+}
 
-const std::string& subscription::channel() const { return static_cast<hub::channel_entry*>(channel_)->name; }
+const std::string& subscription::channel() const {
+  return static_cast<hub::channel_entry*>(channel_)->name;
+}
 
 hub::hub(std::uint32_t shard_index, interest_listener* listener)
     : shard_index_(shard_index), listener_(listener) {}
 
-hub::~hub() { assert(subscriptions_ == 0 && "subscriptions must not outlive their hub"); }
+hub::~hub() {
+  assert(subscriptions_ == 0 && "subscriptions must not outlive their hub");
+}
 
 std::unique_ptr<subscription> hub::subscribe(std::string_view channel, subscriber& s) {
   auto it = channels_.find(channel);

@@ -39,7 +39,7 @@ class subscription {
   friend class hub;
   subscription(hub& h, void* channel, std::uint64_t id) : hub_(h), channel_(channel), id_(id) {}
   hub& hub_;
-  void* channel_;      // hub::channel_entry, opaque outside the hub
+  void* channel_;            // hub::channel_entry, opaque outside the hub
   std::uint32_t index_ = 0;  // position in the channel's slot vector, kept current by the hub
   std::uint64_t id_;
 };

@@ -10,7 +10,7 @@ namespace bc::core {
 // What a publisher sent, stamped by the node that accepted it. The payload is opaque to the core: the
 // protocol layer has already validated it and hands it over as encoded bytes.
 struct message {
-  std::string id;                  // UUIDv7 text, unique across nodes, time-ordered
+  std::string id;                   // UUIDv7 text, unique across nodes, time-ordered
   std::int64_t create_time_ms = 0;  // unix milliseconds
   std::string channel;
   std::string event;

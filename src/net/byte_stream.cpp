@@ -31,9 +31,12 @@ byte_stream::byte_stream(byte_stream&& other) noexcept
 
 io_result byte_stream::ssl_result(int ret) {
   switch (SSL_get_error(ssl_, ret)) {
-    case SSL_ERROR_WANT_READ: return io_result::want_read;
-    case SSL_ERROR_WANT_WRITE: return io_result::want_write;
-    case SSL_ERROR_ZERO_RETURN: return io_result::closed;
+    case SSL_ERROR_WANT_READ:
+      return io_result::want_read;
+    case SSL_ERROR_WANT_WRITE:
+      return io_result::want_write;
+    case SSL_ERROR_ZERO_RETURN:
+      return io_result::closed;
     default:
       ERR_clear_error();  // the error queue is per thread: leave it clean for the next connection
       return io_result::error;
@@ -105,7 +108,9 @@ io_result byte_stream::write(const iovec* iov, std::size_t count, std::size_t& n
   }
 }
 
-bool byte_stream::pending() const { return ssl_ && SSL_pending(ssl_) > 0; }
+bool byte_stream::pending() const {
+  return ssl_ && SSL_pending(ssl_) > 0;
+}
 
 void byte_stream::shutdown_send() {
   if (ssl_ && SSL_is_init_finished(ssl_)) {

@@ -34,7 +34,9 @@ bool header_has_token(std::string_view value, std::string_view token) {
 }
 
 std::string_view content_type_for(std::string_view path) {
-  auto ends = [&](std::string_view ext) { return path.size() >= ext.size() && path.substr(path.size() - ext.size()) == ext; };
+  auto ends = [&](std::string_view ext) {
+    return path.size() >= ext.size() && path.substr(path.size() - ext.size()) == ext;
+  };
   if (ends(".html")) return "text/html; charset=utf-8";
   if (ends(".js") || ends(".mjs")) return "text/javascript; charset=utf-8";
   if (ends(".css")) return "text/css; charset=utf-8";
@@ -51,14 +53,16 @@ http_session::http_session(worker& w, const http_services& services, boost::asio
     : w_(w),
       services_(services),
       socket_(std::move(socket)),
-      io_(services.tls ? byte_stream(socket_.native_handle(), services.tls) : byte_stream(socket_.native_handle())),
+      io_(services.tls ? byte_stream(socket_.native_handle(), services.tls)
+                       : byte_stream(socket_.native_handle())),
       deadline_(w.ioc()) {}
 
 void http_session::run() {
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
   socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
-  // One deadline covers the TLS handshake and each request head: a client trickling bytes (slowloris) is cut off.
+  // One deadline covers the TLS handshake and each request head: a client trickling bytes (slowloris) is cut
+  // off.
   deadline_.expires_after(w_.config().handshake_timeout);
   deadline_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
     if (auto self = weak.lock(); self && !ec) self->close();
@@ -76,10 +80,14 @@ void http_session::wait(boost::asio::socket_base::wait_type type, void (http_ses
 
 void http_session::do_handshake() {
   switch (io_.handshake()) {
-    case io_result::ok: return start_request();
-    case io_result::want_read: return wait(boost::asio::socket_base::wait_read, &http_session::do_handshake);
-    case io_result::want_write: return wait(boost::asio::socket_base::wait_write, &http_session::do_handshake);
-    default: return close();
+    case io_result::ok:
+      return start_request();
+    case io_result::want_read:
+      return wait(boost::asio::socket_base::wait_read, &http_session::do_handshake);
+    case io_result::want_write:
+      return wait(boost::asio::socket_base::wait_write, &http_session::do_handshake);
+    default:
+      return close();
   }
 }
 
@@ -131,9 +139,12 @@ void http_session::read_more() {
     case io_result::ok:
       in_.append(reinterpret_cast<const char*>(w_.read_buffer()), n);
       return parse_input();
-    case io_result::want_read: return wait(boost::asio::socket_base::wait_read, &http_session::read_more);
-    case io_result::want_write: return wait(boost::asio::socket_base::wait_write, &http_session::read_more);
-    default: return close();
+    case io_result::want_read:
+      return wait(boost::asio::socket_base::wait_read, &http_session::read_more);
+    case io_result::want_write:
+      return wait(boost::asio::socket_base::wait_write, &http_session::read_more);
+    default:
+      return close();
   }
 }
 
@@ -148,7 +159,8 @@ void http_session::route(request& req) {
   path.remove_prefix(base.size());
   const auto verb = req.method();
   if (path == "/websocket") {
-    if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET with Upgrade: websocket");
+    if (verb != http::verb::get)
+      return send_error(405, protocol::error_code::invalid_argument, "use GET with Upgrade: websocket");
     return handle_upgrade(req);
   }
   if (path == "/publish") {
@@ -164,7 +176,8 @@ void http_session::route(request& req) {
     return handle_publish(req);
   }
   if (path == "/health") {
-    if (verb != http::verb::get && verb != http::verb::head) return send_error(405, protocol::error_code::invalid_argument, "use GET");
+    if (verb != http::verb::get && verb != http::verb::head)
+      return send_error(405, protocol::error_code::invalid_argument, "use GET");
     const bool ok = services_.healthy() && !w_.stopping();
     response res{ok ? http::status::ok : http::status::service_unavailable, version_};
     res.set(http::field::content_type, "text/plain");
@@ -181,7 +194,8 @@ void http_session::route(request& req) {
   if (path == "/info") {
     if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
     if (!services_.rest.authorized(req[http::field::authorization])) {
-      return send_error(401, protocol::error_code::unauthenticated, "missing or invalid API key (Authorization: Bearer <key>)");
+      return send_error(401, protocol::error_code::unauthenticated,
+                        "missing or invalid API key (Authorization: Bearer <key>)");
     }
     response res{http::status::ok, version_};
     res.set(http::field::content_type, "application/json");
@@ -225,7 +239,8 @@ void http_session::handle_upgrade(request& req) {
     response res{http::status::upgrade_required, version_};
     res.set(http::field::sec_websocket_version, "13");
     res.set(http::field::content_type, "application/json");
-    res.body() = protocol::encode_error_body(protocol::error_code::invalid_argument, "Sec-WebSocket-Version must be 13");
+    res.body() = protocol::encode_error_body(protocol::error_code::invalid_argument,
+                                             "Sec-WebSocket-Version must be 13");
     keep_alive_ = false;
     return send(std::move(res));
   }
@@ -254,7 +269,8 @@ void http_session::handle_upgrade(request& req) {
     return send_error(429, protocol::error_code::resource_exhausted, "too many connections");
   }
   std::string head =
-      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ";
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+      "Upgrade\r\nSec-WebSocket-Accept: ";
   head += ws::accept_key(key);
   head += "\r\n\r\n";
   closed_ = true;  // the socket now belongs to the WebSocket session
@@ -271,13 +287,17 @@ void http_session::handle_console(request& req, std::string_view rest) {
     return send(std::move(res));
   }
   if (rest == "/dev-token") {
-    if (!services_.dev_token) return send_error(404, protocol::error_code::not_found, "dev tokens exist in --dev mode only");
+    if (!services_.dev_token)
+      return send_error(404, protocol::error_code::not_found, "dev tokens exist in --dev mode only");
     const std::string_view target = req.target();
     const auto q = target.find('?');
     response res{http::status::ok, version_};
     res.set(http::field::content_type, "application/json");
     res.set(http::field::cache_control, "no-store");
-    res.body() = "{\"token\":" + protocol::json_quote(services_.dev_token(q == std::string_view::npos ? "" : target.substr(q + 1))) + "}";
+    res.body() =
+        "{\"token\":" +
+        protocol::json_quote(services_.dev_token(q == std::string_view::npos ? "" : target.substr(q + 1))) +
+        "}";
     return send(std::move(res));
   }
   std::string rel(rest.substr(1));
@@ -337,10 +357,15 @@ void http_session::write_out() {
     iovec iov{out_.data() + out_sent_, out_.size() - out_sent_};
     std::size_t n = 0;
     switch (io_.write(&iov, 1, n)) {
-      case io_result::ok: out_sent_ += n; continue;
-      case io_result::want_write: return wait(boost::asio::socket_base::wait_write, &http_session::write_out);
-      case io_result::want_read: return wait(boost::asio::socket_base::wait_read, &http_session::write_out);
-      default: return close();
+      case io_result::ok:
+        out_sent_ += n;
+        continue;
+      case io_result::want_write:
+        return wait(boost::asio::socket_base::wait_write, &http_session::write_out);
+      case io_result::want_read:
+        return wait(boost::asio::socket_base::wait_read, &http_session::write_out);
+      default:
+        return close();
     }
   }
   after_write();

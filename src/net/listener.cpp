@@ -1,7 +1,7 @@
 #include "net/listener.hpp"
 
-#include <spdlog/spdlog.h>
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,14 +40,18 @@ void listener::shed_one() {
   ++shed_since_warning_;
   const auto now = std::chrono::steady_clock::now();
   if (now - last_warning_ >= std::chrono::seconds(1)) {
-    spdlog::warn("out of file descriptors: refused {} connection(s); raise the open-file limit or lower "
-                 "--max-connections", shed_since_warning_);
+    spdlog::warn(
+        "out of file descriptors: refused {} connection(s); raise the open-file limit or lower "
+        "--max-connections",
+        shed_since_warning_);
     last_warning_ = now;
     shed_since_warning_ = 0;
   }
 }
 
-void listener::run() { do_accept(); }
+void listener::run() {
+  do_accept();
+}
 
 void listener::stop() {
   boost::system::error_code ec;
@@ -55,7 +59,8 @@ void listener::stop() {
 }
 
 void listener::do_accept() {
-  acceptor_.async_accept([self = shared_from_this()](boost::system::error_code ec, boost::asio::ip::tcp::socket s) {
+  acceptor_.async_accept([self = shared_from_this()](boost::system::error_code ec,
+                                                     boost::asio::ip::tcp::socket s) {
     if (ec == boost::asio::error::operation_aborted || !self->acceptor_.is_open()) return;
     if (ec == boost::asio::error::no_descriptors || ec.value() == ENFILE) {
       self->shed_one();

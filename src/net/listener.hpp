@@ -31,7 +31,8 @@ class listener : public std::enable_shared_from_this<listener> {
   const http_services& services_;
   boost::asio::ip::tcp::acceptor acceptor_;
   // A descriptor held in reserve: when accept fails for lack of descriptors, it is released to accept and
-  // immediately close one pending connection, so clients get a prompt refusal instead of hanging in the queue.
+  // immediately close one pending connection, so clients get a prompt refusal instead of hanging in the
+  // queue.
   int spare_fd_ = -1;
   std::chrono::steady_clock::time_point last_warning_{};
   std::uint64_t shed_since_warning_ = 0;

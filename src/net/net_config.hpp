@@ -20,7 +20,7 @@ struct net_config {
   std::size_t outbound_buffer = 1024 * 1024;  // per connection, bytes
   slow_consumer_policy slow_policy = slow_consumer_policy::disconnect;
   std::vector<std::string> allowed_origins;  // empty = any
-  std::string tls_cert;  // both set: TLS on every connection (https:// and wss://)
+  std::string tls_cert;                      // both set: TLS on every connection (https:// and wss://)
   std::string tls_key;
   bool console = false;
   std::string console_dir;

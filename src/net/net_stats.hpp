@@ -25,7 +25,7 @@ enum class close_reason {
 const char* to_string(close_reason r);
 
 struct net_stats {
-  local_counter connections;  // gauge: open WebSocket connections
+  local_counter connections;    // gauge: open WebSocket connections
   local_counter authenticated;  // gauge
   local_counter accepted;
   local_counter rejected_limit;

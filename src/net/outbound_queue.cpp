@@ -22,7 +22,8 @@ std::size_t digits(std::uint64_t v) {
 
 outbound_queue::frame& outbound_queue::emplace() {
   // Reuse the vector from the front once everything before head_ is gone, so a queue that keeps draining
-  // never grows; a queue that held a burst gives its memory back when it empties (idle connections hold none).
+  // never grows; a queue that held a burst gives its memory back when it empties (idle connections hold
+  // none).
   if (head_ == frames_.size() && head_ != 0) {
     frames_.clear();
     head_ = 0;
@@ -56,7 +57,8 @@ void outbound_queue::push_control(std::uint8_t opcode, std::string_view payload)
   assert(payload.size() <= 125);
   frame& f = emplace();
   auto* h = reinterpret_cast<std::uint8_t*>(f.head);
-  f.head_len = static_cast<std::uint8_t>(ws::write_header(h, static_cast<ws::opcode>(opcode), payload.size()));
+  f.head_len =
+      static_cast<std::uint8_t>(ws::write_header(h, static_cast<ws::opcode>(opcode), payload.size()));
   if (f.head_len + payload.size() <= inline_bytes) {
     if (!payload.empty()) std::memcpy(f.head + f.head_len, payload.data(), payload.size());
     f.head_len = static_cast<std::uint8_t>(f.head_len + payload.size());

@@ -18,8 +18,10 @@ void worker::add(ws_session& s) {
 }
 
 void worker::remove(ws_session& s) {
-  if (s.prev_) s.prev_->next_ = s.next_;
-  else first_ = s.next_;
+  if (s.prev_)
+    s.prev_->next_ = s.next_;
+  else
+    first_ = s.next_;
   if (s.next_) s.next_->prev_ = s.prev_;
   s.prev_ = s.next_ = nullptr;
   --sessions_;

@@ -98,7 +98,7 @@ bool ws_session::consume_input(std::uint8_t* data, std::size_t len) {
   ping_outstanding_ = false;
   auto result = parser_.feed(std::span<std::uint8_t>(data, len), *this);
   if (!result.ok) {
-    const auto why = result.error == ws::close_code::message_too_big  ? close_reason::message_too_big
+    const auto why = result.error == ws::close_code::message_too_big   ? close_reason::message_too_big
                      : result.error == ws::close_code::invalid_payload ? close_reason::invalid_utf8
                                                                        : close_reason::protocol_error;
     start_close(static_cast<std::uint16_t>(result.error), result.reason, why);
@@ -166,7 +166,8 @@ void ws_session::send_publication(const core::publication_ptr& pub, std::uint64_
       // The seq was consumed by the hub already, so the client sees the gap.
       w_.stats().dropped.add();
       if (dropped_++ % 1000 == 0) {
-        spdlog::warn("slow consumer: dropped {} message(s), {} bytes queued, policy=drop", dropped_, out_.bytes());
+        spdlog::warn("slow consumer: dropped {} message(s), {} bytes queued, policy=drop", dropped_,
+                     out_.bytes());
       }
       return;
     }
@@ -242,17 +243,18 @@ void ws_session::flush_now() {
 void ws_session::wait_writable() {
   if (writing_) return;
   writing_ = true;
-  socket_.async_wait(boost::asio::socket_base::wait_write, [self = shared_from_this()](boost::system::error_code ec) {
-    self->writing_ = false;
-    if (ec || self->closed_) return;
-    self->flush_now();
-    if (self->read_wants_write_ && !self->closed_) {
-      self->read_wants_write_ = false;
-      self->on_readable({});
-      return;
-    }
-    self->w_.flush_dirty();
-  });
+  socket_.async_wait(boost::asio::socket_base::wait_write,
+                     [self = shared_from_this()](boost::system::error_code ec) {
+                       self->writing_ = false;
+                       if (ec || self->closed_) return;
+                       self->flush_now();
+                       if (self->read_wants_write_ && !self->closed_) {
+                         self->read_wants_write_ = false;
+                         self->on_readable({});
+                         return;
+                       }
+                       self->w_.flush_dirty();
+                     });
 }
 
 void ws_session::pause_or_resume_reading() {
@@ -280,7 +282,8 @@ void ws_session::start_close(std::uint16_t code, std::string_view reason, close_
 }
 
 void ws_session::close_for_shutdown() {
-  start_close(static_cast<std::uint16_t>(ws::close_code::going_away), "server shutting down", close_reason::shutdown);
+  start_close(static_cast<std::uint16_t>(ws::close_code::going_away), "server shutting down",
+              close_reason::shutdown);
 }
 
 void ws_session::on_tick(std::chrono::steady_clock::time_point now) {
@@ -298,11 +301,13 @@ void ws_session::on_tick(std::chrono::steady_clock::time_point now) {
     return;
   }
   if (session_.expires_at() != 0 && protocol::now_unix_ms() / 1000 >= session_.expires_at()) {
-    start_close(static_cast<std::uint16_t>(ws::close_code::token_expired), "token expired", close_reason::token_expired);
+    start_close(static_cast<std::uint16_t>(ws::close_code::token_expired), "token expired",
+                close_reason::token_expired);
     return;
   }
   if (now - last_rx_ >= cfg.idle_timeout) {
-    start_close(static_cast<std::uint16_t>(ws::close_code::going_away), "idle timeout", close_reason::idle_timeout);
+    start_close(static_cast<std::uint16_t>(ws::close_code::going_away), "idle timeout",
+                close_reason::idle_timeout);
   } else if (!ping_outstanding_ && now - last_rx_ >= cfg.idle_timeout / 2) {
     ping_outstanding_ = true;
     out_.push_control(static_cast<std::uint8_t>(ws::opcode::ping), {});
@@ -322,7 +327,8 @@ void ws_session::teardown(close_reason why) {
   if (was_authenticated_) w_.stats().authenticated.sub();
   w_.stats().closed[static_cast<std::size_t>(why)].add();
   w_.shared().connections.fetch_sub(1, std::memory_order_relaxed);
-  if (why == close_reason::slow_consumer || why == close_reason::protocol_error || why == close_reason::policy) {
+  if (why == close_reason::slow_consumer || why == close_reason::protocol_error ||
+      why == close_reason::policy) {
     spdlog::warn("connection closed reason={}", to_string(why));
   } else {
     spdlog::debug("connection closed reason={}", to_string(why));

@@ -76,18 +76,18 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
   std::chrono::steady_clock::time_point last_rx_;
   std::chrono::steady_clock::time_point close_deadline_{};
   close_reason close_why_ = close_reason::client_gone;
-  bool reading_ = false;       // a readability wait is pending
-  bool writing_ = false;       // a writability wait is pending
-  bool dirty_ = false;         // registered in the worker's dirty list
-  bool read_paused_ = false;   // our own replies piled up: stop reading until they drain
+  bool reading_ = false;      // a readability wait is pending
+  bool writing_ = false;      // a writability wait is pending
+  bool dirty_ = false;        // registered in the worker's dirty list
+  bool read_paused_ = false;  // our own replies piled up: stop reading until they drain
   bool ping_outstanding_ = false;
-  bool closing_ = false;       // a close frame is queued: nothing else is sent
-  bool peer_closed_ = false;   // the client sent its close frame
-  bool closed_ = false;        // torn down
+  bool closing_ = false;      // a close frame is queued: nothing else is sent
+  bool peer_closed_ = false;  // the client sent its close frame
+  bool closed_ = false;       // torn down
   bool was_authenticated_ = false;
   bool read_wants_write_ = false;
-  bool half_closed_ = false;  // TLS: a read must wait for writability first
-  std::uint32_t dropped_ = 0;  // frames skipped under the drop policy, for rate-limited logging
+  bool half_closed_ = false;    // TLS: a read must wait for writability first
+  std::uint32_t dropped_ = 0;   // frames skipped under the drop policy, for rate-limited logging
   ws_session* prev_ = nullptr;  // the worker's session list
   ws_session* next_ = nullptr;
 };

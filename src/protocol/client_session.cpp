@@ -12,7 +12,9 @@ namespace bc::protocol {
 client_session::client_session(session_services& services, client_transport& transport)
     : services_(services), transport_(transport) {}
 
-client_session::~client_session() { services_.stats.subscriptions.sub(subscriptions_.size()); }
+client_session::~client_session() {
+  services_.stats.subscriptions.sub(subscriptions_.size());
+}
 
 void client_session::drop_subscriptions() {
   services_.stats.subscriptions.sub(subscriptions_.size());
@@ -64,11 +66,16 @@ void client_session::deliver(const core::publication_ptr& pub, std::uint64_t seq
 void client_session::dispatch(request& req) {
   services_.stats.requests[static_cast<std::size_t>(req.verb)].add();
   switch (req.verb) {
-    case method::auth: return do_auth(req);
-    case method::subscribe: return do_subscribe(req);
-    case method::unsubscribe: return do_unsubscribe(req);
-    case method::publish: return do_publish(req);
-    case method::heartbeat: return do_heartbeat(req);
+    case method::auth:
+      return do_auth(req);
+    case method::subscribe:
+      return do_subscribe(req);
+    case method::unsubscribe:
+      return do_unsubscribe(req);
+    case method::publish:
+      return do_publish(req);
+    case method::heartbeat:
+      return do_heartbeat(req);
   }
 }
 
@@ -90,8 +97,8 @@ void client_session::do_auth(request& req) {
   auto result = services_.verifier.verify(*token, now_s);
   if (!result.ok()) {
     services_.stats.auth_failures.add();
-    const auto code = auth::is_invalid_argument(result.error) ? error_code::invalid_argument
-                                                              : error_code::unauthenticated;
+    const auto code =
+        auth::is_invalid_argument(result.error) ? error_code::invalid_argument : error_code::unauthenticated;
     return reply_error(req.id_json, code, result.message);
   }
   if (authenticated_ && result.claims.sub != claims_.sub) {
@@ -101,8 +108,9 @@ void client_session::do_auth(request& req) {
   claims_ = std::move(result.claims);
   // Saturating: a token may carry an exp near the end of time.
   const auto leeway = services_.limits.jwt_leeway_s;
-  expires_at_ = claims_.exp > std::numeric_limits<std::int64_t>::max() - leeway ? std::numeric_limits<std::int64_t>::max()
-                                                                                : claims_.exp + leeway;
+  expires_at_ = claims_.exp > std::numeric_limits<std::int64_t>::max() - leeway
+                    ? std::numeric_limits<std::int64_t>::max()
+                    : claims_.exp + leeway;
   authenticated_ = true;
   prune_subscriptions();
   reply(req, R"({"success":true})");
@@ -127,7 +135,8 @@ void client_session::do_subscribe(request& req) {
   std::string message;
   auto channel = string_param(req.params, "channel", message);
   if (!channel) return reply_error(req.id_json, error_code::invalid_argument, message);
-  if (!is_valid_channel(*channel)) return reply_error(req.id_json, error_code::invalid_argument, "invalid channel name");
+  if (!is_valid_channel(*channel))
+    return reply_error(req.id_json, error_code::invalid_argument, "invalid channel name");
   if (!claims_.can_subscribe) {
     return reply_error(req.id_json, error_code::permission_denied, "token lacks the subscribe scope");
   }
@@ -138,7 +147,8 @@ void client_session::do_subscribe(request& req) {
     return reply_error(req.id_json, error_code::already_exists, "already subscribed to this channel");
   }
   if (subscriptions_.size() >= services_.limits.max_subscriptions) {
-    return reply_error(req.id_json, error_code::resource_exhausted, "too many subscriptions on this connection");
+    return reply_error(req.id_json, error_code::resource_exhausted,
+                       "too many subscriptions on this connection");
   }
   auto sub = services_.hub.subscribe(*channel, *this);
   const auto id = sub->id();
@@ -153,7 +163,8 @@ void client_session::do_unsubscribe(request& req) {
   std::string message;
   auto channel = string_param(req.params, "channel", message);
   if (!channel) return reply_error(req.id_json, error_code::invalid_argument, message);
-  if (!is_valid_channel(*channel)) return reply_error(req.id_json, error_code::invalid_argument, "invalid channel name");
+  if (!is_valid_channel(*channel))
+    return reply_error(req.id_json, error_code::invalid_argument, "invalid channel name");
   auto it = find_subscription(*channel);
   if (it != subscriptions_.end()) {
     subscriptions_.erase(it);
@@ -176,12 +187,13 @@ void client_session::do_publish(request& req) {
   }
   // The broker may answer on another thread: the reply is posted back, and dropped if the connection closed.
   auto defer = transport_.make_deferrer();
-  const bool accepted = services_.pub.publish(req.params, [this, defer, id_json = std::move(req.id_json)](publish_outcome out) mutable {
-    defer([this, out = std::move(out), id_json = std::move(id_json)] {
-      if (!out.ok) return reply_error(id_json, out.code, out.body);
-      if (!id_json.empty()) transport_.send_text(encode_result(id_json, out.body));
-    });
-  });
+  const bool accepted = services_.pub.publish(
+      req.params, [this, defer, id_json = std::move(req.id_json)](publish_outcome out) mutable {
+        defer([this, out = std::move(out), id_json = std::move(id_json)] {
+          if (!out.ok) return reply_error(id_json, out.code, out.body);
+          if (!id_json.empty()) transport_.send_text(encode_result(id_json, out.body));
+        });
+      });
   if (accepted) services_.stats.published_ws.add();
 }
 

@@ -9,13 +9,19 @@
 
 namespace bc::protocol {
 
-std::string json_quote(std::string_view s) { return boost::json::serialize(boost::json::string(s)); }
+std::string json_quote(std::string_view s) {
+  return boost::json::serialize(boost::json::string(s));
+}
 
 bool append_json(std::string& out, const boost::json::value& v) {
   char num[32];
   switch (v.kind()) {
-    case boost::json::kind::null: out += "null"; return true;
-    case boost::json::kind::bool_: out += v.get_bool() ? "true" : "false"; return true;
+    case boost::json::kind::null:
+      out += "null";
+      return true;
+    case boost::json::kind::bool_:
+      out += v.get_bool() ? "true" : "false";
+      return true;
     case boost::json::kind::int64:
       out.append(num, std::to_chars(num, num + sizeof num, v.get_int64()).ptr);
       return true;
@@ -27,7 +33,9 @@ bool append_json(std::string& out, const boost::json::value& v) {
       // The shortest form that reads back as the same double.
       out.append(num, std::to_chars(num, num + sizeof num, v.get_double()).ptr);
       return true;
-    case boost::json::kind::string: out += boost::json::serialize(v); return true;
+    case boost::json::kind::string:
+      out += boost::json::serialize(v);
+      return true;
     case boost::json::kind::array: {
       out += '[';
       bool first = true;

@@ -11,7 +11,9 @@
 namespace bc::protocol {
 
 namespace {
-publish_outcome failure(error_code code, std::string message) { return {false, code, std::move(message)}; }
+publish_outcome failure(error_code code, std::string message) {
+  return {false, code, std::move(message)};
+}
 }  // namespace
 
 std::optional<publish_outcome> publisher::validate(const boost::json::object& params, std::string& channel) {
@@ -40,13 +42,14 @@ bool publisher::publish(const boost::json::object& params, std::function<void(pu
   msg.event = params.at("event").get_string();
   std::string result = encode_publish_result(msg);
   auto pub = encode_publication(std::move(msg));
-  broker_.publish(std::move(pub), [done = std::move(done), result = std::move(result)](broker::publish_status s) {
-    if (s == broker::publish_status::ok) {
-      done({true, error_code::internal, result});
-    } else {
-      done(failure(error_code::unavailable, "broker unavailable, retry later"));
-    }
-  });
+  broker_.publish(std::move(pub),
+                  [done = std::move(done), result = std::move(result)](broker::publish_status s) {
+                    if (s == broker::publish_status::ok) {
+                      done({true, error_code::internal, result});
+                    } else {
+                      done(failure(error_code::unavailable, "broker unavailable, retry later"));
+                    }
+                  });
   return true;
 }
 

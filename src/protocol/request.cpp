@@ -17,11 +17,16 @@ std::optional<method> parse_method(std::string_view name) {
 
 std::string_view to_string(method m) {
   switch (m) {
-    case method::auth: return "auth";
-    case method::subscribe: return "subscribe";
-    case method::unsubscribe: return "unsubscribe";
-    case method::publish: return "publish";
-    case method::heartbeat: return "heartbeat";
+    case method::auth:
+      return "auth";
+    case method::subscribe:
+      return "subscribe";
+    case method::unsubscribe:
+      return "unsubscribe";
+    case method::publish:
+      return "publish";
+    case method::heartbeat:
+      return "heartbeat";
   }
   return "unknown";
 }
@@ -33,7 +38,8 @@ std::optional<boost::json::value> parse_json(std::string_view text, std::string&
   boost::system::error_code ec;
   p.write(text.data(), text.size(), ec);  // the whole document: trailing or missing bytes are errors
   if (ec) {
-    message = ec == boost::json::error::too_deep ? "JSON nested too deeply" : "malformed JSON: " + ec.message();
+    message =
+        ec == boost::json::error::too_deep ? "JSON nested too deeply" : "malformed JSON: " + ec.message();
     return std::nullopt;
   }
   return p.release();

@@ -26,7 +26,8 @@ void rest_api::publish(std::string_view authorization, std::string_view body, se
                        std::function<void(http_reply)> done) const {
   if (!authorized(authorization)) {
     stats.auth_failures.add();
-    return done(error_reply(error_code::unauthenticated, "missing or invalid API key (Authorization: Bearer <key>)"));
+    return done(
+        error_reply(error_code::unauthenticated, "missing or invalid API key (Authorization: Bearer <key>)"));
   }
   std::string message;
   auto doc = parse_json(body, message);

@@ -17,7 +17,7 @@ constexpr std::size_t method_count = 5;
 constexpr std::size_t error_code_count = 9;
 
 struct session_stats {
-  std::array<local_counter, method_count> requests;  // by method
+  std::array<local_counter, method_count> requests;    // by method
   std::array<local_counter, error_code_count> errors;  // replies with an error, by code
   local_counter auth_failures;
   local_counter rate_limited;  // requests refused by the per-connection rate limit

@@ -11,14 +11,16 @@ bool is_valid_channel(std::string_view channel) {
       segment_empty = true;
       continue;
     }
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                    c == '-';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
     if (!ok) return false;
     segment_empty = false;
   }
   return !segment_empty;
 }
 
-bool is_valid_event(std::string_view event) { return !event.empty() && event.size() <= 255; }
+bool is_valid_event(std::string_view event) {
+  return !event.empty() && event.size() <= 255;
+}
 
 }  // namespace bc::protocol

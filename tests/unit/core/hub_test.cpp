@@ -192,8 +192,8 @@ TEST(hub, swap_removal_keeps_every_remaining_subscriber_receiving) {
     for (int i = 0; i < n; ++i) {
       if (!removed.count(i)) ++expected[static_cast<std::size_t>(i)];
       auto& got = subs[static_cast<std::size_t>(i)].got;
-      ASSERT_EQ(got.size(), expected[static_cast<std::size_t>(i)]) << "subscriber " << i << " after removing "
-                                                                   << victim;
+      ASSERT_EQ(got.size(), expected[static_cast<std::size_t>(i)])
+          << "subscriber " << i << " after removing " << victim;
       // The moved slot keeps its seq: every subscriber's seqs are exactly 1..k.
       for (std::size_t k = 0; k < got.size(); ++k) EXPECT_EQ(got[k].seq, k + 1) << "subscriber " << i;
     }

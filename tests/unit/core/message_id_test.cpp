@@ -12,7 +12,9 @@ namespace {
 
 constexpr std::int64_t k_ms = 1'767'225'600'123;  // 2026-01-01T00:00:00.123Z
 
-bool is_lower_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+bool is_lower_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
 
 // Checks the RFC 9562 text form of a version 7 UUID; returns an explanation of the first problem.
 std::string uuid_v7_problem(const std::string& id) {
@@ -32,7 +34,9 @@ std::int64_t embedded_ms(const std::string& id) {
 }
 
 // The 12-bit rand_a / counter field.
-unsigned counter_of(const std::string& id) { return static_cast<unsigned>(std::stoul(id.substr(15, 3), nullptr, 16)); }
+unsigned counter_of(const std::string& id) {
+  return static_cast<unsigned>(std::stoul(id.substr(15, 3), nullptr, 16));
+}
 
 TEST(message_id, has_the_uuid_v7_text_form) {
   message_id_generator g;

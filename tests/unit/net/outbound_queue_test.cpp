@@ -137,7 +137,8 @@ TEST(outbound_queue, control_payload_up_to_125_bytes) {
     q.push_control(static_cast<std::uint8_t>(opcode::pong), payload);
     q.push_text("next");  // may reallocate the frame vector, which copies only the 80-byte head
     q.push_control(static_cast<std::uint8_t>(opcode::ping), payload);
-    const std::string expected = ws::encode_frame(opcode::pong, payload) + ws::encode_frame(opcode::text, "next") +
+    const std::string expected = ws::encode_frame(opcode::pong, payload) +
+                                 ws::encode_frame(opcode::text, "next") +
                                  ws::encode_frame(opcode::ping, payload);
     EXPECT_EQ(q.bytes(), expected.size()) << size;
     EXPECT_EQ(gathered(q), expected) << size;
@@ -183,10 +184,11 @@ TEST(outbound_queue, publication_from_the_real_encoder) {
 
 TEST(outbound_queue, publication_frame_bytes_matches_at_every_length_boundary) {
   // Payload lengths around the 7-bit / 16-bit / 64-bit length encodings.
-  for (std::size_t payload : {std::size_t{124}, std::size_t{125}, std::size_t{126}, std::size_t{127},
-                              std::size_t{1000}, std::size_t{65535}, std::size_t{65536}, std::size_t{65537},
-                              std::size_t{200000}}) {
-    for (std::uint64_t seq : {std::uint64_t{1}, std::uint64_t{9}, std::uint64_t{10}, std::uint64_t{99999999999}}) {
+  for (std::size_t payload :
+       {std::size_t{124}, std::size_t{125}, std::size_t{126}, std::size_t{127}, std::size_t{1000},
+        std::size_t{65535}, std::size_t{65536}, std::size_t{65537}, std::size_t{200000}}) {
+    for (std::uint64_t seq :
+         {std::uint64_t{1}, std::uint64_t{9}, std::uint64_t{10}, std::uint64_t{99999999999}}) {
       const auto p = pub_with_payload(payload, seq);
       outbound_queue q;
       q.push_publication(p, seq);
@@ -229,7 +231,8 @@ struct mixture {
   explicit mixture(bool big = false) {
     const auto p = make_pub(R"(,"payload":"small"}})");
     const auto large = make_pub(std::string(big ? 70000 : 200, 'L'));
-    add(&outbound_queue::push_raw, "HTTP/1.1 101 Switching Protocols\r\n\r\n", "HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    add(&outbound_queue::push_raw, "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\n\r\n");
     add_text(R"({"requestId":1,"result":{"success":true}})");
     add_pub(p, 1);
     add_control(opcode::ping, "");
@@ -246,7 +249,9 @@ struct mixture {
     expected += bytes;
     frame_ends.push_back(expected.size());
   }
-  void add_text(const std::string& t) { add(&outbound_queue::push_text, t, ws::encode_frame(opcode::text, t)); }
+  void add_text(const std::string& t) {
+    add(&outbound_queue::push_text, t, ws::encode_frame(opcode::text, t));
+  }
   void add_pub(const core::publication_ptr& p, std::uint64_t seq) {
     q.push_publication(p, seq);
     expected += publication_frame(*p, seq);
@@ -333,7 +338,8 @@ TEST(outbound_queue, pushing_while_partly_sent_keeps_order) {
   std::string expected;
   std::string out;
   for (int i = 0; i < 200; ++i) {
-    const std::string text = "message " + std::to_string(i) + std::string(static_cast<std::size_t>(i % 17), '.');
+    const std::string text =
+        "message " + std::to_string(i) + std::string(static_cast<std::size_t>(i % 17), '.');
     q.push_text(text);
     expected += ws::encode_frame(opcode::text, text);
     // Send a little less than was queued, leaving a partial frame behind each time.
@@ -382,7 +388,8 @@ TEST(outbound_queue, gather_respects_the_iovec_limit) {
     }
     // What it did hand out is a prefix of the full stream.
     std::string piece;
-    for (std::size_t i = 0; i < n; ++i) piece.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+    for (std::size_t i = 0; i < n; ++i)
+      piece.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
     EXPECT_EQ(gathered(q).substr(0, piece.size()), piece) << max;
   }
 }

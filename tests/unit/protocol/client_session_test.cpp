@@ -49,7 +49,8 @@ class fake_transport : public client_transport {
   // The broadcast notifications as JSON, in order.
   std::vector<json::value> broadcasts() const {
     std::vector<json::value> out;
-    for (const auto& d : deliveries) out.push_back(json::parse(d.pub->head + std::to_string(d.seq) + d.pub->tail));
+    for (const auto& d : deliveries)
+      out.push_back(json::parse(d.pub->head + std::to_string(d.seq) + d.pub->tail));
     return out;
   }
 
@@ -95,7 +96,9 @@ bool same_json(const json::value& a, const json::value& b) {
   return a == b;
 }
 
-std::int64_t now_s() { return now_unix_ms() / 1000; }
+std::int64_t now_s() {
+  return now_unix_ms() / 1000;
+}
 
 struct token_spec {
   std::string sub = "user-1";
@@ -108,11 +111,13 @@ json::object claims_of(const token_spec& t) {
   json::array channels, scope;
   for (const auto& c : t.channels) channels.emplace_back(c);
   for (const auto& s : t.scope) scope.emplace_back(s);
-  return {{"sub", t.sub},     {"aud", "broadcaster"},         {"exp", t.exp},
+  return {{"sub", t.sub},        {"aud", "broadcaster"},           {"exp", t.exp},
           {"iat", now_s() - 10}, {"authorizedChannels", channels}, {"scope", scope}};
 }
 
-std::string make_token(const token_spec& t = {}) { return auth::sign_hs256(k_secret, json::serialize(claims_of(t))); }
+std::string make_token(const token_spec& t = {}) {
+  return auth::sign_hs256(k_secret, json::serialize(claims_of(t)));
+}
 
 std::string request(std::string_view id, std::string_view method, std::string_view params = {}) {
   std::string out = "{";
@@ -126,7 +131,9 @@ std::string auth_request(std::string_view id, const std::string& token) {
   return request(id, "auth", "{\"token\":\"" + token + "\"}");
 }
 
-std::string channel_params(std::string_view channel) { return "{\"channel\":\"" + std::string(channel) + "\"}"; }
+std::string channel_params(std::string_view channel) {
+  return "{\"channel\":\"" + std::string(channel) + "\"}";
+}
 
 std::string publish_params(std::string_view channel, std::string_view payload = R"({"text":"hi"})",
                            std::string_view event = "message") {
@@ -149,7 +156,8 @@ bool is_uuid_v7(const json::value& v) {
 
 // One connection: a transport and a session over shared services.
 struct connection {
-  explicit connection(session_services& services) : session(std::make_unique<client_session>(services, transport)) {}
+  explicit connection(session_services& services)
+      : session(std::make_unique<client_session>(services, transport)) {}
 
   // Sends `text` and returns the one reply it produced (fails the test if there is not exactly one).
   json::value call(const std::string& text) {
@@ -163,8 +171,8 @@ struct connection {
   void notify(const std::string& text) {
     const std::size_t before = transport.texts.size();
     session->on_text(text);
-    EXPECT_EQ(transport.texts.size(), before) << "expected no reply to " << text << ", got "
-                                              << transport.texts.back();
+    EXPECT_EQ(transport.texts.size(), before)
+        << "expected no reply to " << text << ", got " << transport.texts.back();
   }
 
   fake_transport transport;
@@ -245,8 +253,8 @@ TEST_F(client_session_test, unknown_method_is_not_found) {
 TEST_F(client_session_test, malformed_requests_are_invalid_argument_and_the_session_goes_on) {
   expect_error(a.call("{not json"), nullptr, "InvalidArgument");
   expect_error(a.call("[1,2]"), nullptr, "InvalidArgument");
-  expect_error(a.call(R"({"id":4})"), json::value(4), "InvalidArgument");              // missing method
-  expect_error(a.call(R"({"id":4,"method":7})"), json::value(4), "InvalidArgument");   // non-string method
+  expect_error(a.call(R"({"id":4})"), json::value(4), "InvalidArgument");             // missing method
+  expect_error(a.call(R"({"id":4,"method":7})"), json::value(4), "InvalidArgument");  // non-string method
   expect_error(a.call(R"({"id":true,"method":"heartbeat"})"), nullptr, "InvalidArgument");
   expect_error(a.call(R"({"id":6,"method":"subscribe","params":[]})"), json::value(6), "InvalidArgument");
   expect_error(a.call(R"({"id":6,"method":"heartbeat","params":"x"})"), json::value(6), "InvalidArgument");
@@ -270,7 +278,8 @@ TEST_F(client_session_test, binary_frame_is_invalid_argument) {
 TEST_F(client_session_test, subscribe_publish_unsubscribe_before_auth_are_unauthenticated) {
   expect_error(a.call(request("1", "subscribe", channel_params("news"))), json::value(1), "Unauthenticated");
   expect_error(a.call(request("2", "publish", publish_params("news"))), json::value(2), "Unauthenticated");
-  expect_error(a.call(request("3", "unsubscribe", channel_params("news"))), json::value(3), "Unauthenticated");
+  expect_error(a.call(request("3", "unsubscribe", channel_params("news"))), json::value(3),
+               "Unauthenticated");
   expect_error(a.call(request("", "subscribe", channel_params("news"))), nullptr, "Unauthenticated");
   EXPECT_EQ(hub.subscription_count(), 0u);
   EXPECT_TRUE(a.transport.deliveries.empty());
@@ -301,8 +310,8 @@ TEST_F(client_session_test, expiry_uses_the_configured_leeway) {
 TEST_F(client_session_test, far_future_exp_does_not_overflow_expires_at) {
   // BUG: do_auth() computes expires_at_ = claims_.exp + jwt_leeway_s. The verifier clamps a huge exp (e.g.
   // 1e300, or any integer above INT64_MAX - 30) to INT64_MAX, so the addition overflows a signed 64-bit
-  // integer: undefined behaviour (UBSan aborts), and in practice a negative expiry that makes ws_session close
-  // the connection at once with 4001 "token expired". The sum must saturate.
+  // integer: undefined behaviour (UBSan aborts), and in practice a negative expiry that makes ws_session
+  // close the connection at once with 4001 "token expired". The sum must saturate.
   for (const char* exp : {"9223372036854775807", "9223372036854775790", "1e300"}) {
     json::object c = claims_of({});
     c["exp"] = json::parse(exp);
@@ -488,7 +497,8 @@ TEST_F(client_session_test, reauth_with_another_sub_is_failed_precondition_and_c
   EXPECT_EQ(a.session->subscription_count(), 1u);
   EXPECT_EQ(hub.subscriber_count("news"), 1u);
   // Still the first subject's claims.
-  expect_error(a.call(request("8", "subscribe", channel_params("secret"))), json::value(8), "PermissionDenied");
+  expect_error(a.call(request("8", "subscribe", channel_params("secret"))), json::value(8),
+               "PermissionDenied");
   EXPECT_TRUE(a.call(request("9", "publish", publish_params("news"))).as_object().contains("result"));
 }
 
@@ -516,11 +526,17 @@ TEST_F(client_session_test, subscription_ids_are_unique) {
   std::vector<std::uint64_t> ids;
   for (connection* c : {&a, &b}) {
     for (const char* ch : {"news", "chat:room-1"}) {
-      ids.push_back(c->call(request("1", "subscribe", channel_params(ch))).at("result").at("subscriptionId").to_number<std::uint64_t>());
+      ids.push_back(c->call(request("1", "subscribe", channel_params(ch)))
+                        .at("result")
+                        .at("subscriptionId")
+                        .to_number<std::uint64_t>());
     }
   }
   a.call(request("2", "unsubscribe", channel_params("news")));
-  ids.push_back(a.call(request("1", "subscribe", channel_params("news"))).at("result").at("subscriptionId").to_number<std::uint64_t>());
+  ids.push_back(a.call(request("1", "subscribe", channel_params("news")))
+                    .at("result")
+                    .at("subscriptionId")
+                    .to_number<std::uint64_t>());
   std::sort(ids.begin(), ids.end());
   EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
 }
@@ -539,8 +555,10 @@ TEST_F(client_session_test, subscribe_needs_scope_and_channel) {
   authenticate(a, no_scope);
   expect_error(a.call(request("1", "subscribe", channel_params("news"))), json::value(1), "PermissionDenied");
   authenticate(b);
-  expect_error(b.call(request("2", "subscribe", channel_params("other"))), json::value(2), "PermissionDenied");
-  expect_error(b.call(request("3", "subscribe", channel_params("news:sub"))), json::value(3), "PermissionDenied");
+  expect_error(b.call(request("2", "subscribe", channel_params("other"))), json::value(2),
+               "PermissionDenied");
+  expect_error(b.call(request("3", "subscribe", channel_params("news:sub"))), json::value(3),
+               "PermissionDenied");
   expect_error(b.call(request("4", "subscribe", channel_params("new"))), json::value(4), "PermissionDenied");
   EXPECT_EQ(hub.subscription_count(), 0u);
   EXPECT_EQ(stats.errors[static_cast<std::size_t>(error_code::permission_denied)].get(), 4u);
@@ -589,8 +607,8 @@ TEST_F(client_session_test, unsubscribe_leaves_and_is_idempotent) {
   EXPECT_EQ(hub.subscriber_count("news"), 0u);
   EXPECT_EQ(a.session->subscription_count(), 0u);
   EXPECT_EQ(stats.subscriptions.get(), 0u);
-  EXPECT_EQ(a.call(request("4", "unsubscribe", channel_params("news"))), ok);           // again
-  EXPECT_EQ(a.call(request("4", "unsubscribe", channel_params("chat:room-1"))), ok);    // never subscribed
+  EXPECT_EQ(a.call(request("4", "unsubscribe", channel_params("news"))), ok);            // again
+  EXPECT_EQ(a.call(request("4", "unsubscribe", channel_params("chat:room-1"))), ok);     // never subscribed
   EXPECT_EQ(a.call(request("4", "unsubscribe", channel_params("not-authorized"))), ok);  // not even allowed
   a.notify(request("", "unsubscribe", channel_params("news")));
   EXPECT_EQ(stats.subscriptions.get(), 0u);
@@ -653,8 +671,14 @@ TEST_F(client_session_test, publish_returns_id_and_create_time_and_delivers_to_s
 TEST_F(client_session_test, payload_of_any_type_is_delivered_as_the_same_value) {
   authenticate(a);
   subscribe(a, "news");
-  const std::vector<std::string> payloads = {"null", "0", "-1.5", "true", R"("s \"q\" \u00e9")", "[]",
-                                             R"([1,[2,[3]],{"k":null}])", R"({"nested":{"a":[{}]}})"};
+  const std::vector<std::string> payloads = {"null",
+                                             "0",
+                                             "-1.5",
+                                             "true",
+                                             R"("s \"q\" \u00e9")",
+                                             "[]",
+                                             R"([1,[2,[3]],{"k":null}])",
+                                             R"({"nested":{"a":[{}]}})"};
   for (const auto& p : payloads) a.call(request("1", "publish", publish_params("news", p)));
   const auto got = a.transport.broadcasts();
   ASSERT_EQ(got.size(), payloads.size());
@@ -674,7 +698,8 @@ TEST_F(client_session_test, payload_beyond_double_range_is_invalid_argument) {
   }
   EXPECT_TRUE(a.transport.deliveries.empty());
   // A tiny number underflows to zero and is fine.
-  EXPECT_TRUE(a.call(request("2", "publish", publish_params("news", "1e-400"))).as_object().contains("result"));
+  EXPECT_TRUE(
+      a.call(request("2", "publish", publish_params("news", "1e-400"))).as_object().contains("result"));
   ASSERT_EQ(a.transport.broadcasts().size(), 1u);
   EXPECT_TRUE(same_json(a.transport.broadcasts()[0].at("params").at("payload"), json::value(0)));
 }
@@ -685,8 +710,10 @@ TEST_F(client_session_test, refused_publish_is_not_counted_as_published) {
   // InvalidArgument since the "infinite numbers" fix). The counter then includes publishes that never
   // happened, unlike every other validation failure, which is not counted.
   authenticate(a);
-  expect_error(a.call(request("1", "publish", publish_params("news", "1e400"))), json::value(1), "InvalidArgument");
-  expect_error(a.call(request("2", "publish", publish_params("news", "1", ""))), json::value(2), "InvalidArgument");
+  expect_error(a.call(request("1", "publish", publish_params("news", "1e400"))), json::value(1),
+               "InvalidArgument");
+  expect_error(a.call(request("2", "publish", publish_params("news", "1", ""))), json::value(2),
+               "InvalidArgument");
   EXPECT_EQ(stats.published_ws.get(), 0u);
 }
 
@@ -738,7 +765,8 @@ TEST_F(client_session_test, publish_needs_scope_and_channel) {
   subscribe(a, "news");
   expect_error(a.call(request("1", "publish", publish_params("news"))), json::value(1), "PermissionDenied");
   authenticate(b);
-  expect_error(b.call(request("2", "publish", publish_params("elsewhere"))), json::value(2), "PermissionDenied");
+  expect_error(b.call(request("2", "publish", publish_params("elsewhere"))), json::value(2),
+               "PermissionDenied");
   EXPECT_TRUE(a.transport.deliveries.empty());
   EXPECT_EQ(stats.published_ws.get(), 0u);
 }
@@ -747,20 +775,21 @@ TEST_F(client_session_test, publish_with_bad_params_is_invalid_argument) {
   authenticate(a);
   subscribe(a, "news");
   const std::vector<std::string> bad = {
-      "",                                                            // no params
-      "{}",                                                          // nothing
-      R"({"event":"e","payload":1})",                                // no channel
-      R"({"channel":7,"event":"e","payload":1})",                    // channel not a string
-      R"({"channel":"a::b","event":"e","payload":1})",               // invalid channel
-      R"({"channel":"news","payload":1})",                           // no event
-      R"({"channel":"news","event":3,"payload":1})",                 // event not a string
-      R"({"channel":"news","event":"","payload":1})",                // empty event
+      "",                                                                              // no params
+      "{}",                                                                            // nothing
+      R"({"event":"e","payload":1})",                                                  // no channel
+      R"({"channel":7,"event":"e","payload":1})",                                      // channel not a string
+      R"({"channel":"a::b","event":"e","payload":1})",                                 // invalid channel
+      R"({"channel":"news","payload":1})",                                             // no event
+      R"({"channel":"news","event":3,"payload":1})",                                   // event not a string
+      R"({"channel":"news","event":"","payload":1})",                                  // empty event
       R"({"channel":"news","event":")" + std::string(256, 'e') + R"(","payload":1})",  // event too long
-      R"({"channel":"news","event":"e"})",                           // no payload
+      R"({"channel":"news","event":"e"})",                                             // no payload
   };
   for (const auto& params : bad) {
-    expect_error(a.call(request("9", "publish", params.empty() ? std::string_view{} : std::string_view(params))),
-                 json::value(9), "InvalidArgument");
+    expect_error(
+        a.call(request("9", "publish", params.empty() ? std::string_view{} : std::string_view(params))),
+        json::value(9), "InvalidArgument");
   }
   EXPECT_TRUE(a.transport.deliveries.empty());
   // 255 characters is still a valid event.

@@ -109,12 +109,15 @@ TEST(encode_error, message_is_escaped) {
 }
 
 TEST(encode_error, every_code_has_its_protocol_name) {
-  const std::pair<error_code, const char*> table[] = {
-      {error_code::invalid_argument, "InvalidArgument"},   {error_code::not_found, "NotFound"},
-      {error_code::already_exists, "AlreadyExists"},       {error_code::failed_precondition, "FailedPrecondition"},
-      {error_code::permission_denied, "PermissionDenied"}, {error_code::unauthenticated, "Unauthenticated"},
-      {error_code::internal, "Internal"},                  {error_code::resource_exhausted, "ResourceExhausted"},
-      {error_code::unavailable, "Unavailable"}};
+  const std::pair<error_code, const char*> table[] = {{error_code::invalid_argument, "InvalidArgument"},
+                                                      {error_code::not_found, "NotFound"},
+                                                      {error_code::already_exists, "AlreadyExists"},
+                                                      {error_code::failed_precondition, "FailedPrecondition"},
+                                                      {error_code::permission_denied, "PermissionDenied"},
+                                                      {error_code::unauthenticated, "Unauthenticated"},
+                                                      {error_code::internal, "Internal"},
+                                                      {error_code::resource_exhausted, "ResourceExhausted"},
+                                                      {error_code::unavailable, "Unavailable"}};
   for (const auto& [code, name] : table) {
     EXPECT_EQ(parse(encode_error("1", code, "m")).at("error").at("code"), json::value(name));
     EXPECT_EQ(parse(encode_error_body(code, "m")).at("error").at("code"), json::value(name));
@@ -131,7 +134,8 @@ TEST(encode_error_body, is_the_rest_error_object) {
 
 TEST(encode_publish_result, has_id_and_create_time) {
   const auto v = parse(encode_publish_result(sample_message("1")));
-  EXPECT_EQ(v, parse(R"({"id":"019b76da-a87b-7123-8abc-0123456789ab","createTime":"2026-01-01T00:00:00.123Z"})"));
+  EXPECT_EQ(
+      v, parse(R"({"id":"019b76da-a87b-7123-8abc-0123456789ab","createTime":"2026-01-01T00:00:00.123Z"})"));
 }
 
 // ---- append_json ----
@@ -163,9 +167,9 @@ TEST(same_json_helper, compares_numbers_by_value) {
 }
 
 TEST(append_json, is_compact_and_reads_back_as_the_same_value) {
-  for (const char* text : {R"( { "a" : [ 1 , 2.5 , { "b" : null } ] , "s" : "x\"y\u0001" } )", "[]", "{}", "\"\"",
-                           "1e300", "-0.0", "5e-324", "1.7976931348623157e308", "123456789012345678901234567890",
-                           R"({"k\"ey":{"\u00e9":[[[]]]}})"}) {
+  for (const char* text : {R"( { "a" : [ 1 , 2.5 , { "b" : null } ] , "s" : "x\"y\u0001" } )", "[]", "{}",
+                           "\"\"", "1e300", "-0.0", "5e-324", "1.7976931348623157e308",
+                           "123456789012345678901234567890", R"({"k\"ey":{"\u00e9":[[[]]]}})"}) {
     const std::string out = compact(text);
     EXPECT_EQ(out.find_first_of(" \n\t"), std::string::npos) << out;
     EXPECT_TRUE(same_json(parse(out), parse(text))) << text << " -> " << out;
@@ -196,7 +200,8 @@ TEST(json_quote, escapes_every_control_character) {
   for (int c = 0; c < 0x20; ++c) {
     const std::string raw = std::string("x") + static_cast<char>(c) + "y";
     const std::string quoted = json_quote(raw);
-    for (char q : quoted) EXPECT_GE(static_cast<unsigned char>(q), 0x20) << "control char " << c << " left raw";
+    for (char q : quoted)
+      EXPECT_GE(static_cast<unsigned char>(q), 0x20) << "control char " << c << " left raw";
     EXPECT_EQ(parse(quoted), json::value(raw)) << "control char " << c;
   }
   EXPECT_EQ(json_quote("\n"), R"("\n")");

@@ -19,7 +19,9 @@ request must_parse(std::string_view text) {
 }
 
 // The JSON value that id_json denotes (id_json must itself be valid JSON text).
-json::value id_value(const std::string& id_json) { return json::parse(id_json); }
+json::value id_value(const std::string& id_json) {
+  return json::parse(id_json);
+}
 
 // ---- methods ----
 
@@ -32,7 +34,8 @@ TEST(parse_request, every_method_name_maps_to_its_verb) {
 }
 
 TEST(parse_method, round_trips_and_is_case_sensitive) {
-  for (method m : {method::auth, method::subscribe, method::unsubscribe, method::publish, method::heartbeat}) {
+  for (method m :
+       {method::auth, method::subscribe, method::unsubscribe, method::publish, method::heartbeat}) {
     ASSERT_TRUE(parse_method(to_string(m)).has_value());
     EXPECT_EQ(*parse_method(to_string(m)), m);
   }
@@ -65,8 +68,9 @@ TEST(parse_request, missing_method_is_invalid_argument_with_the_id) {
 }
 
 TEST(parse_request, non_string_method_is_invalid_argument) {
-  for (const char* text : {R"({"id":1,"method":5})", R"({"id":1,"method":null})", R"({"id":1,"method":["auth"]})",
-                           R"({"id":1,"method":{"name":"auth"}})", R"({"id":1,"method":true})"}) {
+  for (const char* text :
+       {R"({"id":1,"method":5})", R"({"id":1,"method":null})", R"({"id":1,"method":["auth"]})",
+        R"({"id":1,"method":{"name":"auth"}})", R"({"id":1,"method":true})"}) {
     auto r = parse_request(text);
     EXPECT_FALSE(r.req.has_value()) << text;
     EXPECT_EQ(r.code, error_code::invalid_argument) << text;
@@ -80,8 +84,10 @@ TEST(parse_request, non_string_method_is_invalid_argument) {
 TEST(parse_request, numeric_id_is_echoed) {
   EXPECT_EQ(must_parse(R"({"id":123,"method":"heartbeat"})").id_json, "123");
   EXPECT_EQ(must_parse(R"({"id":-7,"method":"heartbeat"})").id_json, "-7");
-  EXPECT_EQ(must_parse(R"({"id":18446744073709551615,"method":"heartbeat"})").id_json, "18446744073709551615");
-  EXPECT_EQ(must_parse(R"({"id":-9223372036854775808,"method":"heartbeat"})").id_json, "-9223372036854775808");
+  EXPECT_EQ(must_parse(R"({"id":18446744073709551615,"method":"heartbeat"})").id_json,
+            "18446744073709551615");
+  EXPECT_EQ(must_parse(R"({"id":-9223372036854775808,"method":"heartbeat"})").id_json,
+            "-9223372036854775808");
 }
 
 TEST(parse_request, fractional_id_is_echoed_as_the_same_number) {
@@ -153,7 +159,8 @@ TEST(parse_request, absent_or_null_params_are_empty) {
 }
 
 TEST(parse_request, object_params_are_kept) {
-  const auto r = must_parse(R"({"id":1,"method":"publish","params":{"channel":"news","event":"e","payload":{"a":[1,2]}}})");
+  const auto r = must_parse(
+      R"({"id":1,"method":"publish","params":{"channel":"news","event":"e","payload":{"a":[1,2]}}})");
   EXPECT_EQ(r.params.size(), 3u);
   EXPECT_EQ(r.params.at("channel"), json::value("news"));
   EXPECT_EQ(r.params.at("payload"), json::parse(R"({"a":[1,2]})"));
@@ -187,10 +194,11 @@ TEST(parse_request, field_order_does_not_matter) {
 // ---- malformed documents ----
 
 TEST(parse_request, malformed_json_is_invalid_argument) {
-  for (const char* text : {"", " ", "{", "}", R"({"method":"heartbeat")", R"({"method":"heartbeat"}})",
-                           R"({"method":"heartbeat"} x)", R"({"method":"heartbeat"}{})", R"({method:"heartbeat"})",
-                           R"({'method':'heartbeat'})", R"({"method":"heartbeat",})", "nul", "{\"method\":\"he\n\"}",
-                           R"({"id":01,"method":"heartbeat"})", R"({"method":"heartbeat"/*c*/})"}) {
+  for (const char* text :
+       {"", " ", "{", "}", R"({"method":"heartbeat")", R"({"method":"heartbeat"}})",
+        R"({"method":"heartbeat"} x)", R"({"method":"heartbeat"}{})", R"({method:"heartbeat"})",
+        R"({'method':'heartbeat'})", R"({"method":"heartbeat",})", "nul", "{\"method\":\"he\n\"}",
+        R"({"id":01,"method":"heartbeat"})", R"({"method":"heartbeat"/*c*/})"}) {
     const auto r = parse_request(text);
     EXPECT_FALSE(r.req.has_value()) << text;
     EXPECT_EQ(r.code, error_code::invalid_argument) << text;
@@ -218,7 +226,10 @@ TEST(parse_request, non_object_request_is_invalid_argument) {
   }
 }
 
-std::string nested_arrays(int depth) { return std::string(static_cast<std::size_t>(depth), '[') + std::string(static_cast<std::size_t>(depth), ']'); }
+std::string nested_arrays(int depth) {
+  return std::string(static_cast<std::size_t>(depth), '[') +
+         std::string(static_cast<std::size_t>(depth), ']');
+}
 
 TEST(parse_request, deep_nesting_is_refused) {
   const std::string text = R"({"id":1,"method":"publish","params":{"payload":)" + nested_arrays(100) + "}}";

@@ -9,7 +9,9 @@
 namespace bc::protocol {
 namespace {
 
-TEST(format_rfc3339_ms, epoch) { EXPECT_EQ(format_rfc3339_ms(0), "1970-01-01T00:00:00.000Z"); }
+TEST(format_rfc3339_ms, epoch) {
+  EXPECT_EQ(format_rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+}
 
 TEST(format_rfc3339_ms, known_date_with_milliseconds) {
   EXPECT_EQ(format_rfc3339_ms(1'767'268'800'123), "2026-01-01T12:00:00.123Z");
@@ -47,7 +49,8 @@ TEST(format_rfc3339_ms, before_the_epoch_rounds_down) {
 }
 
 TEST(format_rfc3339_ms, always_24_characters) {
-  for (std::int64_t ms : {std::int64_t{0}, std::int64_t{1}, std::int64_t{1'767'268'800'123}, std::int64_t{4'107'542'400'000}}) {
+  for (std::int64_t ms :
+       {std::int64_t{0}, std::int64_t{1}, std::int64_t{1'767'268'800'123}, std::int64_t{4'107'542'400'000}}) {
     EXPECT_EQ(format_rfc3339_ms(ms).size(), 24u) << ms;
   }
 }

@@ -43,13 +43,13 @@ TEST(is_valid_channel, rejects_empty_and_empty_segments) {
 }
 
 TEST(is_valid_channel, rejects_other_characters) {
-  for (const char* bad : {"a b", " a", "a ", "a/b", "a.b", "a*", "a>", "a\"b", "a\\b", "a\tb", "a\nb", "a+b",
-                          "a#b", "a?b", "a%20", "a@b", "a,b", "a=b", "[a]", "{a}", "a;b"}) {
+  for (const char* bad : {"a b", " a",  "a ",  "a/b",  "a.b", "a*",  "a>",  "a\"b", "a\\b", "a\tb", "a\nb",
+                          "a+b", "a#b", "a?b", "a%20", "a@b", "a,b", "a=b", "[a]",  "{a}",  "a;b"}) {
     EXPECT_FALSE(is_valid_channel(bad)) << bad;
   }
   EXPECT_FALSE(is_valid_channel(std::string("a\0b", 3)));
-  EXPECT_FALSE(is_valid_channel("caf\xc3\xa9"));          // é
-  EXPECT_FALSE(is_valid_channel("\xef\xbc\xa1"));          // fullwidth A
+  EXPECT_FALSE(is_valid_channel("caf\xc3\xa9"));   // é
+  EXPECT_FALSE(is_valid_channel("\xef\xbc\xa1"));  // fullwidth A
   EXPECT_FALSE(is_valid_channel("a\x80"));
   EXPECT_FALSE(is_valid_channel("\xff"));
   EXPECT_FALSE(is_valid_channel("a\x7f"));
@@ -58,8 +58,8 @@ TEST(is_valid_channel, rejects_other_characters) {
 TEST(is_valid_channel, every_single_byte_is_judged_by_the_alphabet) {
   for (int c = 0; c < 256; ++c) {
     const char ch = static_cast<char>(c);
-    const bool expected = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                          c == '_' || c == '-';
+    const bool expected =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
     EXPECT_EQ(is_valid_channel(std::string(1, ch)), expected) << "byte " << c;
     EXPECT_EQ(is_valid_channel("x" + std::string(1, ch) + "y"), expected || c == ':') << "byte " << c;
   }
