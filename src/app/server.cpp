@@ -236,24 +236,23 @@ void server::shutdown(boost::asio::io_context& control) {
     });
   }
   // Wait for the close handshakes, bounded by the shutdown timeout.
-  auto deadline = std::chrono::steady_clock::now() +
-                  std::chrono::milliseconds(static_cast<std::int64_t>(cfg_.shutdown_timeout_s * 1000));
-  auto timer = std::make_shared<boost::asio::steady_timer>(control);
-  auto poll = std::make_shared<std::function<void()>>();
-  *poll = [this, timer, deadline, poll, &control] {
-    if (shared_.connections.load() == 0 || std::chrono::steady_clock::now() >= deadline) {
-      if (shared_.connections.load() != 0)
-        spdlog::warn("{} connections still open at shutdown timeout", shared_.connections.load());
-      *poll = nullptr;  // break the self-reference
-      control.stop();
-      return;
-    }
-    timer->expires_after(std::chrono::milliseconds(20));
-    timer->async_wait([poll](boost::system::error_code) {
-      if (*poll) (*poll)();
-    });
-  };
-  (*poll)();
+  shutdown_deadline_ = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(static_cast<std::int64_t>(cfg_.shutdown_timeout_s * 1000));
+  shutdown_timer_ = std::make_unique<boost::asio::steady_timer>(control);
+  poll_shutdown(control);
+}
+
+void server::poll_shutdown(boost::asio::io_context& control) {
+  const auto open = shared_.connections.load();
+  if (open == 0 || std::chrono::steady_clock::now() >= shutdown_deadline_) {
+    if (open != 0) spdlog::warn("{} connections still open at shutdown timeout", open);
+    control.stop();
+    return;
+  }
+  shutdown_timer_->expires_after(std::chrono::milliseconds(20));
+  shutdown_timer_->async_wait([this, &control](boost::system::error_code ec) {
+    if (!ec) poll_shutdown(control);
+  });
 }
 
 }  // namespace bc::app

@@ -2,6 +2,7 @@
 // Wires the node together: shards and their threads, broker, auth, HTTP services; runs until a signal.
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <vector>
 
@@ -34,6 +35,7 @@ class server final : public broker::delivery_sink {
   std::string info() const;
   void print_dev_banner(std::uint16_t port) const;
   void shutdown(boost::asio::io_context& control);
+  void poll_shutdown(boost::asio::io_context& control);
 
   config cfg_;
   std::string node_id_;
@@ -48,6 +50,8 @@ class server final : public broker::delivery_sink {
   std::unique_ptr<net::tls_context> tls_;
   std::unique_ptr<net::http_services> http_;
   std::vector<std::unique_ptr<shard>> shards_;
+  std::unique_ptr<boost::asio::steady_timer> shutdown_timer_;
+  std::chrono::steady_clock::time_point shutdown_deadline_{};
 };
 
 }  // namespace bc::app

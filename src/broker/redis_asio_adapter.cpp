@@ -7,7 +7,9 @@ namespace bc::broker {
 namespace asio = boost::asio;
 
 namespace {
-redis_asio_adapter* self_of(void* p) { return static_cast<redis_asio_adapter*>(p); }
+redis_asio_adapter* self_of(void* p) {
+  return static_cast<redis_asio_adapter*>(p);
+}
 }  // namespace
 
 bool redis_asio_adapter::attach(asio::io_context& ioc, redisAsyncContext* ac) {

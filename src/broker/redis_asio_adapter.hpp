@@ -9,15 +9,15 @@ struct redisAsyncContext;
 
 namespace bc::broker {
 
-// hiredis's event hooks (addRead/delRead/addWrite/delWrite/cleanup) become `async_wait`s on a stream_descriptor
-// over the context's socket; when the socket is ready the adapter calls redisAsyncHandleRead/Write. There is no
-// polling: a connection costs nothing while idle.
+// hiredis's event hooks (addRead/delRead/addWrite/delWrite/cleanup) become `async_wait`s on a
+// stream_descriptor over the context's socket; when the socket is ready the adapter calls
+// redisAsyncHandleRead/Write. There is no polling: a connection costs nothing while idle.
 //
 // Ownership: hiredis owns the socket and the adapter belongs to the context. `attach` stores the adapter in
-// `ac->ev.data` and the adapter keeps itself alive (`self_`) until hiredis calls `cleanup`, which hiredis does
-// before it frees the context and closes the fd. `cleanup` releases the descriptor (never closes it), unhooks
-// itself from the context and drops the self-reference; a wait still in flight then holds the last reference
-// and finishes as a no-op.
+// `ac->ev.data` and the adapter keeps itself alive (`self_`) until hiredis calls `cleanup`, which hiredis
+// does before it frees the context and closes the fd. `cleanup` releases the descriptor (never closes it),
+// unhooks itself from the context and drops the self-reference; a wait still in flight then holds the last
+// reference and finishes as a no-op.
 //
 // Thread-safety: none. The context, and so the adapter, belong to the one thread running the io_context.
 class redis_asio_adapter : public std::enable_shared_from_this<redis_asio_adapter> {

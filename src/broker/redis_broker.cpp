@@ -1,5 +1,7 @@
 #include "broker/redis_broker.hpp"
 
+#include <pthread.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
@@ -11,19 +13,23 @@ namespace bc::broker {
 
 namespace asio = boost::asio;
 
-redis_broker::redis_broker(delivery_sink& sink, std::vector<redis_endpoint> shards, publication_encoder encode,
-                           redis_options opts)
+redis_broker::redis_broker(delivery_sink& sink, std::vector<redis_endpoint> shards,
+                           publication_encoder encode, redis_options opts)
     : sink_(sink), encode_(std::move(encode)), opts_(std::move(opts)), work_(asio::make_work_guard(ioc_)) {
   if (shards.empty()) throw std::invalid_argument("the Redis broker needs at least one Redis instance");
   if (!encode_) throw std::invalid_argument("the Redis broker needs a publication encoder");
   for (std::size_t i = 0; i < shards.size(); ++i) {
-    shards_.push_back(std::make_unique<redis_shard>(
-        ioc_, i, std::move(shards[i]), opts_,
-        [this](redis_shard& from, std::string_view ch, std::string_view bytes) { on_message(from, ch, bytes); }));
+    shards_.push_back(
+        std::make_unique<redis_shard>(ioc_, i, std::move(shards[i]), opts_,
+                                      [this](redis_shard& from, std::string_view ch, std::string_view bytes) {
+                                        on_message(from, ch, bytes);
+                                      }));
   }
 }
 
-redis_broker::~redis_broker() { stop(); }
+redis_broker::~redis_broker() {
+  stop();
+}
 
 template <class Handler>
 bool redis_broker::post_if_accepting(Handler&& h) {
@@ -44,6 +50,12 @@ void redis_broker::start() {
     return;
   }
   thread_ = std::thread([this] {
+    // hiredis writes with write(2): a Redis that died must cost an EPIPE, not the process. Blocked on this
+    // thread (the only one that writes to Redis) rather than relying on the process ignoring SIGPIPE.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
     while (true) {
       try {
         ioc_.run();
@@ -82,8 +94,9 @@ void redis_broker::publish(core::publication_ptr pub, std::function<void(publish
     std::string envelope = encode_envelope(pub->msg);
     std::unique_lock lock(gate_);
     if (accepting_) {
-      asio::post(ioc_, [&shard, ch = std::move(redis_channel), env = std::move(envelope), done = std::move(done)]() mutable {
-        shard.publish(ch, env, std::move(done));
+      asio::post(ioc_, [&shard, ch = std::move(redis_channel), env = std::move(envelope),
+                        done = std::move(done)]() mutable {
+        shard.publish(std::move(ch), std::move(env), std::move(done));
       });
       return;
     }
@@ -109,7 +122,8 @@ void redis_broker::on_message(redis_shard& from, std::string_view redis_channel,
   core::message msg;
   const std::string_view prefix = opts_.channel_prefix;
   if (!decode_envelope(bytes, msg) || redis_channel.size() != prefix.size() + msg.channel.size() ||
-      redis_channel.substr(0, prefix.size()) != prefix || redis_channel.substr(prefix.size()) != msg.channel) {
+      redis_channel.substr(0, prefix.size()) != prefix ||
+      redis_channel.substr(prefix.size()) != msg.channel) {
     from.count_invalid();
     spdlog::debug("redis shard {}: dropped an unreadable message on {}", from.index(), redis_channel);
     return;
@@ -118,7 +132,8 @@ void redis_broker::on_message(redis_shard& from, std::string_view redis_channel,
     sink_.deliver(encode_(std::move(msg)));
   } catch (const std::exception& e) {  // never unwind through hiredis's C frames
     from.count_invalid();
-    spdlog::error("redis shard {}: cannot deliver a message on {}: {}", from.index(), redis_channel, e.what());
+    spdlog::error("redis shard {}: cannot deliver a message on {}: {}", from.index(), redis_channel,
+                  e.what());
   }
 }
 
@@ -164,7 +179,8 @@ std::size_t redis_broker::shard_of(std::string_view channel, std::size_t shards)
 
 std::unique_ptr<broker> make_redis_broker(delivery_sink& sink, std::string_view redis_url,
                                           publication_encoder encode, redis_options opts) {
-  return std::make_unique<redis_broker>(sink, parse_redis_urls(redis_url), std::move(encode), std::move(opts));
+  return std::make_unique<redis_broker>(sink, parse_redis_urls(redis_url), std::move(encode),
+                                        std::move(opts));
 }
 
 }  // namespace bc::broker

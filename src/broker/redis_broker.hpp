@@ -24,14 +24,14 @@ namespace bc::broker {
 using publication_encoder = std::function<core::publication_ptr(core::message)>;
 
 // A publish goes to Redis (PUBLISH on the channel's shard) and comes back to every node subscribed to that
-// channel, this one included, which rebuilds the frame and hands it to its delivery_sink. A node subscribes in
-// Redis only to channels with local subscribers (subscribe/unsubscribe from channel_interest).
+// channel, this one included, which rebuilds the frame and hands it to its delivery_sink. A node subscribes
+// in Redis only to channels with local subscribers (subscribe/unsubscribe from channel_interest).
 //
-// Concurrency: one broker thread runs its own io_context and owns every hiredis context, shard and channel set.
-// Callers on any thread hand work over with `post`, in call order, so publishes from one thread to one channel
-// reach Redis in order on one connection, and come back in order on one subscribe connection. Nothing but the
-// counters and up-flags (atomics) is read from other threads. The post gate (`gate_`) is held only around
-// `post`, so that stop() can tell exactly which work was accepted and must still complete.
+// Concurrency: one broker thread runs its own io_context and owns every hiredis context, shard and channel
+// set. Callers on any thread hand work over with `post`, in call order, so publishes from one thread to one
+// channel reach Redis in order on one connection, and come back in order on one subscribe connection. Nothing
+// but the counters and up-flags (atomics) is read from other threads. The post gate (`gate_`) is held only
+// around `post`, so that stop() can tell exactly which work was accepted and must still complete.
 //
 // Guarantees (see broker.hpp): `done` is called exactly once, on the broker thread or inline (fast refusal
 // when the shard is down or the broker stopped); `ok` means Redis answered the PUBLISH.
@@ -52,9 +52,9 @@ class redis_broker final : public broker {
   std::vector<redis_shard_stats> stats() const;  // any thread
   std::size_t shard_count() const { return shards_.size(); }
 
-  // The shard of a channel: FNV-1a (64-bit) of the channel name, mapped to [0, shards) by Jump Consistent Hash
-  // (Lamping & Veach), as Centrifugo shards its Redis engine. Stable across nodes, restarts and versions;
-  // adding an instance to the end of the list moves only about 1/N of the channels.
+  // The shard of a channel: FNV-1a (64-bit) of the channel name, mapped to [0, shards) by Jump Consistent
+  // Hash (Lamping & Veach), as Centrifugo shards its Redis engine. Stable across nodes, restarts and
+  // versions; adding an instance to the end of the list moves only about 1/N of the channels.
   static std::size_t shard_of(std::string_view channel, std::size_t shards);
 
  private:
@@ -74,8 +74,8 @@ class redis_broker final : public broker {
   bool accepting_ = true;  // guarded by gate_; false once stop() began
 };
 
-// The factory the server calls for `--broker redis`: parses REDIS_URL (throws std::invalid_argument naming a bad
-// entry) and builds the broker.
+// The factory the server calls for `--broker redis`: parses REDIS_URL (throws std::invalid_argument naming a
+// bad entry) and builds the broker.
 std::unique_ptr<broker> make_redis_broker(delivery_sink& sink, std::string_view redis_url,
                                           publication_encoder encode, redis_options opts = {});
 

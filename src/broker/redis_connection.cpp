@@ -13,7 +13,9 @@ namespace asio = boost::asio;
 
 namespace {
 
-redis_connection* owner_of(const redisAsyncContext* ac) { return static_cast<redis_connection*>(ac->data); }
+redis_connection* owner_of(const redisAsyncContext* ac) {
+  return static_cast<redis_connection*>(ac->data);
+}
 
 std::string error_of(const redisAsyncContext* ac, const char* fallback) {
   return ac->c.err != 0 && ac->c.errstr[0] != '\0' ? std::string(ac->c.errstr) : std::string(fallback);
@@ -92,6 +94,8 @@ void redis_connection::on_connect(const redisAsyncContext* ac, int status) {
 
 void redis_connection::opened() {
   open_ = true;
+  redisEnableKeepAlive(
+      &ctx_->c);  // notices a peer that vanished without a FIN (the subscribe side never writes)
   if (!endpoint_.password.empty()) {
     const bool acl = !endpoint_.username.empty();
     const char* argv[3] = {"AUTH", acl ? endpoint_.username.c_str() : endpoint_.password.c_str(),
@@ -107,7 +111,7 @@ void redis_connection::on_auth_reply(redisAsyncContext*, void* reply, void* priv
   auto* self = static_cast<redis_connection*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr || r->type != REDIS_REPLY_ERROR) return;  // null: the context is going away anyway
-  spdlog::error("{}: AUTH failed: {}", self->name_, std::string(r->str, r->len));
+  spdlog::log(self->failure_level(), "{}: AUTH failed: {}", self->name_, std::string(r->str, r->len));
   self->drop_later("AUTH failed");
 }
 
@@ -116,6 +120,10 @@ void redis_connection::on_disconnect(const redisAsyncContext* ac, int) {
   if (self->ctx_ != ac) return;  // freed by drop(), which reports the loss itself
   self->ctx_ = nullptr;
   self->lost(error_of(ac, "connection closed"));
+}
+
+spdlog::level::level_enum redis_connection::failure_level() const {
+  return failures_in_row_ == 0 || failures_in_row_ % 30 == 29 ? spdlog::level::err : spdlog::level::debug;
 }
 
 void redis_connection::mark_ready() {
@@ -135,7 +143,9 @@ void redis_connection::mark_ready() {
 void redis_connection::drop(const std::string& why) {
   if (ctx_ == nullptr) return;
   redisAsyncContext* ac = std::exchange(ctx_, nullptr);
-  redisAsyncFree(ac);  // runs every pending callback with a null reply, then on_disconnect (ignored: ctx_ moved)
+  going_down();
+  redisAsyncFree(
+      ac);  // runs every pending callback with a null reply, then on_disconnect (ignored: ctx_ moved)
   lost(why);
 }
 
@@ -159,11 +169,11 @@ void redis_connection::lost(const std::string& why) {
   ++failures_in_row_;
   if (was_ready) {
     spdlog::warn("{}: connection lost ({}); reconnecting", name_, why);
-  } else if (failures_in_row_ == 1 || failures_in_row_ % 30 == 0) {
-    spdlog::warn("{}: cannot connect ({}); attempt {}, retrying with backoff up to {} ms", name_, why,
-                 failures_in_row_, opts_.backoff_max.count());
   } else {
-    spdlog::debug("{}: cannot connect ({}); attempt {}", name_, why, failures_in_row_);
+    const auto level =
+        failures_in_row_ == 1 || failures_in_row_ % 30 == 0 ? spdlog::level::warn : spdlog::level::debug;
+    spdlog::log(level, "{}: cannot connect ({}); attempt {}, retrying with backoff up to {} ms", name_, why,
+                failures_in_row_, opts_.backoff_max.count());
   }
   schedule_retry();
 }

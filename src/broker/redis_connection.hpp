@@ -10,6 +10,8 @@
 #include <random>
 #include <string>
 
+#include <spdlog/common.h>
+
 #include "broker/redis_options.hpp"
 #include "broker/redis_url.hpp"
 #include "core/local_counter.hpp"
@@ -18,12 +20,14 @@ struct redisAsyncContext;
 
 namespace bc::broker {
 
-// Owns at most one hiredis async context at a time and re-creates it after every loss, waiting an exponential,
-// jittered backoff between attempts. The connection is role-agnostic; its owner drives the protocol:
+// Owns at most one hiredis async context at a time and re-creates it after every loss, waiting an
+// exponential, jittered backoff between attempts. The connection is role-agnostic; its owner drives the
+// protocol:
 //
 //   connect ──TCP up──> AUTH (when configured), then `on_open(ctx)`: the owner queues its handshake
 //           <──lost──── owner calls mark_ready() once the handshake is answered (ready() turns true)
-//   lost/drop: hiredis has run every pending callback with a null reply, then `on_close()`; retry after backoff
+//   lost/drop: hiredis has run every pending callback with a null reply, then `on_close()`; retry after
+//   backoff
 //
 // A handshake that does not complete within `connect_timeout` (an unreachable or hung server) is dropped and
 // retried like any other failure.
@@ -48,12 +52,19 @@ class redis_connection {
   // use drop_later there.
   void drop(const std::string& why);
   void drop_later(std::string why);
+  // A callback got a null reply: hiredis is tearing the context down and will report the loss only after
+  // every pending callback ran. Stop reporting ready() now, so that nobody answered `unavailable` sees it
+  // still up.
+  void going_down() { ready_.store(false, std::memory_order_relaxed); }
 
   // The context once TCP is up and AUTH is queued (commands may be sent); null otherwise.
   redisAsyncContext* open_context() const { return open_ ? ctx_ : nullptr; }
   bool ready() const { return ready_.load(std::memory_order_relaxed); }
   std::uint64_t reconnects() const { return reconnects_.get(); }
   const std::string& name() const { return name_; }
+  // For logging a failure that repeats on every attempt while Redis stays misconfigured: loud on the first
+  // attempt and about once a minute, quiet (debug) in between.
+  spdlog::level::level_enum failure_level() const;
 
  private:
   static void on_connect(const redisAsyncContext* ac, int status);

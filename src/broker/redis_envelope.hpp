@@ -17,8 +17,8 @@ namespace bc::broker {
 //   varint len, event bytes
 //   payload bytes                 the rest: the publisher's JSON value, already serialized
 //
-// 3-6 bytes of framing on top of the fields; nothing is escaped or re-encoded. `seq` is not in it: it belongs to
-// a subscription and is assigned by the delivering node. A future version changes the second byte; a node
+// 3-6 bytes of framing on top of the fields; nothing is escaped or re-encoded. `seq` is not in it: it belongs
+// to a subscription and is assigned by the delivering node. A future version changes the second byte; a node
 // drops (and counts) envelopes it cannot read rather than guessing.
 std::string encode_envelope(const core::message& msg);
 

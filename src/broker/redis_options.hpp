@@ -8,8 +8,8 @@
 namespace bc::broker {
 
 struct redis_options {
-  // Every Broadcaster channel C is the Redis Pub/Sub channel `channel_prefix + C`, so that several deployments
-  // (or other applications) can share one Redis.
+  // Every Broadcaster channel C is the Redis Pub/Sub channel `channel_prefix + C`, so that several
+  // deployments (or other applications) can share one Redis.
   std::string channel_prefix = "broadcaster:";
 
   // Reconnect delay: starts at backoff_min, doubles after every failed attempt up to backoff_max, with jitter
@@ -20,13 +20,18 @@ struct redis_options {
   // From starting a TCP connect to the connection being usable (AUTH answered, PING/SUBSCRIBE confirmed).
   std::chrono::milliseconds connect_timeout{2000};
 
-  // A PUBLISH whose reply has not arrived after this long means Redis hangs: the shard's connections are dropped
-  // (every in-flight publish answers `unavailable`) and re-established.
+  // A PUBLISH whose reply has not arrived after this long means Redis hangs: the shard's connections are
+  // dropped (every in-flight publish answers `unavailable`) and re-established.
   std::chrono::milliseconds publish_timeout{2000};
 
-  // PUBLISHes sent and not yet answered, per shard; beyond it a publish answers `unavailable` (bounded memory
-  // when Redis is slow).
+  // A publish connection with nothing in flight for this long sends a PING, so that a hung or partitioned
+  // Redis is noticed (by the same timeout) even on a node that publishes nothing.
+  std::chrono::milliseconds heartbeat_interval{1000};
+
+  // PUBLISHes sent and not yet answered, per shard, by count and by envelope bytes; beyond either a publish
+  // answers `unavailable` (bounded memory when Redis is slow).
   std::size_t max_in_flight = 100000;
+  std::size_t max_in_flight_bytes = 64u << 20;
 };
 
 }  // namespace bc::broker

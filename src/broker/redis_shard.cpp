@@ -14,7 +14,9 @@ namespace {
 
 constexpr std::size_t subscribe_batch = 1000;  // channels per SUBSCRIBE when re-subscribing after a reconnect
 
-std::string_view text_of(const redisReply* r) { return {r->str, r->len}; }
+std::string_view text_of(const redisReply* r) {
+  return {r->str, r->len};
+}
 
 bool is_string(const redisReply* r) {
   return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS;
@@ -30,12 +32,16 @@ redis_shard::redis_shard(asio::io_context& ioc, std::size_t index, redis_endpoin
       anchor_(opts.channel_prefix + "!anchor"),  // '!' never appears in a valid channel name
       on_message_(std::move(on_message)),
       watchdog_(ioc),
-      pub_(ioc, endpoint_, opts, fmt::format("redis shard {} publish ({})", index, endpoint_.address()),
-           [this](redisAsyncContext* ac) { on_pub_open(ac); }, [this] { on_pub_close(); }),
-      sub_(ioc, endpoint_, opts, fmt::format("redis shard {} subscribe ({})", index, endpoint_.address()),
-           [this](redisAsyncContext* ac) { on_sub_open(ac); }, [] {}) {}
+      pub_(
+          ioc, endpoint_, opts, fmt::format("redis shard {} publish ({})", index, endpoint_.address()),
+          [this](redisAsyncContext* ac) { on_pub_open(ac); }, [this] { on_pub_close(); }),
+      sub_(
+          ioc, endpoint_, opts, fmt::format("redis shard {} subscribe ({})", index, endpoint_.address()),
+          [this](redisAsyncContext* ac) { on_sub_open(ac); }, [this] { on_sub_close(); }) {}
 
-redis_shard::~redis_shard() { stop(); }
+redis_shard::~redis_shard() {
+  stop();
+}
 
 void redis_shard::start() {
   stopped_ = false;
@@ -52,7 +58,7 @@ void redis_shard::stop() {
   sub_.stop();
 }
 
-// ---- publishing ------------------------------------------------------------------------------------------------
+// ---- publishing ----------------------------------------------------------------------------------------
 
 void redis_shard::on_pub_open(redisAsyncContext* ac) {
   // PING after AUTH: its answer proves the server is a working Redis and that AUTH (if any) passed.
@@ -64,60 +70,97 @@ void redis_shard::on_ping_reply(redisAsyncContext*, void* reply, void* privdata)
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) return;  // connection going away
   if (is_string(r) && text_of(r) == "PONG") return self->pub_.mark_ready();
-  spdlog::error("redis shard {}: unexpected answer to PING: {}", self->index_,
-                r->type == REDIS_REPLY_ERROR ? std::string(text_of(r)) : "not PONG");
+  spdlog::log(self->pub_.failure_level(), "redis shard {}: unexpected answer to PING: {}", self->index_,
+              r->type == REDIS_REPLY_ERROR ? std::string(text_of(r)) : "not PONG");
   self->pub_.drop_later("unexpected answer to PING");
 }
 
-void redis_shard::publish(const std::string& redis_channel, const std::string& envelope, publish_done done) {
-  redisAsyncContext* ac = pub_.ready() ? pub_.open_context() : nullptr;
-  if (ac == nullptr || in_flight_.size() >= opts_.max_in_flight) {
+void redis_shard::publish(std::string redis_channel, std::string envelope, publish_done done) {
+  if (!pub_.ready() || in_flight_.size() + held_count_ >= opts_.max_in_flight ||
+      in_flight_bytes_ + held_bytes_ + envelope.size() > opts_.max_in_flight_bytes) {
     failures_.add();
     return done(publish_status::unavailable);
   }
+  in_flight_count_.add();
+  // Both maps are empty in the steady state: one branch, no lookup.
+  if ((!unconfirmed_.empty() || !held_.empty()) &&
+      (unconfirmed_.count(redis_channel) != 0 || held_.count(redis_channel) != 0)) {
+    held_bytes_ += envelope.size();
+    ++held_count_;
+    held_[redis_channel].push_back({std::move(envelope), std::move(done), std::chrono::steady_clock::now()});
+    return;
+  }
+  send_publish(redis_channel, envelope, std::move(done));
+}
+
+void redis_shard::send_publish(const std::string& redis_channel, const std::string& envelope,
+                               publish_done done) {
+  redisAsyncContext* ac = pub_.ready() ? pub_.open_context() : nullptr;
   const char* argv[3] = {"PUBLISH", redis_channel.data(), envelope.data()};
   const size_t len[3] = {7, redis_channel.size(), envelope.size()};
-  if (redisAsyncCommandArgv(ac, &redis_shard::on_publish_reply, this, 3, argv, len) != REDIS_OK) {
+  if (ac == nullptr ||
+      redisAsyncCommandArgv(ac, &redis_shard::on_publish_reply, this, 3, argv, len) != REDIS_OK) {
+    in_flight_count_.sub();
     failures_.add();
     return done(publish_status::unavailable);
   }
-  in_flight_.push_back({std::move(done), std::chrono::steady_clock::now()});
-  in_flight_count_.add();
+  last_sent_ = std::chrono::steady_clock::now();
+  in_flight_.push_back({std::move(done), last_sent_, envelope.size()});
+  in_flight_bytes_ += envelope.size();
+}
+
+void redis_shard::release(const std::string& redis_channel) {
+  auto it = held_.find(redis_channel);
+  if (it == held_.end()) return;
+  auto waiting = std::move(it->second);
+  held_.erase(it);
+  for (auto& h : waiting) {
+    held_bytes_ -= h.envelope.size();
+    --held_count_;
+    send_publish(redis_channel, h.envelope, std::move(h.done));
+  }
+}
+
+void redis_shard::release_all() {
+  while (!held_.empty()) {
+    const std::string ch = held_.begin()->first;  // a copy: release() erases the entry
+    release(ch);
+  }
 }
 
 void redis_shard::on_publish_reply(redisAsyncContext*, void* reply, void* privdata) {
   auto* self = static_cast<redis_shard*>(privdata);
-  if (self->in_flight_.empty()) return;  // cannot happen: one completion per PUBLISH sent
-  auto op = std::move(self->in_flight_.front());
-  self->in_flight_.pop_front();
-  self->in_flight_count_.sub();
   auto* r = static_cast<redisReply*>(reply);
-  if (r != nullptr && r->type == REDIS_REPLY_INTEGER) {
-    self->published_.add();
-    return op.done(publish_status::ok);
+  if (r == nullptr) self->pub_.going_down();
+  if (r != nullptr && r->type == REDIS_REPLY_ERROR && !self->in_flight_.empty() &&
+      self->in_flight_.front().done) {
+    spdlog::warn("redis shard {}: PUBLISH refused: {}", self->index_, std::string(text_of(r)));
   }
-  self->failures_.add();
-  if (r != nullptr) {
-    spdlog::warn("redis shard {}: PUBLISH refused: {}", self->index_,
-                 r->type == REDIS_REPLY_ERROR ? std::string(text_of(r)) : "unexpected reply type");
-  }
-  op.done(publish_status::unavailable);
+  // PUBLISH answers with the number of receivers; anything else (or no reply: the connection is gone) means
+  // the message was not handed over.
+  self->complete_front(r != nullptr && r->type == REDIS_REPLY_INTEGER ? publish_status::ok
+                                                                      : publish_status::unavailable);
+}
+
+void redis_shard::complete_front(publish_status status) {
+  if (in_flight_.empty()) return;  // cannot happen: one completion per command sent
+  auto op = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  in_flight_bytes_ -= op.bytes;
+  if (!op.done) return;  // heartbeat
+  in_flight_count_.sub();
+  (status == publish_status::ok ? published_ : failures_).add();
+  op.done(status);
 }
 
 void redis_shard::on_pub_close() {
-  // hiredis has completed every in-flight PUBLISH with a null reply before telling us; this is a safety net.
-  auto left = std::move(in_flight_);
-  in_flight_.clear();
-  in_flight_count_.sub(left.size());
-  for (auto& op : left) {
-    failures_.add();
-    op.done(publish_status::unavailable);
-  }
+  // hiredis has completed every in-flight command with a null reply before telling us; this is a safety net.
+  while (!in_flight_.empty()) complete_front(publish_status::unavailable);
 }
 
 void redis_shard::do_watch() {
-  const auto every = std::clamp(opts_.publish_timeout / 4, std::chrono::milliseconds(10),
-                                std::chrono::milliseconds(500));
+  const auto every =
+      std::clamp(opts_.publish_timeout / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(500));
   watchdog_.expires_after(every);
   watchdog_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopped_) return;
@@ -127,16 +170,36 @@ void redis_shard::do_watch() {
 }
 
 void redis_shard::on_watch() {
-  if (in_flight_.empty()) return;
-  const auto waited = std::chrono::steady_clock::now() - in_flight_.front().sent;
+  const auto now = std::chrono::steady_clock::now();
+  check_subscribe_timeout(now);
+  if (in_flight_.empty()) {
+    redisAsyncContext* ac = pub_.ready() ? pub_.open_context() : nullptr;
+    if (ac != nullptr && now - last_sent_ >= opts_.heartbeat_interval &&
+        redisAsyncCommand(ac, &redis_shard::on_publish_reply, this, "PING") == REDIS_OK) {
+      last_sent_ = now;
+      in_flight_.push_back({nullptr, now, 0});
+    }
+    return;
+  }
+  const auto waited = now - in_flight_.front().sent;
   if (waited < opts_.publish_timeout) return;
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(waited).count();
-  spdlog::warn("redis shard {}: a PUBLISH is unanswered after {} ms; Redis looks hung, reconnecting", index_, ms);
-  pub_.drop("PUBLISH timed out");
-  sub_.drop("PUBLISH on the same server timed out");
+  spdlog::warn("redis shard {}: no reply from Redis for {} ms; it looks hung, reconnecting", index_, ms);
+  pub_.drop("reply timed out");
+  sub_.drop("the publish connection to the same server timed out");
 }
 
-// ---- subscribing -----------------------------------------------------------------------------------------------
+void redis_shard::check_subscribe_timeout(std::chrono::steady_clock::time_point now) {
+  for (const auto& [ch, waiting] : held_) {
+    if (now - waiting.front().since >= opts_.publish_timeout) {
+      spdlog::warn("redis shard {}: a SUBSCRIBE is unconfirmed after {} ms, reconnecting", index_,
+                   opts_.publish_timeout.count());
+      return sub_.drop("SUBSCRIBE not confirmed in time");  // on_sub_close sends what was held
+    }
+  }
+}
+
+// ---- subscribing ---------------------------------------------------------------------------------------
 
 void redis_shard::send_subscribe(redisAsyncContext* ac, const char* command, const std::string* first,
                                  std::size_t n) {
@@ -160,6 +223,7 @@ void redis_shard::on_sub_open(redisAsyncContext* ac) {
   for (std::size_t at = 0; at < all.size(); at += subscribe_batch) {
     send_subscribe(ac, "SUBSCRIBE", all.data() + at, std::min(subscribe_batch, all.size() - at));
   }
+  for (const auto& ch : all) unconfirmed_[ch] = 1;
   send_subscribe(ac, "SUBSCRIBE", &anchor_, 1);
   if (!all.empty()) spdlog::info("redis shard {}: subscribing {} channels", index_, all.size());
 }
@@ -167,12 +231,14 @@ void redis_shard::on_sub_open(redisAsyncContext* ac) {
 void redis_shard::on_sub_reply(redisAsyncContext*, void* reply, void* privdata) {
   auto* self = static_cast<redis_shard*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
-  if (r == nullptr) return;  // connection going away
+  if (r == nullptr) return self->sub_.going_down();
   if (r->type == REDIS_REPLY_ERROR) {
-    spdlog::error("redis shard {}: subscribe connection error: {}", self->index_, std::string(text_of(r)));
+    spdlog::log(self->sub_.failure_level(), "redis shard {}: subscribe connection error: {}", self->index_,
+                std::string(text_of(r)));
     return self->sub_.drop_later("error reply on the subscribe connection");
   }
-  if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || !is_string(r->element[0]) || !is_string(r->element[1])) {
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || !is_string(r->element[0]) ||
+      !is_string(r->element[1])) {
     return;
   }
   const auto kind = text_of(r->element[0]);
@@ -180,16 +246,33 @@ void redis_shard::on_sub_reply(redisAsyncContext*, void* reply, void* privdata) 
   if (kind == "message" && is_string(r->element[2])) {
     self->received_.add();
     self->on_message_(*self, channel, text_of(r->element[2]));
-  } else if (kind == "subscribe" && channel == self->anchor_ && !self->sub_.ready()) {
-    self->sub_.mark_ready();
+  } else if (kind == "subscribe" && channel == self->anchor_) {
+    if (!self->sub_.ready()) self->sub_.mark_ready();
+  } else if (kind == "subscribe") {
+    self->confirmed(std::string(channel));
   }
+}
+
+void redis_shard::confirmed(const std::string& redis_channel) {
+  auto it = unconfirmed_.find(redis_channel);
+  if (it == unconfirmed_.end() || --it->second > 0) return;
+  unconfirmed_.erase(it);
+  release(redis_channel);
+}
+
+void redis_shard::on_sub_close() {
+  unconfirmed_.clear();
+  release_all();
 }
 
 void redis_shard::subscribe(const std::string& redis_channel) {
   if (!channels_.insert(redis_channel).second) return;
   channel_count_.add();
   // Before the connection is open the channel goes out with the whole set in on_sub_open.
-  if (auto* ac = sub_.open_context()) send_subscribe(ac, "SUBSCRIBE", &redis_channel, 1);
+  if (auto* ac = sub_.open_context()) {
+    send_subscribe(ac, "SUBSCRIBE", &redis_channel, 1);
+    ++unconfirmed_[redis_channel];
+  }
 }
 
 void redis_shard::unsubscribe(const std::string& redis_channel) {

@@ -46,7 +46,8 @@ int parse_int(std::string_view s, int min, int max, std::string_view url, std::s
   int v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v < min || v > max) {
-    bad(url, std::string(what) + " must be a number from " + std::to_string(min) + " to " + std::to_string(max));
+    bad(url,
+        std::string(what) + " must be a number from " + std::to_string(min) + " to " + std::to_string(max));
   }
   return v;
 }

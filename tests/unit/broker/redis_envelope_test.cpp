@@ -1,0 +1,71 @@
+#include "broker/redis_envelope.hpp"
+
+#include <gtest/gtest.h>
+
+namespace bc::broker {
+namespace {
+
+core::message sample() {
+  core::message m;
+  m.id = "0192f1e2-7b3c-7def-8123-456789abcdef";
+  m.create_time_ms = 1767225600123;
+  m.channel = "chat:room-42";
+  m.event = "msg \"quoted\" \xC3\xA9";
+  m.payload = R"({"text":"hi","list":[1,2,3],"nested":{"a":null}})";
+  return m;
+}
+
+TEST(redis_envelope, round_trips_every_field) {
+  const auto m = sample();
+  const auto bytes = encode_envelope(m);
+  core::message out;
+  ASSERT_TRUE(decode_envelope(bytes, out));
+  EXPECT_EQ(out.id, m.id);
+  EXPECT_EQ(out.create_time_ms, m.create_time_ms);
+  EXPECT_EQ(out.channel, m.channel);
+  EXPECT_EQ(out.event, m.event);
+  EXPECT_EQ(out.payload, m.payload);
+}
+
+TEST(redis_envelope, is_compact) {
+  const auto m = sample();
+  const auto fields = m.id.size() + m.channel.size() + m.event.size() + m.payload.size();
+  EXPECT_LE(encode_envelope(m).size(), fields + 2 + 6 + 3);  // magic, varint time, three 1-byte lengths
+}
+
+TEST(redis_envelope, keeps_binary_and_large_payloads_and_edge_times) {
+  auto m = sample();
+  m.payload = std::string(100000, 'x') + std::string("\0\xff", 2);
+  for (std::int64_t t : {std::int64_t{0}, std::int64_t{-1}, INT64_MAX, INT64_MIN}) {
+    m.create_time_ms = t;
+    core::message out;
+    ASSERT_TRUE(decode_envelope(encode_envelope(m), out));
+    EXPECT_EQ(out.create_time_ms, t);
+    EXPECT_EQ(out.payload, m.payload);
+  }
+  m.payload.clear();
+  core::message out;
+  ASSERT_TRUE(decode_envelope(encode_envelope(m), out));
+  EXPECT_EQ(out.payload, "");
+}
+
+TEST(redis_envelope, rejects_what_it_cannot_read) {
+  core::message out;
+  EXPECT_FALSE(decode_envelope("", out));
+  EXPECT_FALSE(decode_envelope("{\"json\":true}", out));
+  EXPECT_FALSE(decode_envelope(std::string("\xBC\x02", 2), out)) << "unknown version";
+  const auto good = encode_envelope(sample());
+  // Every strict prefix that cuts into the header fields is rejected (the payload is the open-ended rest).
+  const auto header = good.size() - sample().payload.size();
+  for (std::size_t n = 0; n < header; ++n) EXPECT_FALSE(decode_envelope(good.substr(0, n), out)) << n;
+  // A length running past the end.
+  std::string bad = good.substr(0, 2 + 6);
+  bad += static_cast<char>(0x7F);
+  bad += "short";
+  EXPECT_FALSE(decode_envelope(bad, out));
+  // An over-long varint.
+  EXPECT_FALSE(decode_envelope(std::string("\xBC\x01") + std::string(11, '\xFF'), out));
+}
+
+}  // namespace
+}  // namespace bc::broker

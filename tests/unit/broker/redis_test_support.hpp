@@ -1,0 +1,259 @@
+#pragma once
+// Test support for the Redis broker tests: a real redis-server child process on a free loopback port, a sink
+// that records deliveries, and small waiting helpers. No mocks: every test talks to a real Redis.
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broker/broker.hpp"
+#include "broker/redis_options.hpp"
+#include "core/message.hpp"
+
+namespace bc::broker::redis_test {
+
+using namespace std::chrono_literals;
+
+// A free TCP port on 127.0.0.1 (the kernel's pick; released before redis-server binds it).
+inline int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot find a free port");
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Full path of redis-server from PATH, resolved before fork (the child only calls async-signal-safe
+// functions).
+inline std::string redis_server_path() {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  for (std::size_t at = 0; at <= dirs.size();) {
+    const auto colon = std::min(dirs.find(':', at), dirs.size());
+    const std::string candidate = dirs.substr(at, colon - at) + "/redis-server";
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    at = colon + 1;
+  }
+  throw std::runtime_error("redis-server is not installed (scripts/install-deps.sh installs it)");
+}
+
+inline bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+// A synchronous hiredis connection for checking Redis's side (PUBSUB NUMSUB, raw PUBLISH).
+class redis_probe {
+ public:
+  explicit redis_probe(int port, const char* password = nullptr) {
+    timeval tv{1, 0};
+    c_ = redisConnectWithTimeout("127.0.0.1", port, tv);
+    if (c_ != nullptr && c_->err == 0) {
+      redisSetTimeout(c_, tv);
+      if (password != nullptr) freeReplyObject(redisCommand(c_, "AUTH %s", password));
+    }
+  }
+  ~redis_probe() {
+    if (c_ != nullptr) redisFree(c_);
+  }
+  bool ok() const { return c_ != nullptr && c_->err == 0; }
+
+  // Subscribers of one Redis channel, or -1 when Redis does not answer.
+  long long numsub(const std::string& channel) {
+    if (!ok()) return -1;
+    auto* r = static_cast<redisReply*>(redisCommand(c_, "PUBSUB NUMSUB %b", channel.data(), channel.size()));
+    long long n = -1;
+    if (r != nullptr && r->type == REDIS_REPLY_ARRAY && r->elements == 2) n = r->element[1]->integer;
+    if (r != nullptr) freeReplyObject(r);
+    return n;
+  }
+  long long publish(const std::string& channel, const std::string& bytes) {
+    if (!ok()) return -1;
+    auto* r = static_cast<redisReply*>(
+        redisCommand(c_, "PUBLISH %b %b", channel.data(), channel.size(), bytes.data(), bytes.size()));
+    long long n = r != nullptr && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r != nullptr) freeReplyObject(r);
+    return n;
+  }
+
+ private:
+  redisContext* c_ = nullptr;
+};
+
+// redis-server on 127.0.0.1:port, no persistence, killed (SIGKILL) on destruction.
+class redis_server {
+ public:
+  explicit redis_server(int port = 0, std::string password = {})
+      : port_(port ? port : free_port()), password_(std::move(password)) {
+    start();
+  }
+  ~redis_server() { kill(); }
+  redis_server(const redis_server&) = delete;
+  redis_server& operator=(const redis_server&) = delete;
+
+  int port() const { return port_; }
+  std::string url() const {
+    return "redis://" + (password_.empty() ? "" : ":" + password_ + "@") +
+           "127.0.0.1:" + std::to_string(port_);
+  }
+
+  void start() {
+    if (pid_ > 0) return;
+    std::vector<std::string> args = {
+        "redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",  "--save", "",
+        "--appendonly", "no",     "--daemonize",         "no",     "--loglevel", "warning"};
+    if (!password_.empty()) args.insert(args.end(), {"--requirepass", password_});
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const std::string exe = redis_server_path();
+    const pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      // Dies with the test process, even when that one is killed before its destructors run.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(1);
+      const int null = ::open("/dev/null", O_RDWR);
+      ::dup2(null, 0);
+      ::dup2(null, 1);
+      ::execv(exe.c_str(), argv.data());
+      ::_exit(127);
+    }
+    const bool up = wait_until(
+        [&] {
+          redis_probe p(port_, password_.empty() ? nullptr : password_.c_str());
+          return p.ok() && p.numsub("probe") >= 0;
+        },
+        10s);
+    if (!up) {
+      kill();
+      throw std::runtime_error("redis-server (is it installed?) did not come up on port " +
+                               std::to_string(port_));
+    }
+  }
+
+  void kill() { signal_and_reap(SIGKILL); }
+  void pause() {
+    if (pid_ > 0) ::kill(pid_, SIGSTOP);
+  }
+  void resume() {
+    if (pid_ > 0) ::kill(pid_, SIGCONT);
+  }
+
+ private:
+  void signal_and_reap(int sig) {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGCONT);
+    ::kill(pid_, sig);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+  int port_;
+  std::string password_;
+  pid_t pid_ = -1;
+};
+
+// Records every publication the broker delivers, in order. Thread-safe.
+class recording_sink final : public delivery_sink {
+ public:
+  void deliver(core::publication_ptr pub) override {
+    std::lock_guard lock(m_);
+    got_.push_back(std::move(pub));
+    cv_.notify_all();
+  }
+  bool wait_for(std::size_t n, std::chrono::milliseconds timeout = 5s) {
+    std::unique_lock lock(m_);
+    return cv_.wait_for(lock, timeout, [&] { return got_.size() >= n; });
+  }
+  std::vector<core::publication_ptr> got() {
+    std::lock_guard lock(m_);
+    return got_;
+  }
+  std::size_t size() {
+    std::lock_guard lock(m_);
+    return got_.size();
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::vector<core::publication_ptr> got_;
+};
+
+// Stands in for protocol::encode_publication: the frame pieces just echo the message.
+inline core::publication_ptr test_encoder(core::message m) {
+  auto p = std::make_shared<core::publication>();
+  p->head = "head:";
+  p->tail = ":" + m.channel + ":" + m.payload;
+  p->msg = std::move(m);
+  return p;
+}
+
+inline core::publication_ptr make_pub(const std::string& channel, const std::string& payload,
+                                      const std::string& event = "ev") {
+  static std::atomic<int> n{0};
+  core::message m;
+  m.id = "id-" + std::to_string(++n);
+  m.create_time_ms = 1767225600123;  // 2026-01-01T00:00:00.123Z
+  m.channel = channel;
+  m.event = event;
+  m.payload = payload;
+  return test_encoder(std::move(m));
+}
+
+// Publishes and waits for the answer (fails the test by returning nullopt-like `unavailable` on timeout).
+inline std::optional<publish_status> publish_and_wait(broker& b, core::publication_ptr pub,
+                                                      std::chrono::milliseconds timeout = 5s) {
+  auto done = std::make_shared<std::promise<publish_status>>();
+  auto f = done->get_future();
+  b.publish(std::move(pub), [done](publish_status s) { done->set_value(s); });
+  if (f.wait_for(timeout) != std::future_status::ready) return std::nullopt;
+  return f.get();
+}
+
+// Short timeouts so that failure tests run in well under a second each.
+inline redis_options fast_options() {
+  redis_options o;
+  o.backoff_min = 20ms;
+  o.backoff_max = 200ms;
+  o.connect_timeout = 1000ms;
+  o.publish_timeout = 500ms;
+  o.heartbeat_interval = 100ms;
+  return o;
+}
+
+}  // namespace bc::broker::redis_test

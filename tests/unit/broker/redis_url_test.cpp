@@ -1,0 +1,64 @@
+#include "broker/redis_url.hpp"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+namespace bc::broker {
+namespace {
+
+TEST(redis_url, full_form) {
+  auto eps = parse_redis_urls("redis://:p%40ss@cache.internal:6380/3");
+  ASSERT_EQ(eps.size(), 1u);
+  EXPECT_EQ(eps[0].host, "cache.internal");
+  EXPECT_EQ(eps[0].port, 6380);
+  EXPECT_EQ(eps[0].username, "");
+  EXPECT_EQ(eps[0].password, "p@ss");
+  EXPECT_EQ(eps[0].db, 3);
+  EXPECT_EQ(eps[0].address(), "cache.internal:6380");
+}
+
+TEST(redis_url, defaults_and_short_forms) {
+  auto eps = parse_redis_urls("redis://localhost");
+  EXPECT_EQ(eps.at(0).host, "localhost");
+  EXPECT_EQ(eps.at(0).port, 6379);
+  EXPECT_EQ(eps.at(0).password, "");
+  EXPECT_EQ(eps.at(0).db, 0);
+  eps = parse_redis_urls("127.0.0.1:7000");
+  EXPECT_EQ(eps.at(0).host, "127.0.0.1");
+  EXPECT_EQ(eps.at(0).port, 7000);
+  eps = parse_redis_urls("redis://secret@h/");
+  EXPECT_EQ(eps.at(0).password, "secret");
+  eps = parse_redis_urls("redis://alice:pw@h:1");
+  EXPECT_EQ(eps.at(0).username, "alice");
+  EXPECT_EQ(eps.at(0).password, "pw");
+  eps = parse_redis_urls("redis://[::1]:6390");
+  EXPECT_EQ(eps.at(0).host, "::1");
+  EXPECT_EQ(eps.at(0).port, 6390);
+  EXPECT_EQ(eps.at(0).address(), "[::1]:6390");
+}
+
+TEST(redis_url, comma_separated_list_keeps_shard_order) {
+  auto eps = parse_redis_urls("redis://a:1, redis://b:2 ,c:3");
+  ASSERT_EQ(eps.size(), 3u);
+  EXPECT_EQ(eps[0].host, "a");
+  EXPECT_EQ(eps[1].host, "b");
+  EXPECT_EQ(eps[2].port, 3);
+}
+
+TEST(redis_url, rejects_bad_entries_with_a_message_naming_them) {
+  for (const char* bad :
+       {"", "redis://", "rediss://h:1", "http://h", "redis://h:0", "redis://h:65536", "redis://h:abc",
+        "redis://h:1/x", "redis://[::1", "redis://:%4@h", "a:1,,b:2", "a:1,"}) {
+    EXPECT_THROW(parse_redis_urls(bad), std::invalid_argument) << bad;
+  }
+  try {
+    parse_redis_urls("redis://ok:1,redis://bad:port");
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("redis://bad:port"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace bc::broker
