@@ -42,6 +42,8 @@ class broker {
   // True while publishes can succeed (for /health).
   virtual bool healthy() const = 0;
   virtual std::string describe() const = 0;  // short state for logs and /info, e.g. "memory"
+  // Appends broker-specific series in the Prometheus text format (none by default).
+  virtual void append_metrics(std::string& /*out*/) const {}
 };
 
 }  // namespace bc::broker

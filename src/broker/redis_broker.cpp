@@ -183,4 +183,29 @@ std::unique_ptr<broker> make_redis_broker(delivery_sink& sink, std::string_view 
                                         std::move(opts));
 }
 
+void redis_broker::append_metrics(std::string& out) const {
+  const auto shards = stats();
+  auto series = [&](const char* name, const char* type, const char* help, auto get) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    for (std::size_t i = 0; i < shards.size(); ++i) {
+      out += std::string(name) + "{shard=\"" + std::to_string(i) + "\",address=\"" + shards[i].address + "\"} " +
+             std::to_string(get(shards[i])) + "\n";
+    }
+  };
+  series("broadcaster_redis_shard_up", "gauge", "1 while both connections of the shard are up.",
+         [](const redis_shard_stats& s) { return s.publish_up && s.subscribe_up ? 1 : 0; });
+  series("broadcaster_redis_published_total", "counter", "PUBLISHes Redis acknowledged.",
+         [](const redis_shard_stats& s) { return s.published; });
+  series("broadcaster_redis_publish_failures_total", "counter", "Publishes answered Unavailable.",
+         [](const redis_shard_stats& s) { return s.publish_failures; });
+  series("broadcaster_redis_received_total", "counter", "Messages received from Redis.",
+         [](const redis_shard_stats& s) { return s.received; });
+  series("broadcaster_redis_reconnects_total", "counter", "Connections re-established after a loss.",
+         [](const redis_shard_stats& s) { return s.reconnects; });
+  series("broadcaster_redis_channels", "gauge", "Channels this node is subscribed to on the shard.",
+         [](const redis_shard_stats& s) { return s.channels; });
+  series("broadcaster_redis_in_flight", "gauge", "Publishes sent and not yet answered.",
+         [](const redis_shard_stats& s) { return s.in_flight; });
+}
+
 }  // namespace bc::broker

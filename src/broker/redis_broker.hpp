@@ -50,6 +50,7 @@ class redis_broker final : public broker {
   std::string describe() const override;  // "redis 2 shards, 2 up"
 
   std::vector<redis_shard_stats> stats() const;  // any thread
+  void append_metrics(std::string& out) const override;
   std::size_t shard_count() const { return shards_.size(); }
 
   // The shard of a channel: FNV-1a (64-bit) of the channel name, mapped to [0, shards) by Jump Consistent
