@@ -62,7 +62,7 @@ void ws_session::wait_readable() {
 void ws_session::on_readable(boost::system::error_code ec) {
   reading_ = false;
   if (closed_) return;
-  if (ec) return teardown(close_reason::client_gone);
+  if (ec) return teardown(gone_reason());
   bool more = false;  // stopped with input possibly left: come back without waiting for readiness
   for (int i = 0; i < max_reads_per_wakeup; ++i) {
     std::size_t n = 0;
@@ -79,7 +79,7 @@ void ws_session::on_readable(boost::system::error_code ec) {
       read_wants_write_ = true;
       break;
     }
-    return teardown(peer_closed_ ? close_why_ : close_reason::client_gone);
+    return teardown(gone_reason());
   }
   w_.flush_dirty();
   pause_or_resume_reading();
@@ -221,8 +221,9 @@ bool ws_session::write_now() {
       wait_writable();
       return true;
     }
+    const auto why = gone_reason();
     closing_ = true;
-    boost::asio::post(w_.ioc(), [self = shared_from_this()] { self->teardown(close_reason::client_gone); });
+    boost::asio::post(w_.ioc(), [self = shared_from_this(), why] { self->teardown(why); });
     return false;
   }
   return true;
@@ -314,6 +315,10 @@ void ws_session::on_tick(std::chrono::steady_clock::time_point now) {
     mark_dirty();
   }
 }
+
+// Why the connection is ending when the peer hangs up: if we had started a close (for a frame error, a rate
+// limit, a timeout), that reason stands, whether or not the client answered our close frame.
+close_reason ws_session::gone_reason() const { return closing_ ? close_why_ : close_reason::client_gone; }
 
 void ws_session::teardown(close_reason why) {
   if (closed_) return;

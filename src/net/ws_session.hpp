@@ -58,6 +58,7 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
   void mark_dirty();
   void start_close(std::uint16_t code, std::string_view reason, close_reason why);
   void teardown(close_reason why);
+  close_reason gone_reason() const;
   void pause_or_resume_reading();
 
   // ws::frame_handler
