@@ -222,6 +222,7 @@ int server::run() {
     shutdown(control);
   });
   control.run();
+  shutdown_timer_.reset();  // it belongs to `control`, which ends with this function
   broker_->stop();
   for (auto& s : shards_) s->join();
   spdlog::info("stopped");
