@@ -7,7 +7,15 @@ BUILD_TSAN ?= build-tsan
 PYTHON     ?= /usr/bin/python3
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps build run test unit integration asan tsan js e2e bench fuzz console format clean
+# `make install` layout (DESTDIR for staged installs and packages).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+DATADIR    ?= $(PREFIX)/share/broadcaster
+DOCDIR     ?= $(PREFIX)/share/doc/broadcaster
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+
+.PHONY: all deps build run test unit integration asan tsan js e2e bench fuzz console format clean install uninstall
 
 all: build
 
@@ -74,3 +82,39 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
+
+# Installs what `make build` (and `make console`, if run) produced: the binary, the console's files, the systemd
+# unit with its paths set for PREFIX, the example configuration and the deployment docs. An existing
+# $(SYSCONFDIR)/broadcaster/broadcaster.toml is kept; the shipped one goes next to it as broadcaster.toml.dist.
+install:
+	@test -x $(BUILD)/broadcaster || { echo "install: $(BUILD)/broadcaster is missing: run 'make build' first" >&2; exit 1; }
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(SYSCONFDIR)/broadcaster
+	install -m 0755 $(BUILD)/broadcaster $(DESTDIR)$(BINDIR)/broadcaster
+	@if [ -d $(BUILD)/console ]; then \
+	  echo "install console -> $(DESTDIR)$(DATADIR)/console"; \
+	  rm -rf $(DESTDIR)$(DATADIR)/console && install -d $(DESTDIR)$(DATADIR)/console && \
+	  cp -R $(BUILD)/console/. $(DESTDIR)$(DATADIR)/console/ && \
+	  chmod -R u=rwX,go=rX $(DESTDIR)$(DATADIR)/console; \
+	else echo "install: no $(BUILD)/console (run 'make console' to include the web console)"; fi
+	sed -e 's#/usr/local/bin/#$(BINDIR)/#g' -e 's#/usr/local/share/broadcaster#$(DATADIR)#g' \
+	    -e 's#/usr/local/share/doc/broadcaster#$(DOCDIR)#g' -e 's#/etc/broadcaster#$(SYSCONFDIR)/broadcaster#g' \
+	    packaging/broadcaster.service > $(DESTDIR)$(UNITDIR)/broadcaster.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/broadcaster.service
+	@conf=$(DESTDIR)$(SYSCONFDIR)/broadcaster/broadcaster.toml; \
+	if [ -e $$conf ]; then install -m 0644 packaging/broadcaster.toml $$conf.dist; echo "kept $$conf (new one: $$conf.dist)"; \
+	else install -m 0644 packaging/broadcaster.toml $$conf; echo "installed $$conf"; fi
+	install -m 0644 packaging/broadcaster.env.example $(DESTDIR)$(SYSCONFDIR)/broadcaster/broadcaster.env.example
+	install -m 0644 docs/deployment.md docs/configuration.md packaging/nginx.conf $(DESTDIR)$(DOCDIR)/
+	@echo "next: put JWT_SECRET and API_KEYS in $(SYSCONFDIR)/broadcaster/broadcaster.env (mode 0600), then"
+	@echo "      systemctl daemon-reload && systemctl enable --now broadcaster"
+
+# Removes what `make install` put in place, except the configuration in $(SYSCONFDIR)/broadcaster.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/broadcaster $(DESTDIR)$(UNITDIR)/broadcaster.service
+	rm -rf $(DESTDIR)$(DATADIR)/console
+	rm -f $(DESTDIR)$(DOCDIR)/deployment.md $(DESTDIR)$(DOCDIR)/configuration.md $(DESTDIR)$(DOCDIR)/nginx.conf
+	-rmdir $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR) 2>/dev/null
+	rm -f $(DESTDIR)$(SYSCONFDIR)/broadcaster/broadcaster.env.example \
+	  $(DESTDIR)$(SYSCONFDIR)/broadcaster/broadcaster.toml.dist
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/broadcaster (configuration and secrets): remove it by hand if unwanted"

@@ -5,9 +5,11 @@
 #include <toml++/toml.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -21,7 +23,8 @@ namespace {
  * Precedence is flag > environment > file > default. CLI11 can read a config file itself, but it ranks the
  * file above the environment, so the file is applied here instead: CLI11 parses flags and environment first,
  * then every file key whose option is still unset is fed to that option as if typed (CLI11 converts and
- * validates it), and only then are the values post-processed and checked. Each option's env name and file key
+ * validates it; keys that are overridden are still checked, on a scratch copy of the options), and only then
+ * are the values post-processed and checked. Each option's env name and file key
  * derive from its flag (--max-connections, MAX_CONNECTIONS, max_connections), so the three can never drift
  * apart.
  */

@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <iostream>
+#include <stdexcept>
 #include <thread>
 
 #include "app/metrics.hpp"
@@ -188,6 +189,15 @@ int server::run() {
   std::signal(SIGPIPE, SIG_IGN);
   const auto address = boost::asio::ip::make_address(cfg_.host);
   boost::asio::ip::tcp::endpoint endpoint(address, cfg_.port);
+  // SO_REUSEPORT would let this process join another one's listening port: make sure nobody holds it first.
+  if (endpoint.port() != 0) {
+    boost::asio::ip::tcp::acceptor probe(shards_.front()->ioc());
+    probe.open(endpoint.protocol());
+    probe.set_option(boost::asio::socket_base::reuse_address(true));
+    boost::system::error_code ec;
+    probe.bind(endpoint, ec);
+    if (ec) throw std::runtime_error("cannot listen on " + cfg_.host + ":" + std::to_string(cfg_.port) + ": " + ec.message());
+  }
   // The first listener picks the port when 0 was asked; the others join it through SO_REUSEPORT.
   for (auto& s : shards_) {
     s->listener = std::make_shared<net::listener>(s->worker(), *http_, endpoint);
@@ -203,15 +213,15 @@ int server::run() {
     });
     s->start();
   }
-  if (!spdlog::should_log(spdlog::level::info)) {
-    // Quiet log levels still say where the server listens: with --port 0 there is no other way to know.
-    std::cout << "broadcaster listening on " << endpoint.address().to_string() << ":" << endpoint.port()
-              << std::endl;
-  }
+  // Quiet log levels still say where the server listens (with --port 0 there is no other way to know), in
+  // the configured log format.
+  const auto level = spdlog::default_logger()->level();
+  if (level > spdlog::level::info) spdlog::default_logger()->set_level(spdlog::level::info);
   spdlog::info("broadcaster {} listening on {}:{} ({}, base path '{}', {} threads, broker {}) node={}",
                BROADCASTER_VERSION, endpoint.address().to_string(), endpoint.port(),
                tls_ ? "https/wss" : "http/ws", cfg_.net.base_path, shards_.size(), broker_->describe(),
                node_id_);
+  spdlog::default_logger()->set_level(level);
   if (cfg_.dev) print_dev_banner(endpoint.port());
 
   boost::asio::io_context control;

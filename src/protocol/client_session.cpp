@@ -130,13 +130,25 @@ std::vector<std::unique_ptr<core::subscription>>::iterator client_session::find_
                       [&](const auto& s) { return s->channel() == channel; });
 }
 
-void client_session::do_subscribe(request& req) {
-  if (!authenticated_) return reply_error(req.id_json, error_code::unauthenticated, "authenticate first");
+std::optional<std::string_view> client_session::authenticated_channel(const request& req) {
+  if (!authenticated_) {
+    reply_error(req.id_json, error_code::unauthenticated, "authenticate first");
+    return std::nullopt;
+  }
   std::string message;
   auto channel = string_param(req.params, "channel", message);
-  if (!channel) return reply_error(req.id_json, error_code::invalid_argument, message);
-  if (!is_valid_channel(*channel))
-    return reply_error(req.id_json, error_code::invalid_argument, "invalid channel name");
+  if (!channel) {
+    reply_error(req.id_json, error_code::invalid_argument, message);
+  } else if (!is_valid_channel(*channel)) {
+    reply_error(req.id_json, error_code::invalid_argument, "invalid channel name");
+    channel.reset();
+  }
+  return channel;
+}
+
+void client_session::do_subscribe(request& req) {
+  auto channel = authenticated_channel(req);
+  if (!channel) return;
   if (!claims_.can_subscribe) {
     return reply_error(req.id_json, error_code::permission_denied, "token lacks the subscribe scope");
   }
@@ -159,12 +171,8 @@ void client_session::do_subscribe(request& req) {
 }
 
 void client_session::do_unsubscribe(request& req) {
-  if (!authenticated_) return reply_error(req.id_json, error_code::unauthenticated, "authenticate first");
-  std::string message;
-  auto channel = string_param(req.params, "channel", message);
-  if (!channel) return reply_error(req.id_json, error_code::invalid_argument, message);
-  if (!is_valid_channel(*channel))
-    return reply_error(req.id_json, error_code::invalid_argument, "invalid channel name");
+  auto channel = authenticated_channel(req);
+  if (!channel) return;
   auto it = find_subscription(*channel);
   if (it != subscriptions_.end()) {
     subscriptions_.erase(it);

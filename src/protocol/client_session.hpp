@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -78,6 +79,8 @@ class client_session final : public core::subscriber {
   bool admit();
   void dispatch(request& req);
   void do_auth(request& req);
+  // The request's channel when the session is authenticated and the name valid; else replies the error.
+  std::optional<std::string_view> authenticated_channel(const request& req);
   void do_subscribe(request& req);
   void do_unsubscribe(request& req);
   void do_publish(request& req);

@@ -139,4 +139,5 @@ async def test_plaintext_on_tls_port_is_refused_and_others_unaffected(tls_server
 def test_tls_needs_both_cert_and_key(cert):
     srv = Server("--tls-cert", str(cert[0]))
     assert srv.proc.wait(10) == 2
+    srv.stop()  # joins the output readers
     assert "TLS" in srv.output()
