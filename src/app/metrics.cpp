@@ -4,6 +4,7 @@
 
 #include "app/channel_interest.hpp"
 #include "app/shard.hpp"
+#include "auth/jwt_verifier.hpp"
 #include "broker/broker.hpp"
 
 namespace bc::app {
@@ -72,6 +73,32 @@ std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
          net(&net::net_stats::http_requests));
   metric(out, "broadcaster_auth_failures_total", "counter", "Failed JWT auth and API key checks.",
          proto(&protocol::session_stats::auth_failures));
+  out +=
+      "# HELP broadcaster_auth_failures_by_reason_total Failed authentications, by reason.\n"
+      "# TYPE broadcaster_auth_failures_by_reason_total counter\n";
+  for (std::size_t r = 0; r < protocol::auth_failure_reasons; ++r) {
+    const auto n = sum(shards, [&](shard& s) { return s.stats().auth_failures_by_reason[r].get(); });
+    const std::string_view reason = r == 0 ? "api_key" : auth::to_string(static_cast<auth::jwt_error>(r));
+    out += fmt::format("broadcaster_auth_failures_by_reason_total{{reason=\"{}\"}} {}\n", reason, n);
+  }
+  out +=
+      "# HELP broadcaster_request_duration_seconds WebSocket request latency, arrival to reply, by method.\n"
+      "# TYPE broadcaster_request_duration_seconds histogram\n";
+  for (std::size_t m = 0; m < protocol::method_count; ++m) {
+    const auto name = protocol::to_string(static_cast<protocol::method>(m));
+    using hist = protocol::latency_histogram;
+    std::uint64_t cumulative = 0;
+    for (std::size_t b = 0; b <= hist::bounds_us.size(); ++b) {
+      cumulative += sum(shards, [&](shard& s) { return s.stats().latency[m].bucket(b); });
+      const std::string le =
+          b < hist::bounds_us.size() ? fmt::format("{}", hist::bounds_us[b] / 1e6) : "+Inf";
+      out += fmt::format("broadcaster_request_duration_seconds_bucket{{method=\"{}\",le=\"{}\"}} {}\n", name,
+                         le, cumulative);
+    }
+    const auto sum_us = sum(shards, [&](shard& s) { return s.stats().latency[m].sum_us(); });
+    out += fmt::format("broadcaster_request_duration_seconds_sum{{method=\"{}\"}} {}\n", name, sum_us / 1e6);
+    out += fmt::format("broadcaster_request_duration_seconds_count{{method=\"{}\"}} {}\n", name, cumulative);
+  }
   metric(out, "broadcaster_rate_limited_total", "counter",
          "Requests refused by the per-connection rate limit.", proto(&protocol::session_stats::rate_limited));
   out +=

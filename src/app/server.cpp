@@ -196,7 +196,9 @@ int server::run() {
     probe.set_option(boost::asio::socket_base::reuse_address(true));
     boost::system::error_code ec;
     probe.bind(endpoint, ec);
-    if (ec) throw std::runtime_error("cannot listen on " + cfg_.host + ":" + std::to_string(cfg_.port) + ": " + ec.message());
+    if (ec)
+      throw std::runtime_error("cannot listen on " + cfg_.host + ":" + std::to_string(cfg_.port) + ": " +
+                               ec.message());
   }
   // The first listener picks the port when 0 was asked; the others join it through SO_REUSEPORT.
   for (auto& s : shards_) {

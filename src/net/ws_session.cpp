@@ -318,7 +318,9 @@ void ws_session::on_tick(std::chrono::steady_clock::time_point now) {
 
 // Why the connection is ending when the peer hangs up: if we had started a close (for a frame error, a rate
 // limit, a timeout), that reason stands, whether or not the client answered our close frame.
-close_reason ws_session::gone_reason() const { return closing_ ? close_why_ : close_reason::client_gone; }
+close_reason ws_session::gone_reason() const {
+  return closing_ ? close_why_ : close_reason::client_gone;
+}
 
 void ws_session::teardown(close_reason why) {
   if (closed_) return;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <limits>
 
+#include <spdlog/spdlog.h>
+
 #include "protocol/encoder.hpp"
 #include "protocol/time_format.hpp"
 #include "protocol/validation.hpp"
@@ -64,19 +66,32 @@ void client_session::deliver(const core::publication_ptr& pub, std::uint64_t seq
 }
 
 void client_session::dispatch(request& req) {
-  services_.stats.requests[static_cast<std::size_t>(req.verb)].add();
+  const auto m = static_cast<std::size_t>(req.verb);
+  services_.stats.requests[m].add();
+  const auto start = std::chrono::steady_clock::now();
   switch (req.verb) {
     case method::auth:
-      return do_auth(req);
+      do_auth(req);
+      break;
     case method::subscribe:
-      return do_subscribe(req);
+      do_subscribe(req);
+      break;
     case method::unsubscribe:
-      return do_unsubscribe(req);
+      do_unsubscribe(req);
+      break;
     case method::publish:
-      return do_publish(req);
+      return do_publish(req, start);  // observed when the broker answers
     case method::heartbeat:
-      return do_heartbeat(req);
+      do_heartbeat(req);
+      break;
   }
+  observe_latency(req.verb, start);
+}
+
+void client_session::observe_latency(method m, std::chrono::steady_clock::time_point start) {
+  const auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
+  services_.stats.latency[static_cast<std::size_t>(m)].observe(static_cast<std::uint64_t>(us.count()));
 }
 
 void client_session::reply(const request& req, std::string_view result_json) {
@@ -97,6 +112,8 @@ void client_session::do_auth(request& req) {
   auto result = services_.verifier.verify(*token, now_s);
   if (!result.ok()) {
     services_.stats.auth_failures.add();
+    services_.stats.auth_failures_by_reason[static_cast<std::size_t>(result.error)].add();
+    spdlog::debug("auth failed reason={}", auth::to_string(result.error));  // never the token
     const auto code =
         auth::is_invalid_argument(result.error) ? error_code::invalid_argument : error_code::unauthenticated;
     return reply_error(req.id_json, code, result.message);
@@ -181,7 +198,7 @@ void client_session::do_unsubscribe(request& req) {
   reply(req, R"({"success":true})");
 }
 
-void client_session::do_publish(request& req) {
+void client_session::do_publish(request& req, std::chrono::steady_clock::time_point start) {
   if (!authenticated_) return reply_error(req.id_json, error_code::unauthenticated, "authenticate first");
   std::string channel;
   if (auto invalid = publisher::validate(req.params, channel)) {
@@ -196,8 +213,9 @@ void client_session::do_publish(request& req) {
   // The broker may answer on another thread: the reply is posted back, and dropped if the connection closed.
   auto defer = transport_.make_deferrer();
   const bool accepted = services_.pub.publish(
-      req.params, [this, defer, id_json = std::move(req.id_json)](publish_outcome out) mutable {
-        defer([this, out = std::move(out), id_json = std::move(id_json)] {
+      req.params, [this, defer, start, id_json = std::move(req.id_json)](publish_outcome out) mutable {
+        defer([this, start, out = std::move(out), id_json = std::move(id_json)] {
+          observe_latency(method::publish, start);
           if (!out.ok) return reply_error(id_json, out.code, out.body);
           if (!id_json.empty()) transport_.send_text(encode_result(id_json, out.body));
         });

@@ -26,6 +26,7 @@ void rest_api::publish(std::string_view authorization, std::string_view body, se
                        std::function<void(http_reply)> done) const {
   if (!authorized(authorization)) {
     stats.auth_failures.add();
+    stats.auth_failures_by_reason[0].add();  // slot 0 (jwt_error::none) stands for a bad API key
     return done(
         error_reply(error_code::unauthenticated, "missing or invalid API key (Authorization: Bearer <key>)"));
   }

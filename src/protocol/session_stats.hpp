@@ -13,13 +13,36 @@ namespace bc::protocol {
 
 using core::local_counter;
 
+// Request latency, from the request's arrival to its reply being queued (a publish: until the broker took
+// it). Prometheus-style cumulative buckets are built at scrape time from these per-bucket counts.
+class latency_histogram {
+ public:
+  static constexpr std::array<std::uint64_t, 12> bounds_us{
+      50, 100, 250, 500, 1'000, 2'500, 5'000, 10'000, 25'000, 100'000, 250'000, 1'000'000};
+  void observe(std::uint64_t us) {
+    std::size_t i = 0;
+    while (i < bounds_us.size() && us > bounds_us[i]) ++i;
+    buckets_[i].add();
+    sum_us_.add(us);
+  }
+  std::uint64_t bucket(std::size_t i) const { return buckets_[i].get(); }  // i == bounds_us.size(): +Inf
+  std::uint64_t sum_us() const { return sum_us_.get(); }
+
+ private:
+  std::array<local_counter, bounds_us.size() + 1> buckets_;
+  local_counter sum_us_;
+};
+
 constexpr std::size_t method_count = 5;
+constexpr std::size_t auth_failure_reasons = 11;  // auth::jwt_error values (less `none`) + the REST API key
 constexpr std::size_t error_code_count = 9;
 
 struct session_stats {
   std::array<local_counter, method_count> requests;    // by method
   std::array<local_counter, error_code_count> errors;  // replies with an error, by code
   local_counter auth_failures;
+  std::array<local_counter, auth_failure_reasons> auth_failures_by_reason;  // index: jwt_error, 0 = API key
+  std::array<latency_histogram, method_count> latency;                      // by method
   local_counter rate_limited;  // requests refused by the per-connection rate limit
   local_counter published_ws;
   local_counter published_rest;

@@ -69,7 +69,8 @@ def scrape(srv: Server) -> dict:
             continue
         m = SAMPLE_RE.match(line)
         assert m, f"not a Prometheus sample line: {line!r}"
-        assert m.group(1) in typed, f"sample before its # TYPE line: {line!r}"
+        family = re.sub(r"_(bucket|sum|count)$", "", m.group(1)) if m.group(1) not in typed else m.group(1)
+        assert family in typed, f"sample before its # TYPE line: {line!r}"
         samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
     return samples
 
@@ -176,7 +177,32 @@ async def test_auth_failures_counted(ops):
     await c.err("auth", {"token": make_token(exp=int(time.time()) - 3600)}, code="Unauthenticated")
     r = await asyncio.to_thread(rest_publish, ops, chan(), key="not-a-key")
     check_rest_error(r, 401, "Unauthenticated")
-    await await_metrics(ops, {"broadcaster_auth_failures_total": 3, "broadcaster_connections_authenticated": 0}, base)
+    by_reason = 'broadcaster_auth_failures_by_reason_total{{reason="{}"}}'.format
+    await await_metrics(ops, {"broadcaster_auth_failures_total": 3, "broadcaster_connections_authenticated": 0,
+                              by_reason("bad_signature"): 1, by_reason("expired"): 1, by_reason("api_key"): 1,
+                              by_reason("malformed"): 0}, base)
+    await c.close()
+
+
+@async_test(timeout=30)
+async def test_request_latency_histogram_counts_each_request_by_method(ops):
+    base = await asyncio.to_thread(scrape, ops)
+    ch = chan()
+    c = await Client.connect(ops, make_token(authorizedChannels=[ch], scope=["subscribe", "publish"]))
+    for _ in range(3):
+        await c.request("heartbeat")
+    await c.subscribe(ch)
+    await c.request("publish", {"channel": ch, "event": "e", "payload": 1})
+    count = 'broadcaster_request_duration_seconds_count{{method="{}"}}'.format
+    inf = 'broadcaster_request_duration_seconds_bucket{{method="{}",le="+Inf"}}'.format
+    now = await await_metrics(ops, {count("heartbeat"): 3, inf("heartbeat"): 3, count("auth"): 1,
+                                    count("subscribe"): 1, count("publish"): 1}, base)
+    # Buckets are cumulative: never decreasing, ending at the count.
+    buckets = sorted(((float(k.split('le="')[1].rstrip('"}')) if "+Inf" not in k else float("inf")), v)
+                     for k, v in now.items() if k.startswith('broadcaster_request_duration_seconds_bucket{method="heartbeat"'))
+    values = [v for _, v in buckets]
+    assert values == sorted(values) and values[-1] == now[count("heartbeat")]
+    assert now['broadcaster_request_duration_seconds_sum{method="heartbeat"}'] >= 0
     await c.close()
 
 
