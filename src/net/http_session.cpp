@@ -322,10 +322,25 @@ void http_session::send_error(unsigned status, protocol::error_code code, std::s
 }
 
 void http_session::send_reply(protocol::http_reply reply) {
-  response res{static_cast<http::status>(reply.status), version_};
-  res.set(http::field::content_type, "application/json");
-  res.body() = std::move(reply.body);
-  send(std::move(res));
+  // Every JSON answer, the REST publish acknowledgement above all: written straight into the output buffer,
+  // without building a Beast message and its field list.
+  out_.clear();
+  out_sent_ = 0;
+  out_ += version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out_ += std::to_string(reply.status);
+  out_ += ' ';
+  out_ += http::obsolete_reason(static_cast<http::status>(reply.status));
+  out_ +=
+      "\r\nServer: broadcaster\r\nAccess-Control-Allow-Origin: *\r\nContent-Type: application/json\r\n"
+      "Content-Length: ";
+  out_ += std::to_string(reply.body.size());
+  if (!keep_alive_)
+    out_ += "\r\nConnection: close";
+  else if (version_ == 10)
+    out_ += "\r\nConnection: keep-alive";
+  out_ += "\r\n\r\n";
+  out_ += reply.body;
+  write_out();
 }
 
 void http_session::send(response res) {

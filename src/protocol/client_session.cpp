@@ -1,6 +1,7 @@
 #include "protocol/client_session.hpp"
 
 #include <algorithm>
+#include <boost/json/monotonic_resource.hpp>
 #include <limits>
 
 #include <spdlog/spdlog.h>
@@ -48,7 +49,10 @@ bool client_session::admit() {
 
 void client_session::on_text(std::string_view text) {
   if (!admit()) return;
-  auto parsed = parse_request(text);
+  // Requests are small: parse into the stack, no allocation per JSON node.
+  unsigned char arena[4096];
+  boost::json::monotonic_resource storage(arena, sizeof arena);
+  auto parsed = parse_request(text, &storage);
   if (!parsed.req) {
     reply_error(parsed.id_json, parsed.code, parsed.message);
     return;

@@ -31,10 +31,12 @@ std::string_view to_string(method m) {
   return "unknown";
 }
 
-std::optional<boost::json::value> parse_json(std::string_view text, std::string& message) {
+std::optional<boost::json::value> parse_json(std::string_view text, std::string& message,
+                                             boost::json::storage_ptr storage) {
   boost::json::parse_options opts;
   opts.max_depth = max_json_depth;
   boost::json::parser p({}, opts);
+  p.reset(std::move(storage));
   boost::system::error_code ec;
   p.write(text.data(), text.size(), ec);  // the whole document: trailing or missing bytes are errors
   if (ec) {
@@ -68,9 +70,9 @@ bool read_id(const boost::json::object& obj, std::string& id_json) {
 
 }  // namespace
 
-parse_result parse_request(std::string_view text) {
+parse_result parse_request(std::string_view text, boost::json::storage_ptr storage) {
   parse_result out;
-  auto doc = parse_json(text, out.message);
+  auto doc = parse_json(text, out.message, storage);
   if (!doc) return out;
   if (!doc->is_object()) {
     out.message = "request must be a JSON object";
@@ -93,6 +95,7 @@ parse_result parse_request(std::string_view text) {
     return out;
   }
   request req;
+  req.params = boost::json::object(storage);  // same storage as the document: the move below is a move
   req.id_json = out.id_json;
   req.verb = *verb;
   auto p = obj.find("params");

@@ -32,10 +32,13 @@ struct parse_result {
 // Deeply nested documents are refused (InvalidArgument) instead of recursing without bound.
 constexpr unsigned max_json_depth = 64;
 
-parse_result parse_request(std::string_view text);
+// `storage` holds the parsed document (request.params included): a monotonic resource on the caller's stack
+// makes parsing allocation-free for ordinary requests. The result must not outlive it.
+parse_result parse_request(std::string_view text, boost::json::storage_ptr storage = {});
 
 // Parses `text` as one JSON value with the same limits; nullopt and `message` set on failure.
-std::optional<boost::json::value> parse_json(std::string_view text, std::string& message);
+std::optional<boost::json::value> parse_json(std::string_view text, std::string& message,
+                                             boost::json::storage_ptr storage = {});
 
 // Typed access to params. Each returns nullopt (and fills `message`) when the field is missing or has the
 // wrong type.

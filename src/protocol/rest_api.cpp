@@ -1,5 +1,7 @@
 #include "protocol/rest_api.hpp"
 
+#include <boost/json/monotonic_resource.hpp>
+
 #include "protocol/encoder.hpp"
 #include "protocol/request.hpp"
 
@@ -31,7 +33,9 @@ void rest_api::publish(std::string_view authorization, std::string_view body, se
         error_reply(error_code::unauthenticated, "missing or invalid API key (Authorization: Bearer <key>)"));
   }
   std::string message;
-  auto doc = parse_json(body, message);
+  unsigned char arena[4096];  // the document lives only during this call
+  boost::json::monotonic_resource storage(arena, sizeof arena);
+  auto doc = parse_json(body, message, &storage);
   if (!doc) return done(error_reply(error_code::invalid_argument, message));
   if (!doc->is_object()) return done(error_reply(error_code::invalid_argument, "body must be a JSON object"));
   std::string channel;
