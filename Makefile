@@ -46,7 +46,7 @@ asan: deps
 	@cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBROADCASTER_SANITIZE=address -DBROADCASTER_BENCH=OFF >/dev/null
 	@ninja -C $(BUILD_ASAN)
 	ctest --test-dir $(BUILD_ASAN) -L unit --output-on-failure -j$(JOBS)
-	BROADCASTER_BIN=$(abspath $(BUILD_ASAN))/broadcaster ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	BROADCASTER_BIN=$(abspath $(BUILD_ASAN))/broadcaster BROADCASTER_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 # ThreadSanitizer: the unit tests, and the integration tests where threads meet (fan-out across shards,
@@ -57,7 +57,7 @@ tsan: deps
 	@cmake -S . -B $(BUILD_TSAN) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBROADCASTER_SANITIZE=thread -DBROADCASTER_BENCH=OFF >/dev/null
 	@ninja -C $(BUILD_TSAN)
 	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(BUILD_TSAN) -L unit --output-on-failure -j$(JOBS)
-	BROADCASTER_BIN=$(abspath $(BUILD_TSAN))/broadcaster TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
+	BROADCASTER_BIN=$(abspath $(BUILD_TSAN))/broadcaster BROADCASTER_SANITIZED=1 TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider $(TSAN_SUITES)
 
 js: build

@@ -29,6 +29,10 @@ import time
 import pytest
 import requests
 
+# Under AddressSanitizer freed memory sits in a quarantine and RSS only grows: the RSS bounds below say nothing
+# there (the Makefile's asan target sets this); every other assertion still runs.
+SANITIZED = bool(os.environ.get("BROADCASTER_SANITIZED"))
+
 from conftest import (API_KEY, BASE, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, SECRET, Bystander, Client, Closed,
                       RawWS, async_test, b64url, chan, check_error, check_rest_error, http_raw, make_token,
                       parse_close, rest_publish, server_fixture, start_server)
@@ -374,7 +378,7 @@ async def test_client_flooding_requests_without_reading_is_paused_not_buffered(p
     raw.close()
     growth = rss_paused - rss0
     print(f"flood without reading: {complete} requests before push-back, RSS +{growth} KiB while paused")
-    assert growth < 8 * 1024, f"RSS grew {growth} KiB while a non-reading client flooded requests"
+    assert SANITIZED or growth < 8 * 1024, f"RSS grew {growth} KiB while a non-reading client flooded requests"
     await by.close()
 
 
@@ -514,7 +518,7 @@ async def test_subscribe_unsubscribe_cycles_do_not_grow_memory():
         growth = rss_after - rss_warm
         print(f"cycles: warm-up {warm}, measured {cycles}; RSS {rss_warm} -> {rss_after} KiB")
         # 40000 cycles over 32000 distinct channels: a leak of even 30 bytes per cycle would show as > 1 MiB.
-        assert growth < 1024, f"RSS grew {growth} KiB over {cycles} cycles (warm {rss_warm} KiB)"
+        assert SANITIZED or growth < 1024, f"RSS grew {growth} KiB over {cycles} cycles (warm {rss_warm} KiB)"
         # The clients are still fully functional.
         ch = fixed[0]
         await clients[0].subscribe(ch)
@@ -593,7 +597,7 @@ async def test_connection_churn_leaks_no_connection_or_descriptor():
         assert fds <= base_fds, f"{fds - base_fds} descriptors leaked over {n} connections (baseline {base_fds})"
         growth = rss_kib(pid) - base_rss
         print(f"churn: {n} connections; fds {base_fds} -> {fds}; RSS {base_rss} KiB {growth:+d} KiB")
-        assert growth < 2048, f"RSS grew {growth} KiB over {n} churned connections"
+        assert SANITIZED or growth < 2048, f"RSS grew {growth} KiB over {n} churned connections"
         by = await Bystander.create(srv)
         await by.check()
         await by.close()
