@@ -1,10 +1,13 @@
 // broadcaster-bench: opens N WebSocket subscribers over K channels on Broadcaster, Nchan or Socket.IO,
 // publishes over REST at a target rate (or as fast as a bounded number in flight allows) and reports delivery
 // latency, deliveries/s, loss, seq gaps, connect+subscribe rate, and the server's memory and CPU from /proc.
+// With --sub-ports and one --server-pid per port it measures several nodes sharing a broker: the subscribers
+// are spread over the nodes, publishing goes to --port, and CPU and latency are also reported per node.
 // Prints a live progress line on stderr, then a human table and one JSON line on stdout.
 #include <signal.h>
 #include <unistd.h>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -28,7 +31,14 @@ const char* usage =
     "usage: broadcaster-bench --port P [options]\n"
     "  --target broadcaster|nchan|socketio   protocol of the server (default broadcaster)\n"
     "  --host H --port P                     server address (loopback only)\n"
-    "  --server-pid PID                      sample RSS and CPU of this process tree from /proc\n"
+    "  --server-pid PID                      sample RSS and CPU of this process tree from /proc; repeat it\n"
+    "                                        for several nodes, in the order of --sub-ports\n"
+    "  --sub-ports P1,P2,..                  subscribers spread over these ports (nodes): subscriber i "
+    "opens\n"
+    "                                        P[(i / K) mod N], so every channel has subscribers on every "
+    "node;\n"
+    "                                        --port stays the publish target (default: --port only)\n"
+    "  --broker-pid PID                      an external broker (redis-server): its CPU is reported apart\n"
     "  --connections N --channels K          subscribers, spread round-robin over K channels\n"
     "  --rate R --duration S                 publishes/s (0 = max speed) for S seconds (0 = no publishing)\n"
     "  --inflight M                          REST publisher keep-alive connections = publishes in flight\n"
@@ -64,7 +74,13 @@ bench_options parse(int argc, char** argv) {
     else if (a == "--channels")
       o.proto.channels = std::stoi(val());
     else if (a == "--server-pid")
-      o.server_pid = std::stoi(val());
+      o.server_pids.push_back(std::stoi(val()));
+    else if (a == "--sub-ports") {
+      std::stringstream ss(val());
+      for (std::string item; std::getline(ss, item, ',');)
+        if (!item.empty()) o.sub_ports.push_back(std::stoi(item));
+    } else if (a == "--broker-pid")
+      o.broker_pid = std::stoi(val());
     else if (a == "--connections")
       o.connections = std::stoi(val());
     else if (a == "--threads")
@@ -113,6 +129,19 @@ bench_options parse(int argc, char** argv) {
     std::cerr << "only loopback targets (127.0.0.0/8) are allowed\n";
     std::exit(2);
   }
+  if (o.node_count() > bench_options::max_nodes) {
+    std::cerr << "at most " << bench_options::max_nodes << " --sub-ports\n";
+    std::exit(2);
+  }
+  for (int p : o.sub_ports)
+    if (p <= 0) {
+      std::cerr << "bad port in --sub-ports\n";
+      std::exit(2);
+    }
+  if (o.server_pids.size() > 1 && static_cast<int>(o.server_pids.size()) != o.node_count()) {
+    std::cerr << "several --server-pid need one per --sub-ports entry, in the same order\n";
+    std::exit(2);
+  }
   o.threads = std::max(1, o.threads);
   o.sources = std::max(1, o.sources);
   o.proto.channels = std::max(1, o.proto.channels);
@@ -126,6 +155,7 @@ struct totals {
   std::uint64_t pub_sent = 0, pub_acked = 0, pub_errors = 0, pub_reconnects = 0, expected = 0, pub_behind = 0;
   int pub_inflight = 0;
   bool connect_done = true;
+  std::array<std::uint64_t, bench_options::max_nodes> subscribed_by_node{}, received_by_node{};
 };
 
 totals sum(const std::vector<std::unique_ptr<load_worker>>& ws) {
@@ -150,6 +180,11 @@ totals sum(const std::vector<std::unique_ptr<load_worker>>& ws) {
     t.expected += r(c.expected);
     t.pub_behind += r(c.pub_behind);
     t.pub_inflight += c.pub_inflight.load(std::memory_order_relaxed);
+    for (int n = 0; n < bench_options::max_nodes; ++n) {
+      t.subscribed_by_node[static_cast<std::size_t>(n)] +=
+          r(c.subscribed_by_node[static_cast<std::size_t>(n)]);
+      t.received_by_node[static_cast<std::size_t>(n)] += r(c.received_by_node[static_cast<std::size_t>(n)]);
+    }
     t.connect_done = t.connect_done && c.connect_done.load();
   }
   return t;
@@ -157,6 +192,30 @@ totals sum(const std::vector<std::unique_ptr<load_worker>>& ws) {
 
 void merge_all(const std::vector<std::unique_ptr<load_worker>>& ws, latency_histogram& h) {
   for (const auto& w : ws) h.merge(w->histogram());
+}
+
+void merge_node(const std::vector<std::unique_ptr<load_worker>>& ws, int node, latency_histogram& h) {
+  for (const auto& w : ws)
+    if (const auto* nh = w->node_histogram(node)) h.merge(*nh);
+}
+
+// One sample per --server-pid (a node each) and their sum.
+struct nodes_sample {
+  std::vector<proc_sample> node;
+  proc_sample total;
+};
+
+nodes_sample sample_nodes(const bench_options& o, bool fds) {
+  nodes_sample s;
+  for (int pid : o.server_pids) {
+    s.node.push_back(sample_tree(pid, fds));
+    s.total.cpu_seconds += s.node.back().cpu_seconds;
+    s.total.wait_seconds += s.node.back().wait_seconds;
+    s.total.rss_kib += s.node.back().rss_kib;
+    s.total.open_fds += s.node.back().open_fds;
+    s.total.processes += s.node.back().processes;
+  }
+  return s;
 }
 
 std::string fmt_us(std::uint64_t us) {
@@ -188,11 +247,15 @@ int main(int argc, char** argv) {
   }
   run_state state(opt.proto.channels);
   const bool tty = isatty(2) != 0;
-  auto sample = [&](bool fds = false) {
-    return opt.server_pid ? sample_tree(opt.server_pid, fds) : proc_sample{};
-  };
+  auto sample = [&](bool fds = false) { return sample_nodes(opt, fds); };
+  auto broker_sample = [&] { return opt.broker_pid ? sample_tree(opt.broker_pid) : proc_sample{}; };
+  // Run-queue wait of this process's threads (from schedstat, like the server's).
+  auto self_wait = [] { return sample_tree(getpid()).wait_seconds; };
+  const bool has_pid = !opt.server_pids.empty();
+  const int nodes = opt.node_count();
 
-  const proc_sample before = sample();
+  const nodes_sample before_n = sample();
+  const proc_sample& before = before_n.total;
   std::vector<std::unique_ptr<load_worker>> workers;
   int first = 0;
   for (int t = 0; t < opt.threads; ++t) {
@@ -250,12 +313,16 @@ int main(int argc, char** argv) {
   // Phase 2: idle hold, then the memory sample.
   state.phase.store(run_phase::idle);
   if (opt.idle > 0) wait_until(now_us() + static_cast<std::uint64_t>(opt.idle * 1e6), [] { return false; });
-  const proc_sample idle_sample = sample(true);
+  const nodes_sample idle_n = sample(true);
+  const proc_sample& idle_sample = idle_n.total;
   const std::uint64_t subscribed_idle = sum(workers).subscribed - sum(workers).closed;
 
   // Phase 3: publish, then drain until every acknowledged publish is delivered (or the drain bound).
-  const proc_sample cpu0 = sample();
+  const nodes_sample cpu0_n = sample();
+  const proc_sample& cpu0 = cpu0_n.total;
+  const proc_sample broker0 = broker_sample();
   const double self0 = self_cpu_seconds();
+  const double self_wait0 = self_wait();
   const double machine0 = machine_busy_seconds();
   const std::uint64_t pub_start = now_us();
   std::uint64_t window_end = pub_start;
@@ -270,8 +337,11 @@ int main(int argc, char** argv) {
     });
     window_end = now_us();
   }
-  const proc_sample cpu1 = sample();
+  const nodes_sample cpu1_n = sample();
+  const proc_sample& cpu1 = cpu1_n.total;
+  const proc_sample broker1 = broker_sample();
   const double self1 = self_cpu_seconds();
+  const double self_wait1 = self_wait();
   const double machine1 = machine_busy_seconds();
   progress(true);
   state.phase.store(run_phase::done);
@@ -289,9 +359,15 @@ int main(int argc, char** argv) {
       t.last_delivery_us > pub_start ? static_cast<double>(t.last_delivery_us - pub_start) / 1e6 : window_s;
   const double server_cpu = cpu1.cpu_seconds - cpu0.cpu_seconds;
   const double self_cpu = self1 - self0;
+  const double broker_cpu_s = broker1.cpu_seconds - broker0.cpu_seconds;
+  // Seconds the threads were runnable but waited for a core over the window: on a busy machine this, not the
+  // server, is where latency comes from.
+  const double server_wait = cpu1.wait_seconds - cpu0.wait_seconds;
+  const double broker_wait = broker1.wait_seconds - broker0.wait_seconds;
+  const double client_wait = self_wait1 - self_wait0;
   // What other processes on the machine used over the window (compiles of other sessions, ...): when this is
   // large, throughput and latency are contaminated; CPU per delivery much less so.
-  const double others_cpu = std::max(0.0, (machine1 - machine0) - server_cpu - self_cpu);
+  const double others_cpu = std::max(0.0, (machine1 - machine0) - server_cpu - self_cpu - broker_cpu_s);
   double load1 = 0;
   if (FILE* f = std::fopen("/proc/loadavg", "r")) {
     if (std::fscanf(f, "%lf", &load1) != 1) load1 = 0;
@@ -317,7 +393,7 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(after_connect.subscribed),
               static_cast<unsigned long long>(after_connect.failed), connect_s,
               connect_s > 0 ? static_cast<double>(after_connect.subscribed) / connect_s : 0);
-  if (opt.server_pid)
+  if (has_pid)
     std::printf(
         "  server memory       RSS %llu KiB before, %llu KiB idle with %llu subscribed -> %.2f "
         "KiB/connection, "
@@ -326,13 +402,16 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(subscribed_idle), kib_per_conn,
         static_cast<unsigned long long>(idle_sample.open_fds));
   if (opt.duration > 0) {
-    std::printf("  publish             %llu sent, %llu acked, %llu errors  (%.0f /s acked over %.2f s)%s\n",
-                static_cast<unsigned long long>(t.pub_sent), static_cast<unsigned long long>(t.pub_acked),
-                static_cast<unsigned long long>(t.pub_errors), pubs_per_s, window_s,
-                t.pub_behind ? ("  [" + std::to_string(t.pub_behind) +
-                                " left > 1 ms after their slot: client scheduling or in-flight bound]")
-                                   .c_str()
-                             : "");
+    std::printf(
+        "  publish             %llu sent, %llu acked, %llu errors, %llu reconnects  (%.0f /s acked over %.2f "
+        "s)%s\n",
+        static_cast<unsigned long long>(t.pub_sent), static_cast<unsigned long long>(t.pub_acked),
+        static_cast<unsigned long long>(t.pub_errors), static_cast<unsigned long long>(t.pub_reconnects),
+        pubs_per_s, window_s,
+        t.pub_behind ? ("  [" + std::to_string(t.pub_behind) +
+                        " left > 1 ms after their slot: client scheduling or in-flight bound]")
+                           .c_str()
+                     : "");
     std::printf(
         "  deliveries          %llu received / %llu expected: loss %llu, seq gaps %s, out of order %llu, "
         "closed by server %llu\n",
@@ -344,9 +423,38 @@ int main(int argc, char** argv) {
     std::printf("  latency             p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
                 fmt_us(h.quantile(0.5)).c_str(), fmt_us(h.quantile(0.9)).c_str(),
                 fmt_us(h.quantile(0.99)).c_str(), fmt_us(h.quantile(0.999)).c_str(), fmt_us(h.max()).c_str());
-    if (opt.server_pid)
-      std::printf("  server CPU          %.3f s over the window -> %.3f µs/delivery, %.2f µs/publish\n",
-                  server_cpu, us_per_delivery, us_per_publish);
+    if (has_pid) {
+      std::printf("  server CPU          %.3f s over the window -> %.3f µs/delivery, %.2f µs/publish%s\n",
+                  server_cpu, us_per_delivery, us_per_publish,
+                  opt.server_pids.size() > 1 ? " (all nodes)" : "");
+      char broker_part[64] = "";
+      if (opt.broker_pid) std::snprintf(broker_part, sizeof broker_part, ", broker %.3f s", broker_wait);
+      std::printf(
+          "  waiting for a CPU   server threads %.3f s, client %.3f s%s over the window (run queue)\n",
+          server_wait, client_wait, broker_part);
+    }
+    if (nodes > 1) {
+      const bool per_node_cpu = static_cast<int>(opt.server_pids.size()) == nodes;
+      for (int n = 0; n < nodes; ++n) {
+        const auto i = static_cast<std::size_t>(n);
+        latency_histogram nh;
+        merge_node(workers, n, nh);
+        const double cpu = per_node_cpu ? cpu1_n.node[i].cpu_seconds - cpu0_n.node[i].cpu_seconds : 0;
+        std::printf("  node %d  port %-5d %s %5llu subscribed, %9llu deliveries, p50 %s p99 %s", n,
+                    opt.node_port(n), opt.node_port(n) == opt.proto.port ? "(publish)" : "         ",
+                    static_cast<unsigned long long>(t.subscribed_by_node[i]),
+                    static_cast<unsigned long long>(t.received_by_node[i]), fmt_us(nh.quantile(0.5)).c_str(),
+                    fmt_us(nh.quantile(0.99)).c_str());
+        if (per_node_cpu)
+          std::printf(", CPU %.3f s -> %.3f µs/delivery of its own, waited %.3f s", cpu,
+                      t.received_by_node[i] ? cpu * 1e6 / static_cast<double>(t.received_by_node[i]) : 0,
+                      cpu1_n.node[i].wait_seconds - cpu0_n.node[i].wait_seconds);
+        std::printf("\n");
+      }
+    }
+    if (opt.broker_pid)
+      std::printf("  broker CPU          %.3f s over the window (%.0f%% of one core; pid %d)\n", broker_cpu_s,
+                  window_s > 0 ? 100 * broker_cpu_s / window_s : 0, opt.broker_pid);
     std::printf("  client CPU          %.3f s over the window (%.0f%% of one core)\n", self_cpu,
                 window_s > 0 ? 100 * self_cpu / window_s : 0);
     std::printf("  other processes     %.3f s of CPU over the window (%.2f cores), load average %.2f\n",
@@ -368,9 +476,10 @@ int main(int argc, char** argv) {
      << ",\"rss_end_kib\":" << cpu1.rss_kib << ",\"server_fds\":" << idle_sample.open_fds
      << ",\"kib_per_conn\":" << kib_per_conn << ",\"pub_sent\":" << t.pub_sent
      << ",\"pub_acked\":" << t.pub_acked << ",\"pub_errors\":" << t.pub_errors
-     << ",\"pub_behind\":" << t.pub_behind << ",\"pub_offered_per_s\":" << pubs_per_s_offered
-     << ",\"pubs_per_s\":" << pubs_per_s << ",\"expected\":" << t.expected << ",\"received\":" << t.received
-     << ",\"loss\":" << loss << ",\"gaps\":" << (proto->has_seq() ? std::to_string(t.gaps) : "null")
+     << ",\"pub_behind\":" << t.pub_behind << ",\"pub_reconnects\":" << t.pub_reconnects
+     << ",\"pub_offered_per_s\":" << pubs_per_s_offered << ",\"pubs_per_s\":" << pubs_per_s
+     << ",\"expected\":" << t.expected << ",\"received\":" << t.received << ",\"loss\":" << loss
+     << ",\"gaps\":" << (proto->has_seq() ? std::to_string(t.gaps) : "null")
      << ",\"out_of_order\":" << t.out_of_order << ",\"closed_by_server\":" << t.closed
      << ",\"window_s\":" << window_s << ",\"delivery_s\":" << delivery_s
      << ",\"deliveries_per_s\":" << deliveries_per_s << ",\"p50_us\":" << h.quantile(0.5)
@@ -378,7 +487,36 @@ int main(int argc, char** argv) {
      << ",\"p999_us\":" << h.quantile(0.999) << ",\"max_us\":" << h.max()
      << ",\"server_cpu_s\":" << server_cpu << ",\"us_per_delivery\":" << us_per_delivery
      << ",\"us_per_publish\":" << us_per_publish << ",\"client_cpu_s\":" << self_cpu
-     << ",\"others_cpu_s\":" << others_cpu << ",\"load1\":" << load1 << ",\"hist\":[";
+     << ",\"others_cpu_s\":" << others_cpu << ",\"load1\":" << load1 << ",\"server_wait_s\":" << server_wait
+     << ",\"client_wait_s\":" << client_wait
+     << ",\"broker_cpu_s\":" << (opt.broker_pid ? std::to_string(broker_cpu_s) : "null")
+     << ",\"broker_wait_s\":" << (opt.broker_pid ? std::to_string(broker_wait) : "null") << ",\"nodes\":[";
+  // Per node: which port, whether it took the publishes, its subscribers and deliveries, its CPU over the
+  // window (null without one --server-pid per node) and that CPU per delivery of its own subscribers.
+  for (int n = 0; n < nodes; ++n) {
+    const auto i = static_cast<std::size_t>(n);
+    const bool cpu_known = static_cast<int>(opt.server_pids.size()) == nodes;
+    const double cpu = cpu_known ? cpu1_n.node[i].cpu_seconds - cpu0_n.node[i].cpu_seconds : 0;
+    latency_histogram nh;
+    if (nodes > 1)
+      merge_node(workers, n, nh);
+    else
+      nh.merge(h);
+    js << (n ? "," : "") << "{\"port\":" << opt.node_port(n)
+       << ",\"publish\":" << (opt.node_port(n) == opt.proto.port ? "true" : "false")
+       << ",\"pid\":" << (cpu_known ? opt.server_pids[i] : 0) << ",\"subscribed\":" << t.subscribed_by_node[i]
+       << ",\"received\":" << t.received_by_node[i] << ",\"p50_us\":" << nh.quantile(0.5)
+       << ",\"p99_us\":" << nh.quantile(0.99) << ",\"max_us\":" << nh.max();
+    if (cpu_known)
+      js << ",\"rss_idle_kib\":" << idle_n.node[i].rss_kib << ",\"server_cpu_s\":" << cpu
+         << ",\"wait_s\":" << cpu1_n.node[i].wait_seconds - cpu0_n.node[i].wait_seconds
+         << ",\"us_per_delivery\":"
+         << (t.received_by_node[i] ? cpu * 1e6 / static_cast<double>(t.received_by_node[i]) : 0);
+    else
+      js << ",\"server_cpu_s\":null,\"wait_s\":null,\"us_per_delivery\":null";
+    js << "}";
+  }
+  js << "],\"hist\":[";
   bool firstb = true;
   h.for_each([&](std::uint64_t edge, std::uint64_t count) {
     js << (firstb ? "" : ",") << "[" << edge << "," << count << "]";

@@ -1,8 +1,10 @@
 // Command-line configuration of one run of the load generator (plain aggregate, defaults inline).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "peer_protocol.hpp"
 
@@ -10,7 +12,13 @@ namespace bc::bench {
 
 struct bench_options {
   protocol_config proto;
-  int server_pid = 0;     // for /proc sampling (0 = none)
+  // Server processes sampled from /proc (empty = none). Several = several nodes: the k-th pid is the node
+  // listening on the k-th --sub-ports entry, so its CPU can be divided by the deliveries of its subscribers.
+  std::vector<int> server_pids;
+  // Ports the subscribers connect to (empty = proto.port). Subscriber i opens port sub_ports[(i / K) % N]
+  // (K channels, N ports): each channel's subscribers are spread round-robin over every node.
+  std::vector<int> sub_ports;
+  int broker_pid = 0;     // an external broker (redis-server): CPU reported apart, not counted as "other"
   int connections = 100;  // subscriber WebSocket connections
   int threads = 1;        // client event-loop threads
   int sources = 16;       // source addresses 127.0.0.first .. first+sources-1
@@ -27,6 +35,13 @@ struct bench_options {
   std::string json_out;           // also append the JSON line to this file
   bool check = false;             // exit 1 unless everything connected, nothing lost, no gaps, no errors
   bool progress = true;
+
+  static constexpr int max_nodes = 16;
+  int node_count() const { return sub_ports.empty() ? 1 : static_cast<int>(sub_ports.size()); }
+  int node_port(int node) const {
+    return sub_ports.empty() ? proto.port : sub_ports[static_cast<std::size_t>(node)];
+  }
+  int node_of(int subscriber) const { return (subscriber / std::max(1, proto.channels)) % node_count(); }
 };
 
 }  // namespace bc::bench

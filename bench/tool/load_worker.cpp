@@ -52,6 +52,7 @@ struct load_worker::connection {
   int fd = -1;
   int index = 0;    // global subscriber index (source address, channel)
   int channel = 0;  // subscribed channel, or the channel of the publish in flight
+  int node = 0;     // subscribers: index into --sub-ports of the node this connection opens
   std::uint32_t interest = 0;
   std::int64_t last_seq = 0;
   std::string in, out, frag;
@@ -72,8 +73,11 @@ load_worker::load_worker(int id, const bench_options& opt, const peer_protocol& 
     auto c = std::make_unique<connection>();
     c->index = first_conn + i;
     c->channel = c->index % std::max(1, opt.proto.channels);
+    c->node = opt.node_of(c->index);
     subs_.push_back(std::move(c));
   }
+  if (opt.node_count() > 1)
+    for (int n = 0; n < opt.node_count(); ++n) node_hist_.push_back(std::make_unique<latency_histogram>());
   if (publisher_) {
     for (int i = 0; i < opt.inflight; ++i) {
       auto c = std::make_unique<connection>();
@@ -162,7 +166,8 @@ bool load_worker::open_one(connection& c) {
       loopback_source(opt_.source_first + (c.k == connection::kind::subscriber ? c.index % opt_.sources : 0));
   sockaddr_in dst{};
   dst.sin_family = AF_INET;
-  dst.sin_port = htons(static_cast<std::uint16_t>(opt_.proto.port));
+  const int port = c.k == connection::kind::subscriber ? opt_.node_port(c.node) : opt_.proto.port;
+  dst.sin_port = htons(static_cast<std::uint16_t>(port));
   inet_pton(AF_INET, opt_.proto.host.c_str(), &dst.sin_addr);
   if (::bind(c.fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0 ||
       (::connect(c.fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0 && errno != EINPROGRESS)) {
@@ -221,7 +226,7 @@ void load_worker::on_connected(connection& c) {
   c.st = connection::state::upgrading;
   std::string req =
       "GET " + proto_.ws_path(c.channel) + " HTTP/1.1\r\nHost: " + opt_.proto.host + ":" +
-      std::to_string(opt_.proto.port) +
+      std::to_string(opt_.node_port(c.node)) +
       "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
       "Sec-WebSocket-Version: 13\r\n\r\n";
   send_raw(c, req);
@@ -283,6 +288,7 @@ std::size_t load_worker::on_upgrade_response(connection& c, char* data, std::siz
     c.st = connection::state::subscribed;
     --handshaking_;
     inc(counters_.subscribed);
+    inc(counters_.subscribed_by_node[static_cast<std::size_t>(c.node)]);
     counters_.last_subscribe_us.store(now_us(), std::memory_order_relaxed);
     state_.subs_per_channel[static_cast<std::size_t>(c.channel)].fetch_add(1, std::memory_order_relaxed);
   }
@@ -351,8 +357,11 @@ void load_worker::on_text(connection& c, std::string_view text) {
     case text_event::kind::delivery: {
       const std::uint64_t now = now_us();
       inc(counters_.received);
+      inc(counters_.received_by_node[static_cast<std::size_t>(c.node)]);
       counters_.last_delivery_us.store(now, std::memory_order_relaxed);
       hist_.record(now > ev.sent_us ? now - ev.sent_us : 0);
+      if (!node_hist_.empty())
+        node_hist_[static_cast<std::size_t>(c.node)]->record(now > ev.sent_us ? now - ev.sent_us : 0);
       if (ev.seq >= 0) {
         if (ev.seq > c.last_seq + 1)
           inc(counters_.gaps, static_cast<std::uint64_t>(ev.seq - c.last_seq - 1));
@@ -367,6 +376,7 @@ void load_worker::on_text(connection& c, std::string_view text) {
         c.st = connection::state::subscribed;
         --handshaking_;
         inc(counters_.subscribed);
+        inc(counters_.subscribed_by_node[static_cast<std::size_t>(c.node)]);
         counters_.last_subscribe_us.store(now_us(), std::memory_order_relaxed);
         state_.subs_per_channel[static_cast<std::size_t>(c.channel)].fetch_add(1, std::memory_order_relaxed);
       }
@@ -459,14 +469,22 @@ void load_worker::publish_tick() {
   std::uint64_t due = UINT64_MAX;
   if (opt_.rate > 0)
     due = static_cast<std::uint64_t>(static_cast<double>(now_us() - start) * opt_.rate / 1e6) + 1;
-  for (auto& p : pubs_) {
+  // Round-robin over the connections, not "the first idle one": each keep-alive connection then carries a
+  // request every inflight/rate seconds, so none sits idle until the server's keep-alive timeout closes it
+  // (Broadcaster: --handshake-timeout, 10 s), which costs a reconnect inside the window and, when the close
+  // crosses a request being sent, a failed publish.
+  const std::size_t n = pubs_.size(), first = pub_next_;
+  for (std::size_t k = 0; k < n; ++k) {
     if (pub_seq_ >= due) break;
+    const std::size_t i = (first + k) % n;
+    auto& p = pubs_[i];
     if (p->st != connection::state::pub_idle) continue;
     // A publish that leaves more than 1 ms after its slot was held back by the in-flight bound.
     if (opt_.rate > 0 &&
         now_us() > start + static_cast<std::uint64_t>(static_cast<double>(pub_seq_) * 1e6 / opt_.rate) + 1000)
       inc(counters_.pub_behind);
     publish_on(*p);
+    pub_next_ = (i + 1) % n;
   }
 }
 

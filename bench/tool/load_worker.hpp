@@ -3,6 +3,7 @@
 // (its worker) and is read by the main thread for the progress line and the report.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -36,6 +37,8 @@ struct worker_counters {
   std::atomic<std::uint64_t> pub_behind{0};  // publishes sent > 1 ms after their slot (in-flight bound)
   std::atomic<int> pub_inflight{0};
   std::atomic<bool> connect_done{false};
+  // Per node (index into --sub-ports): subscribed connections and deliveries received from it.
+  std::array<std::atomic<std::uint64_t>, bench_options::max_nodes> subscribed_by_node{}, received_by_node{};
 };
 
 class load_worker {
@@ -50,6 +53,12 @@ class load_worker {
 
   const worker_counters& counters() const { return counters_; }
   const latency_histogram& histogram() const { return hist_; }
+  // Latency of the deliveries received from one node (only kept with several nodes; else empty).
+  const latency_histogram* node_histogram(int node) const {
+    return static_cast<std::size_t>(node) < node_hist_.size()
+               ? node_hist_[static_cast<std::size_t>(node)].get()
+               : nullptr;
+  }
   std::string first_error() const;
 
  private:
@@ -87,9 +96,11 @@ class load_worker {
   std::vector<char> buf_;
   worker_counters counters_;
   latency_histogram hist_;
+  std::vector<std::unique_ptr<latency_histogram>> node_hist_;
   std::uint32_t mask_state_ = 0x9e3779b9u;
   std::uint64_t pub_seq_ = 0;
   int pub_channel_rr_ = 0;
+  std::size_t pub_next_ = 0;  // publisher connection to try first (round-robin)
   std::string error_;
   bool publisher_;
 };

@@ -49,17 +49,21 @@ void for_each_numeric(const std::string& dir, F&& f) {
   closedir(d);
 }
 
-double process_cpu(pid_t pid) {
-  double ns_total = 0;
+// schedstat: "<ns on cpu> <ns runnable but waiting on a run queue> <timeslices>"; `wait` gets the second.
+double process_cpu(pid_t pid, double& wait) {
+  double ns_total = 0, ns_wait = 0;
   bool ok = false;
   std::string base = "/proc/" + std::to_string(pid);
   for_each_numeric(base + "/task", [&](int tid) {
     std::string s;
     if (read_small(base + "/task/" + std::to_string(tid) + "/schedstat", s)) {
-      ns_total += std::strtod(s.c_str(), nullptr);
+      char* end = nullptr;
+      ns_total += std::strtod(s.c_str(), &end);
+      ns_wait += std::strtod(end, nullptr);
       ok = true;
     }
   });
+  wait += ns_wait / 1e9;
   if (ok) return ns_total / 1e9;
   std::string s;
   if (!read_small(base + "/stat", s)) return 0;
@@ -106,7 +110,7 @@ std::vector<pid_t> process_tree(pid_t root) {
 proc_sample sample_tree(pid_t root, bool count_fds) {
   proc_sample s;
   for (pid_t p : process_tree(root)) {
-    s.cpu_seconds += process_cpu(p);
+    s.cpu_seconds += process_cpu(p, s.wait_seconds);
     s.rss_kib += process_rss_kib(p);
     if (count_fds) s.open_fds += process_fds(p);
     ++s.processes;

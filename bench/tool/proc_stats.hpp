@@ -9,6 +9,7 @@ namespace bc::bench {
 
 struct proc_sample {
   double cpu_seconds = 0;      // user+system of every thread of every process in the tree
+  double wait_seconds = 0;     // time those threads were runnable but waiting for a CPU (schedstat field 2)
   std::uint64_t rss_kib = 0;   // sum of VmRSS over the tree (shared pages counted once per process)
   std::uint64_t open_fds = 0;  // sum of open file descriptors over the tree
   int processes = 0;           // 0 when the root pid is gone
