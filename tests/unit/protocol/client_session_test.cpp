@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "../../support/same_json.hpp"
 #include "auth/jwt_signer.hpp"
 #include "auth/jwt_verifier.hpp"
 #include "broker/broker.hpp"
@@ -69,32 +70,7 @@ class hub_sink : public broker::delivery_sink {
   core::hub& hub_;
 };
 
-// JSON equality as a client sees it: numbers compare by value whatever their C++ kind (the encoder writes
-// 2.0 as 2, which reads back as an integer), everything else structurally.
-bool same_json(const json::value& a, const json::value& b) {
-  if (a.is_number() && b.is_number()) {
-    if (!a.is_double() && !b.is_double()) return a == b;
-    return a.to_number<double>() == b.to_number<double>();
-  }
-  if (a.kind() != b.kind()) return false;
-  if (a.is_array()) {
-    const auto &x = a.get_array(), &y = b.get_array();
-    if (x.size() != y.size()) return false;
-    for (std::size_t i = 0; i < x.size(); ++i)
-      if (!same_json(x[i], y[i])) return false;
-    return true;
-  }
-  if (a.is_object()) {
-    const auto &x = a.get_object(), &y = b.get_object();
-    if (x.size() != y.size()) return false;
-    for (const auto& kv : x) {
-      const auto* other = y.if_contains(kv.key());
-      if (other == nullptr || !same_json(kv.value(), *other)) return false;
-    }
-    return true;
-  }
-  return a == b;
-}
+using bc::testing::same_json;
 
 std::int64_t now_s() {
   return now_unix_ms() / 1000;
