@@ -188,8 +188,8 @@ void redis_broker::append_metrics(std::string& out) const {
   auto series = [&](const char* name, const char* type, const char* help, auto get) {
     out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
     for (std::size_t i = 0; i < shards.size(); ++i) {
-      out += std::string(name) + "{shard=\"" + std::to_string(i) + "\",address=\"" + shards[i].address + "\"} " +
-             std::to_string(get(shards[i])) + "\n";
+      out += std::string(name) + "{shard=\"" + std::to_string(i) + "\",address=\"" + shards[i].address +
+             "\"} " + std::to_string(get(shards[i])) + "\n";
     }
   };
   series("broadcaster_redis_shard_up", "gauge", "1 while both connections of the shard are up.",
