@@ -114,7 +114,12 @@ server::~server() {
 }
 
 void server::deliver(core::publication_ptr pub) {
-  for (auto& s : shards_) s->push(pub);
+  // Wake only the threads that may hold subscribers of the channel: with small channels (one user's
+  // notifications) that is one thread, not all of them.
+  const auto hash = core::channel_filter::hash(pub->msg.channel);
+  for (auto& s : shards_) {
+    if (s->hub().may_have(hash)) s->push(pub);
+  }
 }
 
 std::string server::dev_token(std::string_view query) const {

@@ -24,6 +24,8 @@ std::unique_ptr<subscription> hub::subscribe(std::string_view channel, subscribe
   if (it == channels_.end()) {
     auto entry = std::make_unique<channel_entry>();
     entry->name = std::string(channel);
+    entry->hash = channel_filter::hash(channel);
+    filter_.add(entry->hash);
     it = channels_.emplace(entry->name, std::move(entry)).first;
     if (listener_) listener_->on_channel_active(channel);
   }
@@ -48,6 +50,7 @@ void hub::remove(subscription& s) {
   entry.slots.pop_back();
   --subscriptions_;
   if (entry.slots.empty()) {
+    filter_.remove(entry.hash);
     const std::string name = std::move(entry.name);
     channels_.erase(name);
     if (listener_) listener_->on_channel_idle(name);

@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/channel_filter.hpp"
 #include "core/message.hpp"
 #include "core/subscriber.hpp"
 
@@ -66,6 +67,10 @@ class hub {
   std::size_t subscription_count() const { return subscriptions_; }
   std::size_t subscriber_count(std::string_view channel) const;
 
+  // The one member other threads may call: whether this hub may hold `channel` (hash from
+  // channel_filter::hash). False means it certainly held none when asked, so a publisher need not wake it.
+  bool may_have(std::uint64_t channel_hash) const { return filter_.may_contain(channel_hash); }
+
  private:
   friend class subscription;
   struct slot {
@@ -75,6 +80,7 @@ class hub {
   };
   struct channel_entry {
     std::string name;
+    std::uint64_t hash;
     std::vector<slot> slots;
   };
   struct string_hash {
@@ -90,6 +96,7 @@ class hub {
   std::size_t subscriptions_ = 0;
   // unique_ptr keeps each entry's address stable across rehashing: subscriptions point at it.
   std::unordered_map<std::string, std::unique_ptr<channel_entry>, string_hash, std::equal_to<>> channels_;
+  channel_filter filter_;
 };
 
 }  // namespace bc::core

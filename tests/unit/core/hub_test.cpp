@@ -267,6 +267,20 @@ TEST(hub, listener_sees_the_channel_name_when_idle) {
   EXPECT_EQ(l.events[1], "-" + long_name);
 }
 
+TEST(hub, may_have_follows_the_channels_it_holds) {
+  hub h(0);
+  recording_subscriber a, b;
+  const auto news = channel_filter::hash("news");
+  EXPECT_FALSE(h.may_have(news));
+  auto first = h.subscribe("news", a);
+  auto second = h.subscribe("news", b);
+  EXPECT_TRUE(h.may_have(news));
+  first.reset();
+  EXPECT_TRUE(h.may_have(news)) << "one subscriber is left";
+  second.reset();
+  EXPECT_FALSE(h.may_have(news));
+}
+
 TEST(hub, works_without_a_listener) {
   hub h(0, nullptr);
   recording_subscriber s;
