@@ -133,7 +133,7 @@ struct world {
   protocol::publisher pub{memory};
   auth::jwt_verifier verifier{std::string(k_secret)};
   protocol::session_stats stats;
-  protocol::session_services services{hub, pub, verifier, protocol::session_limits{3, 30}, stats};
+  protocol::session_services services{hub, pub, memory, verifier, protocol::session_limits{3, 30}, stats};
   std::string full_token = token(true);
   std::string subscribe_token = token(false);
 };

@@ -105,7 +105,8 @@ server::server(config cfg)
   protocol::session_limits limits{cfg_.max_subscriptions, cfg_.jwt_leeway_s, cfg_.rate_limit,
                                   cfg_.rate_burst};
   for (unsigned i = 0; i < cfg_.threads; ++i) {
-    shards_.push_back(std::make_unique<shard>(i, &interest_, publisher_, verifier_, limits, shared_));
+    shards_.push_back(
+        std::make_unique<shard>(i, &interest_, publisher_, *broker_, verifier_, limits, shared_));
   }
 }
 

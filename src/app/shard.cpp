@@ -5,10 +5,11 @@
 namespace bc::app {
 
 shard::shard(std::uint32_t index, core::interest_listener* interest, protocol::publisher& pub,
-             const auth::jwt_verifier& verifier, protocol::session_limits limits, net::node_shared& shared)
+             broker::broker& broker, const auth::jwt_verifier& verifier, protocol::session_limits limits,
+             net::node_shared& shared)
     : work_(ioc_.get_executor()),
       hub_(index, interest),
-      services_{hub_, pub, verifier, limits, stats_},
+      services_{hub_, pub, broker, verifier, limits, stats_},
       worker_(ioc_, services_, shared) {}
 
 shard::~shard() {

@@ -19,7 +19,8 @@ namespace bc::app {
 class shard {
  public:
   shard(std::uint32_t index, core::interest_listener* interest, protocol::publisher& pub,
-        const auth::jwt_verifier& verifier, protocol::session_limits limits, net::node_shared& shared);
+        broker::broker& broker, const auth::jwt_verifier& verifier, protocol::session_limits limits,
+        net::node_shared& shared);
   ~shard();
 
   // Called from any thread. Publications queue up and the shard drains them all in one task: one post per

@@ -39,6 +39,15 @@ class broker {
   virtual void subscribe(std::string_view channel) = 0;
   virtual void unsubscribe(std::string_view channel) = 0;
 
+  // For a client's subscribe reply: once it is sent, messages published to `channel` on any node must reach
+  // this node. Returns true when that holds already (a broker that delivers everything: the default). Else
+  // returns false and calls `ready` later, on any thread: when the broker has confirmed this node's
+  // subscription, or when waiting longer cannot help (connection lost, timeout, stopping). Call it after the
+  // subscribe() of `channel` that the new subscriber caused (if any), from the same thread.
+  virtual bool await_subscribed(std::string_view /*channel*/, std::function<void()> /*ready*/) {
+    return true;
+  }
+
   // True while publishes can succeed (for /health).
   virtual bool healthy() const = 0;
   virtual std::string describe() const = 0;  // short state for logs and /info, e.g. "memory"

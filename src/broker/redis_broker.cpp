@@ -118,6 +118,13 @@ void redis_broker::unsubscribe(std::string_view channel) {
   });
 }
 
+bool redis_broker::await_subscribed(std::string_view channel, std::function<void()> ready) {
+  // Posted after the subscribe() that the same thread made for this channel, so the shard sees it sent.
+  return !post_if_accepting(
+      [ch = opts_.channel_prefix + std::string(channel), &shard = shard_for(channel),
+       ready = std::move(ready)]() mutable { shard.await_subscribed(ch, std::move(ready)); });
+}
+
 void redis_broker::on_message(redis_shard& from, std::string_view redis_channel, std::string_view bytes) {
   core::message msg;
   const std::string_view prefix = opts_.channel_prefix;

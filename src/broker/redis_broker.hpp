@@ -46,6 +46,7 @@ class redis_broker final : public broker {
   void publish(core::publication_ptr pub, std::function<void(publish_status)> done) override;
   void subscribe(std::string_view channel) override;
   void unsubscribe(std::string_view channel) override;
+  bool await_subscribed(std::string_view channel, std::function<void()> ready) override;
   bool healthy() const override;          // every shard has both connections up
   std::string describe() const override;  // "redis 2 shards, 2 up"
 

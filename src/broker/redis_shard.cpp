@@ -56,6 +56,7 @@ void redis_shard::stop() {
   watchdog_.cancel();
   pub_.stop();
   sub_.stop();
+  wake_all();
 }
 
 // ---- publishing ----------------------------------------------------------------------------------------
@@ -190,12 +191,18 @@ void redis_shard::on_watch() {
 }
 
 void redis_shard::check_subscribe_timeout(std::chrono::steady_clock::time_point now) {
+  auto overdue = [&](std::chrono::steady_clock::time_point since) {
+    if (now - since < opts_.publish_timeout) return false;
+    spdlog::warn("redis shard {}: a SUBSCRIBE is unconfirmed after {} ms, reconnecting", index_,
+                 opts_.publish_timeout.count());
+    sub_.drop("SUBSCRIBE not confirmed in time");  // on_sub_close sends what was held, answers who waited
+    return true;
+  };
   for (const auto& [ch, waiting] : held_) {
-    if (now - waiting.front().since >= opts_.publish_timeout) {
-      spdlog::warn("redis shard {}: a SUBSCRIBE is unconfirmed after {} ms, reconnecting", index_,
-                   opts_.publish_timeout.count());
-      return sub_.drop("SUBSCRIBE not confirmed in time");  // on_sub_close sends what was held
-    }
+    if (overdue(waiting.front().since)) return;
+  }
+  for (const auto& [ch, waiting] : waiters_) {
+    if (overdue(waiting.front().since)) return;
   }
 }
 
@@ -258,11 +265,34 @@ void redis_shard::confirmed(const std::string& redis_channel) {
   if (it == unconfirmed_.end() || --it->second > 0) return;
   unconfirmed_.erase(it);
   release(redis_channel);
+  wake(redis_channel);
 }
 
 void redis_shard::on_sub_close() {
   unconfirmed_.clear();
   release_all();
+  wake_all();
+}
+
+void redis_shard::await_subscribed(const std::string& redis_channel, std::function<void()> ready) {
+  if (stopped_ || sub_.open_context() == nullptr || unconfirmed_.count(redis_channel) == 0) return ready();
+  waiters_[redis_channel].push_back({std::move(ready), std::chrono::steady_clock::now()});
+}
+
+void redis_shard::wake(const std::string& redis_channel) {
+  auto it = waiters_.find(redis_channel);
+  if (it == waiters_.end()) return;
+  auto waiting = std::move(it->second);
+  waiters_.erase(it);
+  for (auto& w : waiting) w.ready();
+}
+
+void redis_shard::wake_all() {
+  auto all = std::move(waiters_);
+  waiters_.clear();
+  for (auto& [ch, waiting] : all) {
+    for (auto& w : waiting) w.ready();
+  }
 }
 
 void redis_shard::subscribe(const std::string& redis_channel) {

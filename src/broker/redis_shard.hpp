@@ -13,6 +13,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "broker/broker.hpp"
 #include "broker/redis_connection.hpp"
@@ -59,6 +60,10 @@ struct redis_shard_stats {
 // confirmation takes longer than `publish_timeout`, held publishes are sent anyway (the node's subscribers
 // cannot receive anything then).
 //
+// Subscribe before reply: a client told "subscribed" expects every message published afterwards, on any node.
+// Until Redis confirms the node's SUBSCRIBE, a message published on another node would not come back here, so
+// the client's subscribe reply waits too (`waiters_`, see broker::await_subscribed), bounded the same way.
+//
 // Thread-safety: every member function runs on the broker thread, except the const ones (atomics).
 class redis_shard {
  public:
@@ -78,6 +83,9 @@ class redis_shard {
   void publish(std::string redis_channel, std::string envelope, publish_done done);
   void subscribe(const std::string& redis_channel);
   void unsubscribe(const std::string& redis_channel);
+  // Calls `ready` once the channel's SUBSCRIBE is confirmed on the open subscribe connection (at once when
+  // it is, or when no connection is open); at the latest when the connection closes or after publish_timeout.
+  void await_subscribed(const std::string& redis_channel, std::function<void()> ready);
   void count_invalid() { invalid_.add(); }
 
   // Any thread.
@@ -93,6 +101,10 @@ class redis_shard {
     std::chrono::steady_clock::time_point sent;
     std::size_t bytes;
   };
+  struct waiter {
+    std::function<void()> ready;
+    std::chrono::steady_clock::time_point since;
+  };
   struct held {
     std::string envelope;
     publish_done done;
@@ -107,6 +119,8 @@ class redis_shard {
   void send_publish(const std::string& redis_channel, const std::string& envelope, publish_done done);
   void release(const std::string& redis_channel);
   void release_all();
+  void wake(const std::string& redis_channel);
+  void wake_all();
   static void on_ping_reply(redisAsyncContext* ac, void* reply, void* privdata);
   static void on_publish_reply(redisAsyncContext* ac, void* reply, void* privdata);
   static void on_sub_reply(redisAsyncContext* ac, void* reply, void* privdata);
@@ -128,6 +142,7 @@ class redis_shard {
   std::unordered_map<std::string, unsigned>
       unconfirmed_;  // SUBSCRIBEs sent on the open connection, unanswered
   std::unordered_map<std::string, std::deque<held>> held_;
+  std::unordered_map<std::string, std::vector<waiter>> waiters_;  // subscribe replies held until confirmed
   std::size_t held_count_ = 0;
   std::size_t held_bytes_ = 0;
   boost::asio::steady_timer watchdog_;

@@ -187,8 +187,17 @@ void client_session::do_subscribe(request& req) {
   const auto id = sub->id();
   subscriptions_.push_back(std::move(sub));
   services_.stats.subscriptions.add();
-  reply(req, "{\"subscriptionId\":" + std::to_string(id) + ",\"timestamp\":\"" +
-                 format_rfc3339_ms(now_unix_ms()) + "\"}");
+  if (req.id_json.empty()) return;  // a notification: no reply to hold back
+  // With a cross-node broker the reply waits until messages published on other nodes reach this one, so that
+  // "subscribed" means every later message arrives. Messages published here may arrive before the reply.
+  auto defer = transport_.make_deferrer();
+  auto send = [this, id, id_json = std::move(req.id_json)] {
+    transport_.send_text(encode_result(id_json, "{\"subscriptionId\":" + std::to_string(id) +
+                                                    ",\"timestamp\":\"" + format_rfc3339_ms(now_unix_ms()) +
+                                                    "\"}"));
+  };
+  if (services_.broker.await_subscribed(*channel, [defer, send]() mutable { defer(std::move(send)); }))
+    send();
 }
 
 void client_session::do_unsubscribe(request& req) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "auth/jwt_verifier.hpp"
+#include "broker/broker.hpp"
 #include "core/hub.hpp"
 #include "core/subscriber.hpp"
 #include "protocol/error_code.hpp"
@@ -49,6 +50,7 @@ struct session_limits {
 struct session_services {
   core::hub& hub;
   publisher& pub;
+  broker::broker& broker;  // only to learn when a new subscription is live across nodes
   const auth::jwt_verifier& verifier;
   session_limits limits;
   session_stats& stats;

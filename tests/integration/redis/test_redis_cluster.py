@@ -6,14 +6,17 @@ Everything runs on 127.0.0.1 with real redis-server processes on free ports; eve
 """
 
 import asyncio
+import json
+import select
+import socket
 import subprocess
 import time
 from types import SimpleNamespace
 
 import pytest
 
-from conftest import (API_KEY, BINARY, Client, async_test, chan, check_rest_error, clean_env, make_token,
-                      rest_ok, rest_publish)
+from conftest import (API_KEY, BASE, BINARY, Client, RawWS, async_test, chan, check_rest_error, clean_env,
+                      make_token, read_http_response, rest_ok, rest_publish)
 from redis_helpers import RedisServer, free_port, health, shard_of, start_node, stop_all, wait_health
 
 
@@ -117,6 +120,41 @@ async def test_pipelined_publishes_from_one_connection_arrive_in_order_on_every_
         await s.quiet()
     for cl in subs + [publisher]:
         await cl.close()
+
+
+def test_a_subscribe_reply_means_messages_published_on_other_nodes_arrive(cluster):
+    # No waiting for Redis in between: the reply itself must be enough. The publish leaves as soon as the
+    # reply's bytes reach the client (before parsing), tens of microseconds, about one Redis round trip: before
+    # the reply waited for Redis's SUBSCRIBE confirmation, many of these publishes were lost.
+    a, b = cluster.a, cluster.b
+    channels = [chan("live") for _ in range(400)]
+    sub = RawWS(b.port)
+    assert "result" in sub.request("auth", {"token": make_token(authorizedChannels=channels)})
+    pub = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+    try:
+        lost = []
+        for i, ch in enumerate(channels):
+            body = json.dumps({"channel": ch, "event": "e", "payload": i}).encode()
+            post = (f"POST {BASE}/publish HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {API_KEY}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+            sub.send_json({"id": i + 1, "method": "subscribe", "params": {"channel": ch}})
+            select.select([sub.sock], [], [], 5)  # the reply is on its way in: publish before even reading it
+            pub.sendall(post)
+            reply = sub.recv_msg()
+            assert reply.get("requestId") == i + 1 and "result" in reply, reply
+            status, _, _ = read_http_response(pub)
+            assert status == 200
+            try:
+                m = sub.recv_msg(timeout=1)
+                assert m["method"] == "broadcast" and m["params"]["channel"] == ch, m
+            except socket.timeout:
+                lost.append(ch)
+                if len(lost) == 3:
+                    break
+        assert not lost, f"lost {len(lost)} publishes made right after their subscribe reply (after {i + 1} channels)"
+    finally:
+        pub.close()
+        sub.close()
 
 
 @async_test(30)

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
 #include <set>
 
 #include "redis_test_support.hpp"
@@ -165,6 +166,62 @@ TEST(redis_broker, a_publish_right_after_a_local_subscribe_is_delivered_locally)
   }
   ASSERT_TRUE(a.sink.wait_for(n, 10s)) << a.sink.size() << " of " << n;
   EXPECT_EQ(ok, n);
+}
+
+TEST(redis_broker, a_publish_on_another_node_right_after_await_subscribed_is_delivered) {
+  // The cross-node race a subscribe reply must not lose: node a learns "subscribed" (the client's reply),
+  // then node b publishes at once. Without waiting for Redis's SUBSCRIBE confirmation some are lost.
+  redis_server redis;
+  node a(redis.url());
+  node b(redis.url());
+  ASSERT_TRUE(a.wait_healthy());
+  ASSERT_TRUE(b.wait_healthy());
+  constexpr int n = 300;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < n; ++i) {
+    const std::string ch = "race:" + std::to_string(i);
+    a.broker.subscribe(ch);
+    std::promise<void> live;
+    if (!a.broker.await_subscribed(ch, [&] { live.set_value(); })) {
+      ASSERT_EQ(live.get_future().wait_for(5s), std::future_status::ready);
+    }
+    b.broker.publish(make_pub(ch, std::to_string(i)),
+                     [&](publish_status s) { ok += s == publish_status::ok; });
+  }
+  ASSERT_TRUE(a.sink.wait_for(n, 10s)) << a.sink.size() << " of " << n;
+  EXPECT_TRUE(wait_until([&] { return ok == n; }, 5s));
+}
+
+TEST(redis_broker, await_subscribed_answers_at_once_for_a_confirmed_channel_and_when_redis_hangs) {
+  redis_server redis;
+  node a(redis.url());
+  ASSERT_TRUE(a.wait_healthy());
+  a.broker.subscribe("known");
+  ASSERT_TRUE(wait_numsub(redis.port(), "known", 1));
+  std::promise<void> first;
+  if (!a.broker.await_subscribed("known", [&] { first.set_value(); })) {
+    ASSERT_EQ(first.get_future().wait_for(1s), std::future_status::ready);
+  }
+  // A SUBSCRIBE Redis never answers: the wait is bounded (publish_timeout, then the connection is dropped).
+  redis.pause();
+  a.broker.subscribe("stuck");
+  std::promise<void> second;
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_FALSE(a.broker.await_subscribed("stuck", [&] { second.set_value(); }));
+  ASSERT_EQ(second.get_future().wait_for(3s), std::future_status::ready);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
+  redis.resume();
+  ASSERT_TRUE(a.wait_healthy(5s));
+}
+
+TEST(redis_broker, await_subscribed_after_stop_answers_at_once) {
+  redis_server redis;
+  node a(redis.url());
+  ASSERT_TRUE(a.wait_healthy());
+  a.broker.stop();
+  bool called = false;
+  EXPECT_TRUE(a.broker.await_subscribed("x", [&] { called = true; }));
+  EXPECT_FALSE(called);
 }
 
 TEST(redis_broker, shard_of_is_stable_balanced_and_consistent) {

@@ -164,7 +164,7 @@ class client_session_test : public ::testing::Test {
   publisher pub{memory};
   auth::jwt_verifier verifier{std::string(k_secret)};
   session_stats stats;
-  session_services services{hub, pub, verifier, session_limits{}, stats};
+  session_services services{hub, pub, memory, verifier, session_limits{}, stats};
   connection a{services};
   connection b{services};
 
@@ -889,13 +889,61 @@ class deferred_broker : public broker::broker {
   void unsubscribe(std::string_view) override {}
   bool healthy() const override { return true; }
   std::string describe() const override { return "deferred"; }
+  bool await_subscribed(std::string_view channel, std::function<void()> ready) override {
+    awaiting.emplace_back(std::string(channel), std::move(ready));
+    return false;
+  }
   std::vector<std::function<void(bc::broker::publish_status)>> pending;
+  std::vector<std::pair<std::string, std::function<void()>>> awaiting;
 };
+
+TEST_F(client_session_test, subscribe_reply_waits_until_the_broker_has_the_channel) {
+  deferred_broker slow;
+  publisher slow_pub{slow};
+  session_services slow_services{hub, slow_pub, slow, verifier, session_limits{}, stats};
+  connection c{slow_services};
+  authenticate(c);
+  const std::size_t before = c.transport.texts.size();
+  c.session->on_text(request("5", "subscribe", channel_params("news")));
+  EXPECT_EQ(c.transport.texts.size(), before) << "replied before the broker confirmed";
+  ASSERT_EQ(slow.awaiting.size(), 1u);
+  EXPECT_EQ(slow.awaiting[0].first, "news");
+  // The subscription is live locally already: a message published on this node meanwhile is delivered.
+  EXPECT_EQ(hub.subscriber_count("news"), 1u);
+  slow.awaiting[0].second();
+  ASSERT_EQ(c.transport.texts.size(), before + 1);
+  const auto reply = json::parse(c.transport.texts.back());
+  EXPECT_EQ(reply.at("requestId"), json::value(5));
+  EXPECT_TRUE(reply.at("result").as_object().contains("subscriptionId"));
+  EXPECT_TRUE(is_rfc3339_ms(reply.at("result").at("timestamp")));
+}
+
+TEST_F(client_session_test, subscribe_notification_neither_replies_nor_waits) {
+  deferred_broker slow;
+  publisher slow_pub{slow};
+  session_services slow_services{hub, slow_pub, slow, verifier, session_limits{}, stats};
+  connection c{slow_services};
+  authenticate(c);
+  c.notify(request("", "subscribe", channel_params("news")));
+  EXPECT_TRUE(slow.awaiting.empty());
+  EXPECT_EQ(hub.subscriber_count("news"), 1u);
+}
+
+TEST_F(client_session_test, refused_subscribe_does_not_wait_for_the_broker) {
+  deferred_broker slow;
+  publisher slow_pub{slow};
+  session_services slow_services{hub, slow_pub, slow, verifier, session_limits{}, stats};
+  connection c{slow_services};
+  authenticate(c);
+  expect_error(c.call(request("1", "subscribe", channel_params("not-mine"))), json::value(1),
+               "PermissionDenied");
+  EXPECT_TRUE(slow.awaiting.empty());
+}
 
 TEST_F(client_session_test, broker_failure_is_unavailable_with_request_id) {
   deferred_broker slow;
   publisher slow_pub{slow};
-  session_services slow_services{hub, slow_pub, verifier, session_limits{}, stats};
+  session_services slow_services{hub, slow_pub, slow, verifier, session_limits{}, stats};
   connection c{slow_services};
   authenticate(c);
   c.session->on_text(request(R"("p")", "publish", publish_params("news")));
