@@ -124,7 +124,7 @@ class settings {
 // Values the config struct stores in another form than they are given.
 struct raw_values {
   std::string api_keys, policy = "disconnect", origins;
-  double auth_timeout = 10, idle_timeout = 60, handshake_timeout = 10;
+  double auth_timeout = 10, idle_timeout = 60, handshake_timeout = 10, keepalive_timeout = 75;
 };
 
 void declare(settings& s, config& c, raw_values& r) {
@@ -143,6 +143,8 @@ void declare(settings& s, config& c, raw_values& r) {
   s.option("--idle-timeout", r.idle_timeout,
            "Seconds without any frame before a connection is closed; pings at half");
   s.option("--handshake-timeout", r.handshake_timeout, "Seconds to receive a whole HTTP request head");
+  s.option("--keepalive-timeout", r.keepalive_timeout,
+           "Seconds an idle keep-alive HTTP connection (REST) stays open between requests");
   s.option("--max-connections", c.net.max_connections,
            "Most WebSocket connections at once (0 = no limit but the open-file limit)");
   s.option("--max-subscriptions", c.max_subscriptions, "Most subscriptions per connection");
@@ -347,6 +349,7 @@ std::optional<std::string> finish(config& c, const raw_values& r) {
   c.net.auth_timeout = seconds_to_ms(r.auth_timeout);
   c.net.idle_timeout = seconds_to_ms(r.idle_timeout);
   c.net.handshake_timeout = seconds_to_ms(r.handshake_timeout);
+  c.net.keepalive_timeout = seconds_to_ms(r.keepalive_timeout);
   if (c.dev) c.net.console = true;
   if (c.net.max_connections == 0)
     c.net.max_connections = std::numeric_limits<std::size_t>::max();  // unlimited
@@ -359,7 +362,7 @@ std::optional<std::string> finish(config& c, const raw_values& r) {
   while (c.net.base_path.size() > 1 && c.net.base_path.back() == '/') c.net.base_path.pop_back();
   if (c.net.base_path == "/") c.net.base_path.clear();
   if (c.net.max_message_size < 128) return "MAX_MESSAGE_SIZE must be at least 128";
-  if (r.auth_timeout <= 0 || r.idle_timeout <= 0 || r.handshake_timeout <= 0)
+  if (r.auth_timeout <= 0 || r.idle_timeout <= 0 || r.handshake_timeout <= 0 || r.keepalive_timeout <= 0)
     return "timeouts must be positive";
   if (c.broker == "redis" && c.redis_url.empty()) return "REDIS_URL is required with BROKER=redis";
   if (c.net.tls_cert.empty() != c.net.tls_key.empty())

@@ -63,10 +63,7 @@ void http_session::run() {
   socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
   // One deadline covers the TLS handshake and each request head: a client trickling bytes (slowloris) is cut
   // off.
-  deadline_.expires_after(w_.config().handshake_timeout);
-  deadline_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
-    if (auto self = weak.lock(); self && !ec) self->close();
-  });
+  arm_deadline(w_.config().handshake_timeout);
   if (io_.tls()) return do_handshake();
   start_request();
 }
@@ -138,6 +135,10 @@ void http_session::read_more() {
   switch (io_.read(w_.read_buffer(), w_.read_buffer_size(), n)) {
     case io_result::ok:
       in_.append(reinterpret_cast<const char*>(w_.read_buffer()), n);
+      if (idle_) {
+        idle_ = false;
+        arm_deadline(w_.config().handshake_timeout);
+      }
       return parse_input();
     case io_result::want_read:
       return wait(boost::asio::socket_base::wait_read, &http_session::read_more);
@@ -394,11 +395,18 @@ void http_session::after_write() {
     io_.shutdown_send();
     return close();
   }
-  deadline_.expires_after(w_.config().handshake_timeout);
+  // Between requests the connection may idle for keepalive_timeout; once the next request starts arriving
+  // its head has handshake_timeout, as the first one had.
+  idle_ = in_.empty();
+  arm_deadline(idle_ ? w_.config().keepalive_timeout : w_.config().handshake_timeout);
+  start_request();
+}
+
+void http_session::arm_deadline(std::chrono::milliseconds after) {
+  deadline_.expires_after(after);
   deadline_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
     if (auto self = weak.lock(); self && !ec) self->close();
   });
-  start_request();
 }
 
 void http_session::close() {

@@ -53,6 +53,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void send_reply(protocol::http_reply reply);
   void write_out();
   void after_write();
+  void arm_deadline(std::chrono::milliseconds after);
   void handle_publish(request& req);
   void handle_upgrade(request& req);
   void handle_console(request& req, std::string_view rest);
@@ -69,6 +70,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   unsigned version_ = 11;
   bool keep_alive_ = true;
+  bool idle_ = false;  // between two requests of a keep-alive connection, nothing of the next one read yet
   bool continue_sent_ = false;
   bool closed_ = false;
 };

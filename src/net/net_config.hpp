@@ -16,6 +16,9 @@ struct net_config {
   std::chrono::milliseconds auth_timeout{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds handshake_timeout{10'000};  // whole HTTP request head, against slowloris
+  // An idle keep-alive connection between two requests; longer than common client pools' idle timeouts, so
+  // that the server does not close a connection a client is about to reuse.
+  std::chrono::milliseconds keepalive_timeout{75'000};
   std::size_t max_connections = 100'000;
   std::size_t outbound_buffer = 1024 * 1024;  // per connection, bytes
   slow_consumer_policy slow_policy = slow_consumer_policy::disconnect;

@@ -54,7 +54,7 @@ AUD = "broadcaster"
 CONFIG_ENV = ("PORT", "HOST", "JWT_SECRET", "API_KEYS", "BASE_PATH", "THREADS", "MAX_MESSAGE_SIZE",
               "AUTH_TIMEOUT", "IDLE_TIMEOUT", "MAX_CONNECTIONS", "MAX_SUBSCRIPTIONS", "OUTBOUND_BUFFER",
               "SLOW_CONSUMER_POLICY", "JWT_LEEWAY", "LOG_LEVEL", "SHUTDOWN_TIMEOUT", "DEV", "REDIS_URL",
-              "BROKER", "HANDSHAKE_TIMEOUT", "ALLOWED_ORIGINS", "CONSOLE", "CONSOLE_DIR", "LOG_FORMAT")
+              "BROKER", "HANDSHAKE_TIMEOUT", "KEEPALIVE_TIMEOUT", "ALLOWED_ORIGINS", "CONSOLE", "CONSOLE_DIR", "LOG_FORMAT")
 
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 LISTEN_RE = re.compile(r"listening on ([0-9.]+|\[[0-9a-fA-F:]+\]|[\w.-]+):(\d+)")

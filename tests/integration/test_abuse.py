@@ -35,7 +35,7 @@ SANITIZED = bool(os.environ.get("BROADCASTER_SANITIZED"))
 
 from conftest import (API_KEY, BASE, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, SECRET, Bystander, Client, Closed,
                       RawWS, async_test, b64url, chan, check_error, check_rest_error, http_raw, make_token,
-                      parse_close, rest_publish, server_fixture, start_server)
+                      parse_close, read_http_response, rest_publish, server_fixture, start_server)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Observing the server: /metrics and /proc
@@ -154,7 +154,9 @@ def ws_handshake_bytes(port: int) -> bytes:
 # Slowloris
 
 HS_TIMEOUT = 1.0
-hs_server = server_fixture("--handshake-timeout", str(HS_TIMEOUT), "--threads", "2")
+KA_TIMEOUT = 2.5  # idle between two keep-alive requests; the next request's head has HS_TIMEOUT again
+hs_server = server_fixture("--handshake-timeout", str(HS_TIMEOUT), "--keepalive-timeout", str(KA_TIMEOUT),
+                           "--threads", "2")
 
 
 def _trickle(port: int, prefix: bytes, data: bytes, interval: float, budget: float) -> dict:
@@ -202,13 +204,14 @@ async def test_slowloris_is_cut_off_by_handshake_timeout_while_others_are_served
     attacks = ([("handshake byte by byte", b"", hs)] * 6 +
                [("connects and sends nothing", b"", b""),
                 ("REST body byte by byte", rest_head, body),
-                ("idle keep-alive after one request", keep_alive, b"")])
+                ("idle keep-alive after one request", keep_alive, b""),
+                ("second keep-alive request byte by byte", keep_alive, keep_alive)])
     by = await Bystander.create(srv)
     loop = asyncio.get_running_loop()
     # A pool of its own: the default one is small, and the bystander's REST calls must not queue behind these.
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(attacks))
     started = time.monotonic()
-    futures = [loop.run_in_executor(pool, _trickle, srv.port, prefix, data, 0.05, HS_TIMEOUT + 6)
+    futures = [loop.run_in_executor(pool, _trickle, srv.port, prefix, data, 0.05, KA_TIMEOUT + 6)
                for _, prefix, data in attacks]
     attack = asyncio.gather(*futures)
 
@@ -226,18 +229,37 @@ async def test_slowloris_is_cut_off_by_handshake_timeout_while_others_are_served
     for (what, _, _), r in zip(attacks, results):
         assert r["end"] != "open", f"{what}: still open after {r['elapsed']:.1f}s"
         assert r["sent"] < r["total"] or r["total"] == 0, f"{what}: the whole request went through first"
-        if what.startswith("idle keep-alive"):
+        if "keep-alive" in what:
             assert r["got"].startswith(b"HTTP/1.1 200 "), r["got"][:200]
+            assert r["got"].count(b"HTTP/1.1 200 ") == 1, f"{what}: the trickled request was served"
         else:
             assert b" 101 " not in r["got"] and b" 200 " not in r["got"], f"{what}: was served: {r['got'][:200]!r}"
-        assert HS_TIMEOUT * 0.8 <= r["elapsed"] <= HS_TIMEOUT + 3, f"{what}: closed after {r['elapsed']:.2f}s"
+        limit = KA_TIMEOUT if what.startswith("idle keep-alive") else HS_TIMEOUT
+        assert limit * 0.8 <= r["elapsed"] <= limit + 3, f"{what}: closed after {r['elapsed']:.2f}s"
     first_cut = min(r["closed_at"] for r in results)
     during = [d for at, d in rounds if at < first_cut]
     assert len(during) >= 3, f"only {len(during)} rounds of normal service while the attack was on"
     assert max(d for _, d in rounds) < 1.0, f"a well-behaved round took {max(d for _, d in rounds):.2f}s"
-    assert time.monotonic() - started < HS_TIMEOUT + 5
+    assert time.monotonic() - started < KA_TIMEOUT + 5
     await by.check()
     await by.close()
+
+
+def test_keep_alive_connection_idle_past_the_handshake_timeout_is_reused(hs_server):
+    # A pooled REST client idles between publishes longer than a request head may take: the connection must
+    # still be there (the time waited is the behaviour under test, not a synchronisation).
+    s = socket.create_connection(("127.0.0.1", hs_server.port), timeout=5)
+    try:
+        req = f"GET {BASE}/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+        s.sendall(req)
+        status, _, _ = read_http_response(s)
+        assert status == 200
+        time.sleep(HS_TIMEOUT + 0.5)
+        s.sendall(req)
+        status, _, _ = read_http_response(s)
+        assert status == 200
+    finally:
+        s.close()
 
 
 # ---------------------------------------------------------------------------------------------------------------
