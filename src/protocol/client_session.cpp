@@ -32,6 +32,9 @@ bool client_session::admit() {
     tokens_ = l.burst;
   } else {
     tokens_ = std::min(l.burst, tokens_ + std::chrono::duration<double>(now - refilled_).count() * l.rate);
+    // A full bucket means the client kept to the rate for a while: earlier refusals are forgiven, so that a
+    // long-lived connection with an occasional burst is not closed for refusals spread over hours.
+    if (tokens_ >= l.burst) violations_ = 0;
   }
   refilled_ = now;
   if (tokens_ >= 1) {

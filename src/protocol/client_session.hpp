@@ -40,7 +40,8 @@ struct session_limits {
   std::size_t max_subscriptions = 1000;
   std::int64_t jwt_leeway_s = 30;  // an open connection is closed at exp + leeway
   // Token bucket per connection: `rate` requests per second on average, `burst` at once; 0 = unlimited. A
-  // request over the limit is answered ResourceExhausted; a client that keeps going is disconnected.
+  // request over the limit is answered ResourceExhausted; a client that keeps going (max_violations refusals
+  // without the bucket refilling completely in between) is disconnected.
   double rate = 0;
   double burst = 0;
   unsigned max_violations = 50;

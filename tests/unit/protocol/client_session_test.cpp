@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -875,6 +876,26 @@ TEST_F(client_session_test, requests_over_the_burst_are_resource_exhausted_then_
   EXPECT_EQ(stats.rate_limited.get(), 4u);
   // The limit is per connection.
   EXPECT_TRUE(b.call(request("3", "heartbeat")).as_object().contains("result"));
+}
+
+TEST_F(client_session_test, refusals_are_forgiven_once_the_bucket_has_refilled) {
+  // 200 requests/s, burst 2: the bucket is full again 10 ms after it ran dry. Requests between the waits
+  // follow each other within microseconds, far below one token's 5 ms.
+  services.limits.rate = 200;
+  services.limits.burst = 2;
+  services.limits.max_violations = 4;
+  auto burst_then_refusals = [&](int refusals) {
+    for (int i = 0; i < 2; ++i) EXPECT_TRUE(a.call(request("1", "heartbeat")).as_object().contains("result"));
+    for (int i = 0; i < refusals; ++i)
+      expect_error(a.call(request("2", "heartbeat")), nullptr, "ResourceExhausted");
+  };
+  burst_then_refusals(3);
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));  // the refill is the behaviour under test
+  burst_then_refusals(3);  // 6 refusals in all, but only 3 since the bucket was full
+  EXPECT_TRUE(a.transport.closes.empty());
+  a.session->on_binary();  // the 4th in a row closes
+  ASSERT_EQ(a.transport.closes.size(), 1u);
+  EXPECT_EQ(a.transport.closes[0].first, 1008);
 }
 
 // A broker that answers later (as Redis does): the publish reply waits for it.
