@@ -1,15 +1,16 @@
 #include "auth/api_keys.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 #include <stdexcept>
+
+#include "crypto/digest.hpp"
 
 namespace bc::auth {
 namespace {
 
 bool sha256(std::string_view data, unsigned char* out) {
-  return SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out) != nullptr;
+  return crypto::digest(crypto::algorithm::sha256, data, out);
 }
 
 }  // namespace

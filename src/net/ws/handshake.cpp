@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <array>
 
+#include "crypto/digest.hpp"
+
 namespace bc::ws {
 namespace {
 
@@ -24,13 +26,11 @@ std::string accept_key(std::string_view sec_websocket_key) {
   input.append(ws_guid);
 
   std::array<unsigned char, SHA_DIGEST_LENGTH> digest{};
-  unsigned int digest_len = 0;
-  // EVP one-shot rather than SHA1(): the low-level SHA API is deprecated in OpenSSL 3.
-  EVP_Digest(input.data(), input.size(), digest.data(), &digest_len, EVP_sha1(), nullptr);
+  if (!crypto::digest(crypto::algorithm::sha1, input, digest.data())) return {};
 
   // base64 of 20 bytes is 28 characters; EVP_EncodeBlock also writes a terminating NUL.
   std::array<unsigned char, 4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1> encoded{};
-  const int n = EVP_EncodeBlock(encoded.data(), digest.data(), static_cast<int>(digest_len));
+  const int n = EVP_EncodeBlock(encoded.data(), digest.data(), static_cast<int>(digest.size()));
   return std::string(reinterpret_cast<const char*>(encoded.data()), static_cast<std::size_t>(n));
 }
 
