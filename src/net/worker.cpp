@@ -1,30 +1,65 @@
 #include "net/worker.hpp"
 
+#include <algorithm>
+
 #include "net/ws_session.hpp"
 
 namespace bc::net {
 
+namespace {
+constexpr std::size_t wheel_slots = 512;  // 128 s at the default 250 ms tick
+constexpr std::uint32_t no_slot = ~std::uint32_t{0};
+}  // namespace
+
 worker::worker(boost::asio::io_context& ioc, protocol::session_services& services, node_shared& shared)
-    : ioc_(ioc), services_(services), shared_(shared), read_buffer_(64 * 1024 + 64), ticker_(ioc) {}
+    : ioc_(ioc),
+      services_(services),
+      shared_(shared),
+      read_buffer_(64 * 1024 + 64),
+      wheel_(wheel_slots, nullptr),
+      ticker_(ioc) {}
 
 worker::~worker() = default;
 
 void worker::add(ws_session& s) {
-  s.next_ = first_;
-  s.prev_ = nullptr;
-  if (first_) first_->prev_ = &s;
-  first_ = &s;
   ++sessions_;
+  reschedule(s);
 }
 
 void worker::remove(ws_session& s) {
+  if (s.wheel_slot_ == no_slot) return;
+  unlink(s);
+  --sessions_;
+}
+
+void worker::reschedule(ws_session& s) {
+  if (s.closed_) return;  // torn down: out of the wheel for good
+  if (s.wheel_slot_ != no_slot) unlink(s);
+  const auto now = std::chrono::steady_clock::now();
+  const auto wait = s.next_due(now) - now;
+  // Round up: visiting a little early only costs a look and a new slot; at least one slot ahead, so that a
+  // session rescheduled during a visit is not visited twice in one tick.
+  const auto ticks = wait <= wait.zero() ? 1 : (wait + period_ - std::chrono::nanoseconds(1)) / period_;
+  const auto ahead = static_cast<std::uint64_t>(std::clamp<std::int64_t>(ticks, 1, wheel_slots - 1));
+  link(s, static_cast<std::size_t>((tick_ + ahead) % wheel_slots));
+}
+
+void worker::link(ws_session& s, std::size_t slot) {
+  s.wheel_slot_ = static_cast<std::uint32_t>(slot);
+  s.prev_ = nullptr;
+  s.next_ = wheel_[slot];
+  if (s.next_) s.next_->prev_ = &s;
+  wheel_[slot] = &s;
+}
+
+void worker::unlink(ws_session& s) {
   if (s.prev_)
     s.prev_->next_ = s.next_;
   else
-    first_ = s.next_;
+    wheel_[s.wheel_slot_] = s.next_;
   if (s.next_) s.next_->prev_ = s.prev_;
   s.prev_ = s.next_ = nullptr;
-  --sessions_;
+  s.wheel_slot_ = no_slot;
 }
 
 void worker::flush_dirty() {
@@ -46,10 +81,11 @@ void worker::start_ticker(std::chrono::milliseconds period) {
 
 void worker::on_tick() {
   const auto now = std::chrono::steady_clock::now();
-  for (ws_session* s = first_; s != nullptr;) {
-    ws_session* next = s->next_;  // on_tick may remove s from the list
-    s->on_tick(now);
-    s = next;
+  const std::size_t slot = ++tick_ % wheel_slots;
+  while (ws_session* s = wheel_[slot]) {
+    unlink(*s);
+    s->on_tick(now);  // may tear it down (remove() then finds it unlinked) or reschedule it already
+    if (!s->closed_) reschedule(*s);
   }
   flush_dirty();
   start_ticker(period_);
@@ -57,12 +93,14 @@ void worker::on_tick() {
 
 void worker::close_all() {
   // The ticker keeps running: it enforces the close-handshake deadline of every session closed here.
+  // Collected first: closing moves a session to another slot.
   stopping_ = true;
-  for (ws_session* s = first_; s != nullptr;) {
-    ws_session* next = s->next_;
-    s->close_for_shutdown();
-    s = next;
+  std::vector<std::shared_ptr<ws_session>> all;
+  all.reserve(sessions_);
+  for (ws_session* head : wheel_) {
+    for (ws_session* s = head; s != nullptr; s = s->next_) all.push_back(s->shared_from_this());
   }
+  for (auto& s : all) s->close_for_shutdown();
   flush_dirty();
 }
 

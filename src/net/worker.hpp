@@ -41,8 +41,12 @@ class worker {
   std::uint8_t* read_buffer() { return read_buffer_.data(); }
   std::size_t read_buffer_size() const { return read_buffer_.size(); }
 
+  // Sessions sit in a timer wheel by the time of their next deadline (auth, ping, idle, token expiry, close
+  // handshake): a tick visits only those due, not every connection. add() schedules the first check;
+  // reschedule() after anything that may bring a deadline forward (one moved later is found on the visit).
   void add(ws_session& s);
   void remove(ws_session& s);
+  void reschedule(ws_session& s);
   std::size_t session_count() const { return sessions_; }
 
   // A session with new output registers here once; flush_dirty() then writes each of them once, so frames
@@ -50,7 +54,7 @@ class worker {
   void mark_dirty(std::shared_ptr<ws_session> s) { dirty_.push_back(std::move(s)); }
   void flush_dirty();
 
-  // Periodic deadline checks (auth, idle/ping, token expiry, close handshake) for every session.
+  // Starts the wheel turning: one slot per `period`, the granularity of every deadline.
   void start_ticker(std::chrono::milliseconds period);
   // Starts the close handshake (1001) on every session.
   void close_all();
@@ -58,6 +62,8 @@ class worker {
 
  private:
   void on_tick();
+  void link(ws_session& s, std::size_t slot);
+  void unlink(ws_session& s);
 
   boost::asio::io_context& ioc_;
   protocol::session_services& services_;
@@ -66,7 +72,10 @@ class worker {
   std::vector<std::uint8_t> read_buffer_;
   std::vector<std::shared_ptr<ws_session>> dirty_;
   std::vector<std::shared_ptr<ws_session>> flushing_;
-  ws_session* first_ = nullptr;  // intrusive list of open sessions
+  // Slot -> intrusive list of the sessions to visit when the wheel reaches it. Every open session is in
+  // exactly one slot. A deadline beyond the wheel's span goes to its farthest slot and is looked at again.
+  std::vector<ws_session*> wheel_;
+  std::uint64_t tick_ = 0;  // ticks so far; the slot being visited is tick_ % wheel_.size()
   std::size_t sessions_ = 0;
   boost::asio::steady_timer ticker_;
   std::chrono::milliseconds period_{250};

@@ -119,6 +119,11 @@ void ws_session::on_message(ws::opcode op, std::string_view payload) {
     was_authenticated_ = session_.authenticated();
     w_.stats().authenticated.add();
   }
+  if (session_.expires_at() != seen_expires_at_) {
+    // Authenticated or refreshed: the token's expiry may come before the deadline the wheel holds.
+    seen_expires_at_ = session_.expires_at();
+    if (!closing_) w_.reschedule(*this);
+  }
 }
 
 void ws_session::on_ping(std::string_view payload) {
@@ -278,6 +283,7 @@ void ws_session::start_close(std::uint16_t code, std::string_view reason, close_
   out_.push_control(static_cast<std::uint8_t>(ws::opcode::close),
                     ws::make_close_payload(static_cast<ws::close_code>(code), reason));
   mark_dirty();
+  w_.reschedule(*this);  // the close-handshake deadline
   // Replies and publications still queued go first: a drained close frame means the client got them all.
   read_paused_ = false;
 }
@@ -314,6 +320,21 @@ void ws_session::on_tick(std::chrono::steady_clock::time_point now) {
     out_.push_control(static_cast<std::uint8_t>(ws::opcode::ping), {});
     mark_dirty();
   }
+}
+
+std::chrono::steady_clock::time_point ws_session::next_due(std::chrono::steady_clock::time_point now) const {
+  const auto& cfg = w_.config();
+  if (closing_) return close_deadline_;
+  if (!session_.authenticated()) return opened_ + cfg.auth_timeout;
+  auto due = last_rx_ + (ping_outstanding_ ? cfg.idle_timeout : cfg.idle_timeout / 2);
+  if (const std::int64_t exp = session_.expires_at(); exp != 0) {
+    // Clamped, so that no arithmetic overflows whatever the token said: a day is beyond the wheel anyway.
+    constexpr std::int64_t day_s = 24 * 3600;
+    const std::int64_t left_s =
+        std::min(exp, protocol::now_unix_ms() / 1000 + day_s) - protocol::now_unix_ms() / 1000;
+    due = std::min(due, now + std::chrono::seconds(std::max<std::int64_t>(left_s, 0)));
+  }
+  return due;
 }
 
 // Why the connection is ending when the peer hangs up: if we had started a close (for a frame error, a rate

@@ -44,6 +44,8 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
   std::function<void(std::function<void()>)> make_deferrer() override;
 
   void on_tick(std::chrono::steady_clock::time_point now);
+  // When on_tick() next has something to check (the earliest deadline in the current state).
+  std::chrono::steady_clock::time_point next_due(std::chrono::steady_clock::time_point now) const;
   void close_for_shutdown();
   void flush_now();
 
@@ -87,10 +89,12 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
   bool closed_ = false;       // torn down
   bool was_authenticated_ = false;
   bool read_wants_write_ = false;
-  bool half_closed_ = false;    // TLS: a read must wait for writability first
-  std::uint32_t dropped_ = 0;   // frames skipped under the drop policy, for rate-limited logging
-  ws_session* prev_ = nullptr;  // the worker's session list
+  bool half_closed_ = false;   // TLS: a read must wait for writability first
+  std::uint32_t dropped_ = 0;  // frames skipped under the drop policy, for rate-limited logging
+  std::uint32_t wheel_slot_ = ~std::uint32_t{0};  // the worker's timer wheel: slot and list links
+  ws_session* prev_ = nullptr;
   ws_session* next_ = nullptr;
+  std::int64_t seen_expires_at_ = 0;  // the token expiry the wheel was last told about
 };
 
 }  // namespace bc::net

@@ -207,6 +207,30 @@ async def test_token_expiry_and_refresh(timeouts):
     await asyncio.gather(expires(), refreshed_longer(), refreshed_shorter(), far_future())
 
 
+# Default auth (10 s) and idle (60 s) timeouts: a connection's next check is 30 s away (the ping), so a token
+# expiring sooner, or a refresh that brings the expiry forward, must move it (the timer wheel).
+default_timeouts = server_fixture("--jwt-leeway", "0", "--threads", "2")
+
+
+@async_test()
+async def test_token_expiry_comes_before_the_next_ping_check(default_timeouts):
+    async def expires_soon():
+        c = await Client.connect(default_timeouts, make_token(exp=now() + 2))
+        t0 = time.monotonic()
+        code, _ = await c.wait_closed(8)
+        assert code == 4001 and time.monotonic() - t0 <= 4.5, (code, time.monotonic() - t0)
+
+    async def refreshed_shorter():
+        c = await Client.connect(default_timeouts, make_token(sub="s2", exp=now() + 120))
+        await c.alive()
+        await c.auth(make_token(sub="s2", exp=now() + 2))
+        t0 = time.monotonic()
+        code, _ = await c.wait_closed(8)
+        assert code == 4001 and time.monotonic() - t0 <= 4.5, (code, time.monotonic() - t0)
+
+    await asyncio.gather(expires_soon(), refreshed_shorter())
+
+
 @async_test()
 async def test_leeway_flag_zero(timeouts):
     c = await Client.connect(timeouts)
