@@ -14,6 +14,7 @@ shard::shard(std::uint32_t index, core::interest_listener* interest, protocol::p
 
 shard::~shard() {
   join();
+  worker_.abort_all();
   // The listener's acceptor belongs to ioc_, which is declared (and so destroyed) after it: release our hold
   // now, while ioc_ is alive. A pending accept handler that still holds it lets go when ioc_ shuts down.
   listener.reset();

@@ -104,4 +104,14 @@ void worker::close_all() {
   flush_dirty();
 }
 
+void worker::abort_all() {
+  for (ws_session* head : wheel_) {
+    while (head != nullptr) {
+      ws_session* s = head;
+      head = s->next_;
+      s->teardown(close_reason::shutdown);  // unlinks s
+    }
+  }
+}
+
 }  // namespace bc::net

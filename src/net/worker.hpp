@@ -58,6 +58,10 @@ class worker {
   void start_ticker(std::chrono::milliseconds period);
   // Starts the close handshake (1001) on every session.
   void close_all();
+  // Tears down every session still open, at once: for after the thread has stopped, before the io_context
+  // dies. Its pending handlers still hold the sessions and are destroyed with the io_context, after this
+  // worker and the hub are gone: a session torn down here touches neither then.
+  void abort_all();
   bool stopping() const { return stopping_; }
 
  private:
