@@ -49,7 +49,14 @@ void shard::drain() {
     draining_.swap(inbox_);
     drain_scheduled_ = false;
   }
-  for (const auto& pub : draining_) hub_.deliver(pub);
+  for (const auto& pub : draining_) {
+    // Every connection's queue holds a reference until its frame is written. With the shared control block,
+    // all threads fanning out the same message would bounce its counter between cores on every delivery: this
+    // thread's references share a control block of their own (the aliasing constructor), which holds one
+    // reference to the shared one.
+    const core::publication_ptr local(std::make_shared<core::publication_ptr>(pub), pub.get());
+    hub_.deliver(local);
+  }
   draining_.clear();
   worker_.flush_dirty();
 }
