@@ -83,6 +83,7 @@ void worker::on_tick() {
   const auto now = std::chrono::steady_clock::now();
   const std::size_t slot = ++tick_ % wheel_slots;
   while (ws_session* s = wheel_[slot]) {
+    const auto keep = s->shared_from_this();  // a teardown below must not end it while we look at it
     unlink(*s);
     s->on_tick(now);  // may tear it down (remove() then finds it unlinked) or reschedule it already
     if (!s->closed_) reschedule(*s);

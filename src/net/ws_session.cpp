@@ -330,8 +330,8 @@ std::chrono::steady_clock::time_point ws_session::next_due(std::chrono::steady_c
   if (const std::int64_t exp = session_.expires_at(); exp != 0) {
     // Clamped, so that no arithmetic overflows whatever the token said: a day is beyond the wheel anyway.
     constexpr std::int64_t day_s = 24 * 3600;
-    const std::int64_t left_s =
-        std::min(exp, protocol::now_unix_ms() / 1000 + day_s) - protocol::now_unix_ms() / 1000;
+    const std::int64_t now_s = protocol::now_unix_ms() / 1000;
+    const std::int64_t left_s = std::min(exp, now_s + day_s) - now_s;
     due = std::min(due, now + std::chrono::seconds(std::max<std::int64_t>(left_s, 0)));
   }
   return due;
