@@ -306,6 +306,12 @@ int main(int argc, char** argv) {
   wait_until(t_start + static_cast<std::uint64_t>(opt.connect_timeout * 1e6),
              [&] { return sum(workers).connect_done; });
   totals after_connect = sum(workers);
+  // Server CPU of the connect phase (handshakes, auth, subscribe): a fairer figure than the rate when the
+  // protocols need different numbers of round trips (Nchan subscribes by URL, Broadcaster sends auth and
+  // subscribe after the handshake).
+  const double connect_cpu_s = has_pid ? sample().total.cpu_seconds - before.cpu_seconds : 0;
+  const double us_per_connect =
+      after_connect.subscribed ? connect_cpu_s * 1e6 / static_cast<double>(after_connect.subscribed) : 0;
   const std::uint64_t connect_end =
       after_connect.last_subscribe_us ? after_connect.last_subscribe_us : now_us();
   const double connect_s = static_cast<double>(connect_end - t_start) / 1e6;
@@ -389,10 +395,12 @@ int main(int argc, char** argv) {
       "inflight=%d\n",
       opt.proto.target.c_str(), opt.label.c_str(), opt.connections, opt.proto.channels, opt.rate,
       opt.duration, opt.inflight);
-  std::printf("  connect+subscribe   %llu subscribed, %llu failed in %.2f s  (%.0f /s)\n",
+  std::printf("  connect+subscribe   %llu subscribed, %llu failed in %.2f s  (%.0f /s)",
               static_cast<unsigned long long>(after_connect.subscribed),
               static_cast<unsigned long long>(after_connect.failed), connect_s,
               connect_s > 0 ? static_cast<double>(after_connect.subscribed) / connect_s : 0);
+  if (has_pid) std::printf(", server CPU %.3f s -> %.1f µs/connection", connect_cpu_s, us_per_connect);
+  std::printf("\n");
   if (has_pid)
     std::printf(
         "  server memory       RSS %llu KiB before, %llu KiB idle with %llu subscribed -> %.2f "
@@ -472,6 +480,7 @@ int main(int argc, char** argv) {
      << ",\"connect_failed\":" << after_connect.failed << ",\"connect_s\":" << connect_s
      << ",\"connect_per_s\":"
      << (connect_s > 0 ? static_cast<double>(after_connect.subscribed) / connect_s : 0)
+     << ",\"connect_cpu_s\":" << connect_cpu_s << ",\"us_per_connect\":" << us_per_connect
      << ",\"rss_before_kib\":" << before.rss_kib << ",\"rss_idle_kib\":" << idle_sample.rss_kib
      << ",\"rss_end_kib\":" << cpu1.rss_kib << ",\"server_fds\":" << idle_sample.open_fds
      << ",\"kib_per_conn\":" << kib_per_conn << ",\"pub_sent\":" << t.pub_sent
