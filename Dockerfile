@@ -8,7 +8,7 @@ FROM debian:12 AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
-      libboost1.81-dev libssl-dev libhiredis-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev \
+      libboost1.81-dev libssl-dev libhiredis-dev liburing-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -20,10 +20,11 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBROADCASTER_TESTS=
 
 # ---- runtime
 FROM debian:12-slim
-# Exactly what `ldd broadcaster` lists beyond libc: OpenSSL 3, hiredis, spdlog and fmt (libstdc++ is in the base).
+# Exactly what `ldd broadcaster` lists beyond libc: OpenSSL 3, hiredis, liburing, spdlog and fmt (libstdc++ is in
+# the base).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libssl3 libhiredis0.14 libspdlog1.10 libfmt9 ca-certificates \
+      libssl3 libhiredis0.14 liburing2 libspdlog1.10 libfmt9 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin broadcaster \
  && mkdir -p /etc/broadcaster

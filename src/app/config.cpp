@@ -153,6 +153,8 @@ void declare(settings& s, config& c, raw_values& r) {
            "Requests a connection may send at once before the rate limit applies");
   s.option("--outbound-buffer", c.net.outbound_buffer,
            "Bytes queued per connection before the slow-consumer policy applies");
+  s.option("--io-uring", c.net.io_uring,
+           "Write each fan-out's connections with one io_uring submission (false = one sendmsg each)");
   s.option("--slow-consumer-policy", r.policy, "disconnect | drop (skip the message, seq still counts)")
       ->check(CLI::IsMember({"disconnect", "drop"}));
   s.option("--jwt-leeway", c.jwt_leeway_s, "Clock leeway for exp/iat/nbf, seconds");

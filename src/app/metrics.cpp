@@ -69,6 +69,9 @@ std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
          net(&net::net_stats::bytes_in));
   metric(out, "broadcaster_bytes_sent_total", "counter", "WebSocket bytes sent.",
          net(&net::net_stats::bytes_out));
+  metric(out, "broadcaster_batched_sends_total", "counter",
+         "Connection writes submitted together through io_uring (stays 0 when writing with sendmsg).",
+         net(&net::net_stats::batched_sends));
   metric(out, "broadcaster_http_requests_total", "counter", "HTTP requests (REST, health, metrics).",
          net(&net::net_stats::http_requests));
   metric(out, "broadcaster_auth_failures_total", "counter", "Failed JWT auth and API key checks.",

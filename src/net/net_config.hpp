@@ -25,6 +25,9 @@ struct net_config {
   std::vector<std::string> allowed_origins;  // empty = any
   std::string tls_cert;                      // both set: TLS on every connection (https:// and wss://)
   std::string tls_key;
+  // Write the connections of one fan-out with one io_uring submission instead of one sendmsg each (falls
+  // back to sendmsg when the kernel refuses io_uring).
+  bool io_uring = true;
   bool console = false;
   std::string console_dir;
 };

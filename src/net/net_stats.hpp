@@ -34,6 +34,7 @@ struct net_stats {
   local_counter dropped;
   local_counter bytes_in;
   local_counter bytes_out;
+  local_counter batched_sends;  // connection writes that went out in an io_uring batch
   local_counter http_requests;
 };
 

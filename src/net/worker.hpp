@@ -12,6 +12,7 @@
 
 #include "net/net_config.hpp"
 #include "net/net_stats.hpp"
+#include "net/send_batch.hpp"
 #include "protocol/client_session.hpp"
 
 namespace bc::net {
@@ -66,6 +67,8 @@ class worker {
 
  private:
   void on_tick();
+  void write_batched();
+  void submit_batch();
   void link(ws_session& s, std::size_t slot);
   void unlink(ws_session& s);
 
@@ -76,6 +79,12 @@ class worker {
   std::vector<std::uint8_t> read_buffer_;
   std::vector<std::shared_ptr<ws_session>> dirty_;
   std::vector<std::shared_ptr<ws_session>> flushing_;
+  std::unique_ptr<send_batch> batch_;  // opened on first use, while try_batch_
+  struct batched_write {
+    ws_session* session;
+    std::size_t bytes;
+  };
+  std::vector<batched_write> batched_;  // the sessions in batch_, in order
   // Slot -> intrusive list of the sessions to visit when the wheel reaches it. Every open session is in
   // exactly one slot. A deadline beyond the wheel's span goes to its farthest slot and is looked at again.
   std::vector<ws_session*> wheel_;
@@ -84,6 +93,7 @@ class worker {
   boost::asio::steady_timer ticker_;
   std::chrono::milliseconds period_{250};
   bool stopping_ = false;
+  bool try_batch_;  // false: io_uring off, refused or failed
 };
 
 }  // namespace bc::net

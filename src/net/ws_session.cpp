@@ -234,6 +234,23 @@ bool ws_session::write_now() {
   return true;
 }
 
+std::size_t ws_session::gather_for_batch(iovec* iov, std::size_t max) const {
+  // TLS goes through OpenSSL's records: flush_now() writes it.
+  if (closed_ || writing_ || io_.tls() || out_.empty()) return 0;
+  return out_.gather(iov, max);
+}
+
+void ws_session::batch_written(int result, std::size_t requested) {
+  if (result > 0) {
+    out_.consume(static_cast<std::size_t>(result));
+    w_.stats().bytes_out.add(static_cast<std::size_t>(result));
+    if (static_cast<std::size_t>(result) < requested) wait_writable();  // the socket buffer is full
+  } else if (result == -EAGAIN) {
+    wait_writable();
+  }
+  // Other errors: flush_now() next meets them again through sendmsg and tears down with the right reason.
+}
+
 void ws_session::flush_now() {
   dirty_ = false;
   if (closed_ || writing_) return;

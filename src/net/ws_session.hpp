@@ -56,6 +56,10 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
   void on_readable(boost::system::error_code ec);
   bool consume_input(std::uint8_t* data, std::size_t len);
   bool write_now();
+  // The worker's batched write (send_batch): the queue's leading buffers if this session may be written
+  // now, then what the kernel took of them (bytes, or -errno).
+  std::size_t gather_for_batch(iovec* iov, std::size_t max) const;
+  void batch_written(int result, std::size_t requested);
   void wait_writable();
   void mark_dirty();
   void start_close(std::uint16_t code, std::string_view reason, close_reason why);

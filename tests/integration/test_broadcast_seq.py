@@ -7,7 +7,7 @@ import time
 
 import requests
 
-from conftest import API_KEY, Client, async_test, chan, make_token, rest_ok
+from conftest import API_KEY, Client, async_test, chan, make_token, rest_ok, server_fixture
 
 
 @async_test()
@@ -285,3 +285,46 @@ async def test_churn_keeps_seq_invariants(server):
         await asyncio.to_thread(th.join, 10)
     assert not violations, violations[:20]
     assert server.alive()
+
+
+one_thread = server_fixture("--threads", "1")
+one_thread_no_uring = server_fixture("--threads", "1", "--io-uring", "false")
+
+
+def _batched_sends(srv) -> int:
+    text = requests.get(srv.url("/metrics"), timeout=5).text
+    return int(next(line.split()[1] for line in text.splitlines()
+                    if line.startswith("broadcaster_batched_sends_total ")))
+
+
+async def _fanout_in_order(srv, subscribers: int, publishes: int):
+    """Every subscriber gets every publish, in order, with seq 1..n and the right payload."""
+    ch = chan()
+    tok = make_token(authorizedChannels=[ch])
+    clients = await asyncio.gather(*(Client.connect(srv, tok) for _ in range(subscribers)))
+    await asyncio.gather(*(c.subscribe(ch) for c in clients))
+
+    def publish_all():
+        for i in range(publishes):
+            rest_ok(srv, ch, "e", i)
+
+    await asyncio.to_thread(publish_all)
+    for c in clients:
+        got = [await c.next_broadcast() for _ in range(publishes)]
+        assert [b["seq"] for b in got] == list(range(1, publishes + 1))
+        assert [b["payload"] for b in got] == list(range(publishes))
+    await asyncio.gather(*(c.close() for c in clients))
+
+
+@async_test(timeout=40)
+async def test_fanout_to_many_connections_of_one_thread_goes_out_in_batches(one_thread):
+    before = _batched_sends(one_thread)
+    await _fanout_in_order(one_thread, 40, 20)
+    # 40 connections per publish on one thread: above the batching threshold (16)
+    assert _batched_sends(one_thread) - before >= 40
+
+
+@async_test(timeout=40)
+async def test_fanout_without_io_uring_writes_each_connection_itself(one_thread_no_uring):
+    await _fanout_in_order(one_thread_no_uring, 40, 20)
+    assert _batched_sends(one_thread_no_uring) == 0

@@ -18,6 +18,9 @@ small = server_fixture("--max-subscriptions", "3", "--max-message-size", "1024",
 slow_disconnect = server_fixture("--outbound-buffer", "65536", "--slow-consumer-policy", "disconnect",
                                  "--threads", "2")
 slow_drop = server_fixture("--outbound-buffer", "65536", "--slow-consumer-policy", "drop", "--threads", "2")
+# One thread: every subscriber is written in the same batched submission (io_uring), the slow one included.
+slow_batched = server_fixture("--outbound-buffer", "65536", "--slow-consumer-policy", "disconnect",
+                              "--threads", "1")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -236,6 +239,56 @@ async def test_slow_consumer_disconnected_others_get_everything(slow_disconnect)
     raw.close()
     await good.alive()
     await good.close()
+    assert requests.get(srv.url("/health"), timeout=5).status_code == 200
+
+
+@async_test(timeout=90)
+async def test_slow_consumer_in_a_batched_fanout_is_cut_off_alone(slow_batched):
+    """17 readers and one client that never reads, all on one worker thread, so each publish is written to
+    all of them in one batch (16 or more): the full socket must come back from the batch as "wait", its queue
+    must grow to the limit and end the connection, and every reader must still get every message in order.
+    7.5 MB each: the kernel's socket buffers alone take about 4 MB before the queue grows."""
+    srv = slow_batched
+    ch = chan()
+    n, payload = 150, PAYLOAD_50K
+    raw = _raw_subscriber(srv, ch)
+    tok = make_token(authorizedChannels=[ch])
+    readers = await asyncio.gather(*(Client.connect(srv, tok, max_queue=None) for _ in range(17)))
+    await asyncio.gather(*(c.subscribe(ch) for c in readers))
+
+    def publish_all():
+        with requests.Session() as s:
+            for i in range(n):
+                r = s.post(srv.url("/publish"), headers={"Authorization": f"Bearer {API_KEY}"},
+                           json={"channel": ch, "event": "e", "payload": {"i": i, "data": payload}}, timeout=10)
+                assert r.status_code == 200
+
+    got = [[] for _ in readers]
+    tasks = [asyncio.create_task(_reader(c, n, out)) for c, out in zip(readers, got)]
+    await asyncio.to_thread(publish_all)
+    await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    for out in got:
+        assert [m["seq"] for m in out] == list(range(1, n + 1))
+        assert [m["payload"]["i"] for m in out] == list(range(n))
+
+    def drain():
+        count = 0
+        try:
+            while True:
+                fin, op, data = raw.recv_frame(10)
+                if op == 8:
+                    return count, "close"
+                if op == 1:
+                    count += 1
+        except Closed:
+            return count, "eof"
+        except socket.timeout:
+            return count, None
+
+    count, end = await asyncio.to_thread(drain)
+    assert end is not None and count < n, f"the client that never read was not cut off ({count} messages)"
+    raw.close()
+    await asyncio.gather(*(c.close() for c in readers))
     assert requests.get(srv.url("/health"), timeout=5).status_code == 200
 
 
