@@ -13,7 +13,7 @@ packages=(
 )
 # The peers the benchmark compares against, and its plotting: only for `make bench`.
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(nginx libnginx-mod-nchan gnuplot-nox)
+  packages+=(nginx libnginx-mod-nchan gnuplot-nox valgrind)
 fi
 # Node.js (SDK, console, browser tests): the machine image may bring its own build; only install Debian's
 # when there is none, so the two never fight over /usr/bin/node.

@@ -44,6 +44,9 @@ class outbound_queue {
 
  private:
   struct frame {
+    // User-provided, so that emplace_back() does not zero the 80-byte head first (value-initialisation):
+    // every push writes the bytes it uses.
+    frame() {}                          // NOLINT(modernize-use-equals-default)
     std::shared_ptr<const void> owner;  // keeps `body` alive
     const char* body = nullptr;
     std::uint32_t body_len = 0;
