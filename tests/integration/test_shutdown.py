@@ -32,6 +32,27 @@ async def test_sigterm_closes_clients_1001_and_exits_0():
         srv.stop()
 
 
+@async_test(timeout=40)
+async def test_sigterm_closes_many_clients_of_one_thread_in_one_batch():
+    """40 connections on one worker: the close frames leave in one batched (io_uring) write, and each client
+    still sees 1001 and the server still completes every close handshake and exits 0."""
+    srv = start_server("--threads", "1")
+    try:
+        ch = chan()
+        clients = await asyncio.gather(*(Client.connect(srv, make_token(authorizedChannels=[ch]))
+                                         for _ in range(40)))
+        await asyncio.gather(*(c.subscribe(ch) for c in clients))
+        srv.signal(signal.SIGTERM)
+        closes = await asyncio.gather(*(c.wait_closed(5) for c in clients))
+        assert all(code == 1001 for code, _ in closes), closes
+        rc = await asyncio.to_thread(srv.proc.wait, 5)
+        assert rc == 0, f"exit code {rc}\n{srv.output()}"
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the server did not exit within 5 s of SIGTERM") from None
+    finally:
+        srv.stop()
+
+
 @async_test(timeout=30)
 async def test_sigterm_with_unresponsive_client_exits_within_shutdown_timeout():
     srv = start_server("--shutdown-timeout", "1", "--outbound-buffer", "16000000")
