@@ -160,6 +160,8 @@ void declare(settings& s, config& c, raw_values& r) {
   s.option("--jwt-leeway", c.jwt_leeway_s, "Clock leeway for exp/iat/nbf, seconds");
   s.option("--allowed-origins", r.origins, "Comma-separated Origins allowed to open WebSockets (empty = any)",
            shape::list);
+  s.flag("--metrics-auth", c.net.metrics_auth,
+         "Require an API key (Authorization: Bearer <key>) for /metrics, as for /info");
   s.flag("--console", c.net.console, "Serve the web console at {BASE}/console/ (on with --dev)");
   s.option("--console-dir", c.net.console_dir, "Directory holding the console's files");
   s.option("--shutdown-timeout", c.shutdown_timeout_s, "Seconds to wait for connections to close on SIGTERM");

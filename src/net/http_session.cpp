@@ -187,6 +187,10 @@ void http_session::route(request& req) {
   }
   if (path == "/metrics") {
     if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
+    if (w_.config().metrics_auth && !services_.rest.authorized(req[http::field::authorization])) {
+      return send_error(401, protocol::error_code::unauthenticated,
+                        "missing or invalid API key (Authorization: Bearer <key>)");
+    }
     response res{http::status::ok, version_};
     res.set(http::field::content_type, "text/plain; version=0.0.4");
     res.body() = services_.metrics();

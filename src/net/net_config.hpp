@@ -28,6 +28,7 @@ struct net_config {
   // Write the connections of one fan-out with one io_uring submission instead of one sendmsg each (falls
   // back to sendmsg when the kernel refuses io_uring).
   bool io_uring = true;
+  bool metrics_auth = false;  // /metrics asks for an API key, like /info
   bool console = false;
   std::string console_dir;
 };

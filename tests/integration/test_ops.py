@@ -36,6 +36,7 @@ def _scrub_extra_env():
 
 
 ops = server_fixture("--threads", "2", "--auth-timeout", "1", "--max-message-size", "4096")
+metrics_locked = server_fixture("--threads", "1", "--metrics-auth")
 origins = server_fixture("--threads", "2", env={"ALLOWED_ORIGINS": "https://good.example, https://also.example"})
 
 
@@ -96,6 +97,17 @@ async def await_metrics(srv, expected, base, timeout=5.0):
 CLOSED = 'broadcaster_connections_closed_total{{reason="{}"}}'.format
 PUBLISHED = 'broadcaster_messages_published_total{{source="{}"}}'.format
 ERRORS = 'broadcaster_request_errors_total{{code="{}"}}'.format
+
+
+def test_metrics_open_by_default_and_behind_an_api_key_with_metrics_auth(ops, metrics_locked):
+    assert requests.get(ops.url("/metrics"), timeout=5).status_code == 200
+    for headers in ({}, {"Authorization": "Bearer wrong-key"}, {"Authorization": API_KEY}):
+        r = requests.get(metrics_locked.url("/metrics"), headers=headers, timeout=5)
+        assert r.status_code == 401, (headers, r.status_code)
+        assert r.json()["error"]["code"] == "Unauthenticated"
+    r = requests.get(metrics_locked.url("/metrics"), headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5)
+    assert r.status_code == 200 and "broadcaster_connections " in r.text
+    assert requests.get(metrics_locked.url("/health"), timeout=5).status_code == 200  # never locked
 
 
 def test_metrics_text_format_lists_every_family(ops):
