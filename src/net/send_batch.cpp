@@ -21,9 +21,9 @@ send_batch::send_batch()
 
 std::unique_ptr<send_batch> send_batch::open(std::string& why) {
   std::unique_ptr<send_batch> b(new send_batch());
-  // Twice the completion entries: a full batch never overflows the completion ring.
-  // Only the opening thread submits, and completions are reaped right there: the kernel then needs no
-  // cross-thread task work (6.1+; older kernels get a plain ring).
+  // Twice the completion entries: a full batch never overflows the completion ring. Only the opening thread
+  // submits, and completions are reaped right there: the kernel then needs no cross-thread task work (6.1+;
+  // older kernels get a plain ring).
   int r = -EINVAL;
   for (const unsigned extra : {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, 0u}) {
     io_uring_params params{};
