@@ -67,6 +67,12 @@ class send_batch_test : public ::testing::Test {
     return got;
   }
 
+  // Queues one single-buffer send of `msg` to `fd`.
+  void add_one(int fd, std::string& msg) {
+    batch_->next_iov()[0] = {msg.data(), msg.size()};
+    batch_->add(fd, 1);
+  }
+
   std::unique_ptr<send_batch> batch_;
   int listener_ = -1;
   sockaddr_in addr_{};
@@ -111,11 +117,7 @@ TEST_F(send_batch_test, a_full_socket_reports_eagain_at_once_and_the_others_stil
   ASSERT_GT(filled, 0u);
 
   std::string msg = "still delivered";
-  for (int fd : {full->out, fine->out}) {
-    iovec* iov = batch_->next_iov();
-    iov[0] = {msg.data(), msg.size()};
-    batch_->add(fd, 1);
-  }
+  for (int fd : {full->out, fine->out}) add_one(fd, msg);
   // Nobody reads `full`: were the send parked in the kernel instead of failing, this would never return.
   const auto results = batch_->submit();
   ASSERT_EQ(results.size(), 2u);
@@ -130,11 +132,7 @@ TEST_F(send_batch_test, a_send_on_a_bad_descriptor_fails_alone) {
   const int closed = ::dup(ok->out);
   ::close(closed);
   std::string msg = "x";
-  for (int fd : {closed, ok->out}) {
-    iovec* iov = batch_->next_iov();
-    iov[0] = {msg.data(), msg.size()};
-    batch_->add(fd, 1);
-  }
+  for (int fd : {closed, ok->out}) add_one(fd, msg);
   const auto results = batch_->submit();
   ASSERT_EQ(results.size(), 2u);
   EXPECT_EQ(results[0], -EBADF);
@@ -147,11 +145,7 @@ TEST_F(send_batch_test, is_full_at_max_sends_and_reusable_after_submit) {
   std::string msg = "y";
   std::size_t total = 0;
   for (int round = 0; round < 2; ++round) {
-    while (!batch_->full()) {
-      iovec* iov = batch_->next_iov();
-      iov[0] = {msg.data(), msg.size()};
-      batch_->add(p->out, 1);
-    }
+    while (!batch_->full()) add_one(p->out, msg);
     EXPECT_EQ(batch_->size(), send_batch::max_sends);
     const auto results = batch_->submit();
     ASSERT_EQ(results.size(), send_batch::max_sends);
