@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/beast/core/string.hpp>
 #include <filesystem>
 #include <fstream>
@@ -71,6 +72,7 @@ void http_session::run() {
 void http_session::wait(boost::asio::socket_base::wait_type type, void (http_session::*then)()) {
   socket_.async_wait(type, [self = shared_from_this(), then](boost::system::error_code ec) {
     if (ec || self->closed_) return self->close();
+    self->answered_inline_ = 0;
     ((*self).*then)();
   });
 }
@@ -403,13 +405,35 @@ void http_session::after_write() {
   // its head has handshake_timeout, as the first one had.
   idle_ = in_.empty();
   arm_deadline(idle_ ? w_.config().keepalive_timeout : w_.config().handshake_timeout);
-  start_request();
+  // Each request answered without waiting calls the next one from inside this frame (the acknowledgement of a
+  // publish comes back through the same stack): a long pipeline would recurse until the stack overflows.
+  // Every so often the next request goes through the event loop instead, which also lets the worker's other
+  // connections in.
+  if (++answered_inline_ < max_answered_inline) return start_request();
+  answered_inline_ = 0;
+  boost::asio::post(w_.ioc(), [self = shared_from_this()] {
+    if (!self->closed_) self->start_request();
+  });
 }
 
 void http_session::arm_deadline(std::chrono::milliseconds after) {
-  deadline_.expires_after(after);
+  // Moving the deadline is the common case (twice per keep-alive request) and costs only this store; the
+  // timer goes off no later than now + the shorter of the two timeouts, so it can never be late for a
+  // deadline set after it was armed, and looks at deadline_at_ when it does.
+  deadline_at_ = std::chrono::steady_clock::now() + after;
+  if (!deadline_armed_) start_deadline_timer();
+}
+
+void http_session::start_deadline_timer() {
+  const auto shortest = std::min(w_.config().handshake_timeout, w_.config().keepalive_timeout);
+  deadline_armed_ = true;
+  deadline_.expires_at(std::min(deadline_at_, std::chrono::steady_clock::now() + shortest));
   deadline_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
-    if (auto self = weak.lock(); self && !ec) self->close();
+    auto self = weak.lock();
+    if (!self || ec || self->closed_) return;
+    self->deadline_armed_ = false;
+    if (std::chrono::steady_clock::now() >= self->deadline_at_) return self->close();
+    self->start_deadline_timer();
   });
 }
 

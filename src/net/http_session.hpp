@@ -54,6 +54,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void write_out();
   void after_write();
   void arm_deadline(std::chrono::milliseconds after);
+  void start_deadline_timer();
   void handle_publish(request& req);
   void handle_upgrade(request& req);
   void handle_console(request& req, std::string_view rest);
@@ -64,6 +65,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
   boost::asio::ip::tcp::socket socket_;
   byte_stream io_;
   boost::asio::steady_timer deadline_;
+  std::chrono::steady_clock::time_point deadline_at_;  // the session closes when this passes
+  bool deadline_armed_ = false;
   std::string in_;   // received, not yet parsed
   std::string out_;  // response bytes not yet written
   std::size_t out_sent_ = 0;
@@ -73,6 +76,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
   bool idle_ = false;  // between two requests of a keep-alive connection, nothing of the next one read yet
   bool continue_sent_ = false;
   bool closed_ = false;
+  static constexpr unsigned max_answered_inline = 16;
+  unsigned answered_inline_ = 0;  // requests answered one after another without returning to the event loop
 };
 
 }  // namespace bc::net
