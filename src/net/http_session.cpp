@@ -133,9 +133,16 @@ void http_session::parse_input() {
 }
 
 void http_session::read_more() {
+  if (drained_ && !io_.pending()) {
+    // The last read came back short: the socket was empty then, and a read now would most likely only say
+    // EAGAIN, one system call per keep-alive request for nothing. The wait sees data that came in since.
+    drained_ = false;
+    return wait(boost::asio::socket_base::wait_read, &http_session::read_more);
+  }
   std::size_t n = 0;
   switch (io_.read(w_.read_buffer(), w_.read_buffer_size(), n)) {
     case io_result::ok:
+      drained_ = n < w_.read_buffer_size();
       in_.append(reinterpret_cast<const char*>(w_.read_buffer()), n);
       if (idle_) {
         idle_ = false;

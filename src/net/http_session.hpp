@@ -76,6 +76,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   bool idle_ = false;  // between two requests of a keep-alive connection, nothing of the next one read yet
   bool continue_sent_ = false;
   bool closed_ = false;
+  bool drained_ = false;  // the last read emptied the socket
   static constexpr unsigned max_answered_inline = 16;
   unsigned answered_inline_ = 0;  // requests answered one after another without returning to the event loop
 };
