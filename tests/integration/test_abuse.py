@@ -193,6 +193,23 @@ def _trickle(port: int, prefix: bytes, data: bytes, interval: float, budget: flo
             "closed_at": time.monotonic()}
 
 
+# The reverse order of the two timeouts: a keep-alive wait shorter than a request head's deadline. The session's
+# deadline timer is armed once and moved by storing a time; it must still go off on time when the deadline moves
+# earlier (a request answered -> the shorter keep-alive wait).
+ka_short_server = server_fixture("--handshake-timeout", "4", "--keepalive-timeout", "1", "--threads", "1")
+
+
+def test_keepalive_shorter_than_handshake_timeout_is_kept(ka_short_server):
+    keep_alive = f"GET {BASE}/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    # Nothing sent: the request head's 4 s apply.
+    silent = _trickle(ka_short_server.port, b"", b"", 0.05, 8)
+    # One request answered, then silence: the 1 s keep-alive wait applies, not the 4 s armed at connect.
+    idle = _trickle(ka_short_server.port, keep_alive, b"", 0.05, 8)
+    assert silent["end"] != "open" and 3.2 <= silent["elapsed"] <= 6, silent["elapsed"]
+    assert idle["got"].startswith(b"HTTP/1.1 200 "), idle["got"][:100]
+    assert idle["end"] != "open" and 0.8 <= idle["elapsed"] <= 2.5, idle["elapsed"]
+
+
 @async_test(timeout=30)
 async def test_slowloris_is_cut_off_by_handshake_timeout_while_others_are_served(hs_server):
     srv = hs_server
