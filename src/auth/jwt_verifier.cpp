@@ -64,10 +64,13 @@ outcome check_header(std::string_view text, json::memory_resource* arena) {
   return {};
 }
 
-// JSON numbers may be integers or floating point; nullopt for anything else.
+// JSON numbers may be integers or floating point; nullopt for anything else. Boost.JSON reads a literal such
+// as 0e40000005 as NaN, and a NaN exp would compare as never expired: not a number for a claim.
 std::optional<double> as_number(const json::value* v) {
   if (v == nullptr || !v->is_number()) return std::nullopt;
-  return v->to_number<double>();
+  const double d = v->to_number<double>();
+  if (!std::isfinite(d)) return std::nullopt;
+  return d;
 }
 
 std::int64_t whole_seconds(const json::value& v) {

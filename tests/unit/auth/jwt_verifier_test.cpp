@@ -331,6 +331,23 @@ TEST_F(JwtVerifier, TreatsAMissingOrNonNumericExpAsExpired) {
   EXPECT_EQ(error_with("exp", true), jwt_error::expired);
 }
 
+// Boost.JSON reads 0e40000005 as NaN (found by the jwt_verifier fuzzer); every comparison with NaN is false,
+// so such an exp once meant a token that never expired, and such an nbf or iat was always in the past.
+TEST_F(JwtVerifier, TreatsNonFiniteTimesAsInvalid) {
+  const auto with = [](std::string_view claim, std::string_view literal) {
+    auto claims = valid_claims();
+    claims.erase(claim);
+    std::string payload = json::serialize(claims);
+    payload.insert(1, "\"" + std::string(claim) + "\":" + std::string(literal) + ",");
+    return craft(R"({"alg":"HS256"})", payload);
+  };
+  for (const std::string_view literal : {"0e40000005", "-0e40000005", "1e400", "-1e400"}) {
+    EXPECT_EQ(error_of(with("exp", literal)), jwt_error::expired) << literal;
+    EXPECT_EQ(error_of(with("nbf", literal)), jwt_error::not_yet_valid) << literal;
+    EXPECT_EQ(error_of(with("iat", literal)), jwt_error::issued_in_future) << literal;
+  }
+}
+
 TEST_F(JwtVerifier, AcceptsFloatingPointTimes) {
   auto claims = valid_claims();
   claims["exp"] = static_cast<double>(k_now) + 0.5;
