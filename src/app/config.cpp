@@ -138,10 +138,6 @@ void declare(settings& s, config& c, raw_values& r) {
   s.flag("--dev", c.dev,
          "Development mode: generate a secret and key when missing, print a sample token, serve the console");
   s.option("--threads", c.threads, "Worker threads (0 = one per core)");
-  s.option("--thread-scheduling", c.thread_scheduling,
-           "batch | normal: Linux scheduling policy of the server's threads (batch: a woken thread does not "
-           "preempt the running one)")
-      ->check(CLI::IsMember({"batch", "normal"}));
   s.option("--max-message-size", c.net.max_message_size, "Largest WebSocket message and REST body, bytes");
   s.option("--auth-timeout", r.auth_timeout, "Seconds a connection may stay unauthenticated");
   s.option("--idle-timeout", r.idle_timeout,

@@ -17,8 +17,7 @@ struct config {
   std::string jwt_secret;
   std::vector<std::string> api_keys;
   bool dev = false;
-  unsigned threads = 0;                     // 0 = one per core
-  std::string thread_scheduling = "batch";  // batch | normal (Linux scheduling policy of the threads)
+  unsigned threads = 0;  // 0 = one per core
   int jwt_leeway_s = 30;
   std::size_t max_subscriptions = 1000;
   double rate_limit = 1000;  // requests per second per connection, 0 = off

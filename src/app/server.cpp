@@ -13,7 +13,6 @@
 #include <thread>
 
 #include "app/metrics.hpp"
-#include "app/thread_scheduling.hpp"
 #include "auth/jwt_signer.hpp"
 #include "broker/memory_broker.hpp"
 #include "broker/redis_broker.hpp"
@@ -193,10 +192,6 @@ void server::print_dev_banner(std::uint16_t port) const {
 }
 
 int server::run() {
-  // Before any thread starts: the workers and the broker's thread inherit the policy.
-  if (const auto why = apply_thread_scheduling(cfg_.thread_scheduling); !why.empty())
-    spdlog::warn("thread scheduling '{}' refused by the kernel ({}); running with '{}'",
-                 cfg_.thread_scheduling, why, current_thread_scheduling());
   std::signal(SIGPIPE, SIG_IGN);
   const auto address = boost::asio::ip::make_address(cfg_.host);
   boost::asio::ip::tcp::endpoint endpoint(address, cfg_.port);

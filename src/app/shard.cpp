@@ -1,6 +1,9 @@
 #include "app/shard.hpp"
 
+#include <pthread.h>
+
 #include <boost/asio/post.hpp>
+#include <string>
 
 namespace bc::app {
 
@@ -10,7 +13,8 @@ shard::shard(std::uint32_t index, core::interest_listener* interest, protocol::p
     : work_(ioc_.get_executor()),
       hub_(index, interest),
       services_{hub_, pub, broker, verifier, limits, stats_},
-      worker_(ioc_, services_, shared) {}
+      worker_(ioc_, services_, shared),
+      index_(index) {}
 
 shard::~shard() {
   join();
@@ -21,7 +25,12 @@ shard::~shard() {
 }
 
 void shard::start() {
-  thread_ = std::thread([this] { ioc_.run(); });
+  thread_ = std::thread([this] {
+    // Named for top -H, ps -L and perf; the kernel keeps 15 characters.
+    const std::string name = "bc-worker-" + std::to_string(index_);
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+    ioc_.run();
+  });
 }
 
 void shard::join() {

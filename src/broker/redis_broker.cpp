@@ -50,6 +50,7 @@ void redis_broker::start() {
     return;
   }
   thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "bc-redis");
     // hiredis writes with write(2): a Redis that died must cost an EPIPE, not the process. Blocked on this
     // thread (the only one that writes to Redis) rather than relying on the process ignoring SIGPIPE.
     sigset_t pipe;

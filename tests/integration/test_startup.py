@@ -13,7 +13,7 @@ from conftest import (API_KEY, API_KEY_2, BINARY, SECRET, Client, Server, async_
 
 FLAGS = ["--port", "--host", "--jwt-secret", "--api-keys", "--base-path", "--dev", "--threads", "--max-message-size",
          "--auth-timeout", "--idle-timeout", "--max-connections", "--max-subscriptions", "--outbound-buffer",
-         "--slow-consumer-policy", "--jwt-leeway", "--log-level", "--shutdown-timeout", "--thread-scheduling"]
+         "--slow-consumer-policy", "--jwt-leeway", "--log-level", "--shutdown-timeout"]
 
 
 def run_binary(args, env, timeout=10):
@@ -149,35 +149,12 @@ def test_listening_line_printed_at_quiet_log_level(how):
         srv.stop()
 
 
-def thread_policies(pid: int) -> dict:
-    """Linux scheduling policy (field 41 of /proc/<pid>/task/<tid>/stat) of every thread of the process."""
-    policies = {}
-    for stat in pathlib.Path(f"/proc/{pid}/task").glob("*/stat"):
-        fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-        policies[stat.parent.name] = int(fields[41 - 3])
-    return policies
-
-
-SCHED_OTHER, SCHED_BATCH = 0, 3
-
-
-@pytest.mark.parametrize("args,expected", [([], SCHED_BATCH),
-                                           (["--thread-scheduling", "normal"], SCHED_OTHER),
-                                           (["--thread-scheduling", "batch"], SCHED_BATCH)])
-def test_thread_scheduling_applies_to_every_worker_thread(args, expected):
-    srv = start_server("--threads", "3", *args)
+def test_worker_threads_are_named_for_top_and_perf():
+    srv = start_server("--threads", "3")
     try:
-        policies = thread_policies(srv.proc.pid)
-        assert len(policies) >= 4, f"expected the main thread and 3 workers, got {policies}"
-        assert set(policies.values()) == {expected}, policies
-        assert requests.get(srv.url("/health"), timeout=5).status_code == 200
+        names = sorted((stat.parent / "comm").read_text().strip()
+                       for stat in pathlib.Path(f"/proc/{srv.proc.pid}/task").glob("*/stat"))
+        workers = [n for n in names if n.startswith("bc-worker-")]
+        assert workers == ["bc-worker-0", "bc-worker-1", "bc-worker-2"], names
     finally:
         srv.stop()
-
-
-def test_thread_scheduling_rejects_an_unknown_policy():
-    p = run_binary(["--port", "0", "--host", "127.0.0.1", "--thread-scheduling", "fifo"],
-                   {"JWT_SECRET": SECRET, "API_KEYS": API_KEY})
-    assert p.returncode == 2, p
-    assert b"--thread-scheduling" in p.stderr and b"fifo" in p.stderr, p.stderr
-    assert b"listening on" not in p.stdout
