@@ -13,8 +13,7 @@ shard::shard(std::uint32_t index, core::interest_listener* interest, protocol::p
     : work_(ioc_.get_executor()),
       hub_(index, interest),
       services_{hub_, pub, broker, verifier, limits, stats_},
-      worker_(ioc_, services_, shared),
-      index_(index) {}
+      worker_(ioc_, services_, shared) {}
 
 shard::~shard() {
   join();
@@ -27,7 +26,7 @@ shard::~shard() {
 void shard::start() {
   thread_ = std::thread([this] {
     // Named for top -H, ps -L and perf; the kernel keeps 15 characters.
-    const std::string name = "bc-worker-" + std::to_string(index_);
+    const std::string name = "bc-worker-" + std::to_string(hub_.shard_index());
     pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
     ioc_.run();
   });

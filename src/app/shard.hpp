@@ -46,7 +46,6 @@ class shard {
   protocol::session_services services_;
   net::worker worker_;
   std::thread thread_;
-  std::uint32_t index_;
 
   // The inbox: the only lock on the delivery path, held for a push_back or a swap, never during delivery.
   std::mutex inbox_mutex_;

@@ -55,6 +55,8 @@ class hub {
   hub(const hub&) = delete;
   hub& operator=(const hub&) = delete;
 
+  std::uint32_t shard_index() const { return shard_index_; }
+
   // Adds `s` to `channel`; the returned subscription removes itself when destroyed. Its seq starts at 0, so
   // the first delivered message carries seq 1.
   std::unique_ptr<subscription> subscribe(std::string_view channel, subscriber& s);
