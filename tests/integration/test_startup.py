@@ -152,8 +152,7 @@ def test_listening_line_printed_at_quiet_log_level(how):
 def test_worker_threads_are_named_for_top_and_perf():
     srv = start_server("--threads", "3")
     try:
-        names = sorted((stat.parent / "comm").read_text().strip()
-                       for stat in pathlib.Path(f"/proc/{srv.proc.pid}/task").glob("*/stat"))
+        names = sorted(comm.read_text().strip() for comm in pathlib.Path(f"/proc/{srv.proc.pid}/task").glob("*/comm"))
         workers = [n for n in names if n.startswith("bc-worker-")]
         assert workers == ["bc-worker-0", "bc-worker-1", "bc-worker-2"], names
     finally:
