@@ -17,7 +17,8 @@ struct config {
   std::string jwt_secret;
   std::vector<std::string> api_keys;
   bool dev = false;
-  unsigned threads = 0;  // 0 = one per core
+  unsigned threads = 0;            // 0 = one per core
+  unsigned handover_delay_ms = 2;  // longest a publication waits for a busy thread to take it; 0 = wake it
   int jwt_leeway_s = 30;
   std::size_t max_subscriptions = 1000;
   double rate_limit = 1000;  // requests per second per connection, 0 = off

@@ -69,6 +69,12 @@ std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
          net(&net::net_stats::bytes_in));
   metric(out, "broadcaster_bytes_sent_total", "counter", "WebSocket bytes sent.",
          net(&net::net_stats::bytes_out));
+  metric(out, "broadcaster_handovers_total", "counter",
+         "Batches of publications a worker thread took from another thread (REST, Redis, WebSocket publish).",
+         sum(shards, [](shard& s) { return s.handovers(); }));
+  metric(out, "broadcaster_handover_wakeups_total", "counter",
+         "Publications that had to wake a sleeping worker thread (see --handover-delay).",
+         sum(shards, [](shard& s) { return s.wakeups(); }));
   metric(out, "broadcaster_batched_sends_total", "counter",
          "Connection writes submitted together through io_uring (stays 0 when writing with sendmsg).",
          net(&net::net_stats::batched_sends));

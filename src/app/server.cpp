@@ -106,7 +106,8 @@ server::server(config cfg)
                                   cfg_.rate_burst};
   for (unsigned i = 0; i < cfg_.threads; ++i) {
     shards_.push_back(
-        std::make_unique<shard>(i, &interest_, publisher_, *broker_, verifier_, limits, shared_));
+        std::make_unique<shard>(i, &interest_, publisher_, *broker_, verifier_, limits, shared_,
+                                std::chrono::milliseconds(cfg_.threads > 1 ? cfg_.handover_delay_ms : 0)));
   }
 }
 

@@ -7,13 +7,24 @@
 
 namespace bc::app {
 
+namespace {
+// Bounded waits in a row without a hand-over before the thread goes back to waiting without limit: after
+// this many, nobody seems to be handing over any more, and timed wake-ups would be all cost. A new shard
+// starts there.
+constexpr unsigned max_quiet_waits = 32;
+
+thread_local const shard* this_thread_shard = nullptr;  // the shard whose thread this is, if any
+}  // namespace
+
 shard::shard(std::uint32_t index, core::interest_listener* interest, protocol::publisher& pub,
              broker::broker& broker, const auth::jwt_verifier& verifier, protocol::session_limits limits,
-             net::node_shared& shared)
+             net::node_shared& shared, std::chrono::milliseconds handover_delay)
     : work_(ioc_.get_executor()),
       hub_(index, interest),
       services_{hub_, pub, broker, verifier, limits, stats_},
-      worker_(ioc_, services_, shared) {}
+      worker_(ioc_, services_, shared),
+      handover_delay_(handover_delay),
+      quiet_waits_(max_quiet_waits) {}
 
 shard::~shard() {
   join();
@@ -28,8 +39,32 @@ void shard::start() {
     // Named for top -H, ps -L and perf; the kernel keeps 15 characters.
     const std::string name = "bc-worker-" + std::to_string(hub_.shard_index());
     pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
-    ioc_.run();
+    run();
   });
+}
+
+// Asio's run(), one handler at a time, with the inbox drained between handlers. While hand-overs keep
+// coming, the thread waits at most handover_delay_ for its own events and pushers leave it alone: on this
+// kind of VM, waking a sleeping thread from another core (an IPI through the hypervisor, and the waker's
+// eventfd write and epoll_ctl) costs as much as the deliveries it carries. Once they stop, it waits without
+// limit and the next push wakes it with a post.
+void shard::run() {
+  this_thread_shard = this;
+  for (;;) {
+    if (pending_.load()) drain();
+    if (handover_delay_.count() > 0 && quiet_waits_ < max_quiet_waits) {
+      if (ioc_.run_one_for(handover_delay_) == 0 && !pending_.load()) ++quiet_waits_;
+    } else {
+      asleep_.store(true);
+      if (pending_.load()) {
+        asleep_.store(false);
+        continue;
+      }
+      ioc_.run_one();
+      asleep_.store(false);
+    }
+    if (ioc_.stopped()) return;
+  }
 }
 
 void shard::join() {
@@ -41,21 +76,30 @@ void shard::join() {
 }
 
 void shard::push(core::publication_ptr pub) {
-  bool schedule = false;
   {
     std::lock_guard lock(inbox_mutex_);
     inbox_.push_back(std::move(pub));
-    schedule = !drain_scheduled_;
-    drain_scheduled_ = true;
+    // Only other threads' hand-overs are worth staying up for: our own are drained after the handler.
+    if (this_thread_shard != this) handed_over_ = true;
+    pending_.store(true);
   }
-  if (schedule) boost::asio::post(ioc_, [this] { drain(); });
+  // One post per sleep: whoever clears asleep_ sends it.
+  if (asleep_.load() && asleep_.exchange(false)) {
+    wakeups_.fetch_add(1, std::memory_order_relaxed);
+    boost::asio::post(ioc_, [] {});
+  }
 }
 
 void shard::drain() {
   {
     std::lock_guard lock(inbox_mutex_);
     draining_.swap(inbox_);
-    drain_scheduled_ = false;
+    pending_.store(false);
+    if (handed_over_) {
+      quiet_waits_ = 0;
+      handovers_.add();
+    }
+    handed_over_ = false;
   }
   for (const auto& pub : draining_) {
     // Every connection's queue holds a reference until its frame is written. With the shared control block,

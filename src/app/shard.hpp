@@ -1,14 +1,17 @@
 #pragma once
 // One worker thread: its io_context, its hub (channel index), its network state and its inbox.
 
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "core/hub.hpp"
+#include "core/local_counter.hpp"
 #include "net/listener.hpp"
 #include "net/worker.hpp"
 #include "protocol/client_session.hpp"
@@ -20,11 +23,13 @@ class shard {
  public:
   shard(std::uint32_t index, core::interest_listener* interest, protocol::publisher& pub,
         broker::broker& broker, const auth::jwt_verifier& verifier, protocol::session_limits limits,
-        net::node_shared& shared);
+        net::node_shared& shared, std::chrono::milliseconds handover_delay);
   ~shard();
 
-  // Called from any thread. Publications queue up and the shard drains them all in one task: one post per
-  // burst, not per message, and every connection they touch is written once per drain.
+  // Called from any thread. Publications queue up and the shard drains them between two handlers of its
+  // loop, all at once, so every connection they touch is written once per drain. Waking a sleeping thread is
+  // what a hand-over costs most on a VM (see run()): while other threads keep handing over, they do not wake
+  // this one; it takes their publications when it wakes for its own work, or after handover_delay at most.
   void push(core::publication_ptr pub);
 
   void start();  // runs the thread
@@ -34,9 +39,16 @@ class shard {
   net::worker& worker() { return worker_; }
   core::hub& hub() { return hub_; }
   protocol::session_stats& stats() { return stats_; }
+  // Hand-overs: drains that took another thread's publications; wake-ups: the pushes among those that had
+  // to wake this thread (the rest found it running or lingering).
+  std::uint64_t handovers() const { return handovers_.get(); }
+  std::uint64_t wakeups() const { return wakeups_.load(std::memory_order_relaxed); }
+  // True while the thread waits without a time limit, so that the next push must wake it. For tests.
+  bool waiting_unbounded() const { return asleep_.load(); }
   std::shared_ptr<net::listener> listener;
 
  private:
+  void run();
   void drain();
 
   boost::asio::io_context ioc_{1};
@@ -50,8 +62,16 @@ class shard {
   // The inbox: the only lock on the delivery path, held for a push_back or a swap, never during delivery.
   std::mutex inbox_mutex_;
   std::vector<core::publication_ptr> inbox_;
-  bool drain_scheduled_ = false;
   std::vector<core::publication_ptr> draining_;  // drain()'s batch, kept to reuse its capacity
+  bool handed_over_ = false;                     // the inbox holds another thread's push (under inbox_mutex_)
+  // A pusher sets pending_ then reads asleep_; the thread sets asleep_ then reads pending_ (both seq_cst), so
+  // a publication pushed while the thread goes to sleep is either seen by it or followed by a wake-up post.
+  std::atomic<bool> pending_{false};
+  std::atomic<bool> asleep_{false};           // in a wait with no time limit: a pusher must wake it
+  std::chrono::milliseconds handover_delay_;  // 0: every hand-over wakes the thread at once
+  unsigned quiet_waits_;  // bounded waits in a row that found no hand-over; many mean: wait unbounded
+  core::local_counter handovers_;
+  std::atomic<std::uint64_t> wakeups_{0};
 };
 
 }  // namespace bc::app

@@ -117,7 +117,8 @@ def test_metrics_text_format_lists_every_family(ops):
                  "broadcaster_channels", "broadcaster_subscriptions", "broadcaster_deliveries_total",
                  "broadcaster_deliveries_dropped_total", "broadcaster_bytes_received_total",
                  "broadcaster_bytes_sent_total", "broadcaster_http_requests_total", "broadcaster_auth_failures_total",
-                 "broadcaster_batched_sends_total",
+                 "broadcaster_batched_sends_total", "broadcaster_handovers_total",
+                 "broadcaster_handover_wakeups_total",
                  "broadcaster_broker_up", PUBLISHED("rest"), PUBLISHED("websocket"), CLOSED("slow_consumer"),
                  CLOSED("client_close"), ERRORS("PermissionDenied")):
         assert name in m, f"{name} missing from /metrics"
@@ -401,6 +402,7 @@ def test_precedence_flag_over_env_over_file_over_default(tmp_path):
     assert (cfg["max_subscriptions"], src["max_subscriptions"]) == (5, "file")
     assert (cfg["host"], src["host"]) == ("127.0.0.2", "file")
     assert (cfg["threads"], src["threads"]) == (0, "default")
+    assert (cfg["handover_delay"], src["handover_delay"]) == (2, "default")
     assert (cfg["idle_timeout"], src["idle_timeout"]) == (60, "default")
     # CONFIG names the file too; a flag and the environment still win over it
     cfg, src, _ = print_config([], {"CONFIG": str(f), "MAX_SUBSCRIPTIONS": "7"})

@@ -1,0 +1,159 @@
+#include "app/shard.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/post.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "auth/jwt_verifier.hpp"
+#include "broker/memory_broker.hpp"
+#include "core/subscriber.hpp"
+#include "net/net_config.hpp"
+#include "net/worker.hpp"
+#include "protocol/publisher.hpp"
+
+namespace bc::app {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Written on the shard's thread, read by the test's.
+class recording_subscriber : public core::subscriber {
+ public:
+  void deliver(const core::publication_ptr& pub, std::uint64_t) override {
+    std::lock_guard lock(mutex_);
+    payloads_.push_back(pub->msg.payload);
+    changed_.notify_all();
+  }
+  // The payloads once there are `n` of them, or what came within `timeout`.
+  std::vector<std::string> await(std::size_t n, std::chrono::milliseconds timeout = 10s) {
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, timeout, [&] { return payloads_.size() >= n; });
+    return payloads_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::string> payloads_;
+};
+
+struct null_sink : broker::delivery_sink {
+  void deliver(core::publication_ptr) override {}
+};
+
+core::publication_ptr make_pub(std::string payload) {
+  auto p = std::make_shared<core::publication>();
+  p->msg.channel = "news";
+  p->msg.payload = std::move(payload);
+  p->head = "H";
+  p->tail = "T";
+  return p;
+}
+
+// One running shard with one subscriber of "news"; the test thread plays the other threads that hand over.
+class shard_test : public ::testing::Test {
+ protected:
+  void start(std::chrono::milliseconds handover_delay) {
+    s_ = std::make_unique<shard>(0, nullptr, publisher_, broker_, verifier_, protocol::session_limits{},
+                                 shared_, handover_delay);
+    s_->start();
+    std::promise<void> subscribed;
+    boost::asio::post(s_->ioc(), [&] {
+      sub_ = s_->hub().subscribe("news", subscriber_);
+      subscribed.set_value();
+    });
+    subscribed.get_future().wait();
+  }
+  void TearDown() override {
+    if (!s_) return;
+    s_->join();
+    sub_.reset();  // the thread has stopped: nobody else touches the hub now
+    s_.reset();
+  }
+  // Waits, up to `timeout`, for the shard's thread to wait without a time limit.
+  bool await_unbounded_wait(std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!s_->waiting_unbounded()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::yield();
+    }
+    return true;
+  }
+
+  null_sink sink_;
+  broker::memory_broker broker_{sink_};
+  protocol::publisher publisher_{broker_};
+  auth::jwt_verifier verifier_{"secret"};
+  net::net_config config_;
+  net::node_shared shared_{config_};
+  recording_subscriber subscriber_;
+  std::unique_ptr<shard> s_;
+  std::unique_ptr<core::subscription> sub_;
+};
+
+TEST_F(shard_test, a_push_wakes_a_thread_that_waits_without_limit) {
+  start(0ms);
+  ASSERT_TRUE(await_unbounded_wait());
+  s_->push(make_pub("1"));
+  EXPECT_EQ(subscriber_.await(1), std::vector<std::string>{"1"});
+  EXPECT_EQ(s_->wakeups(), 1u);
+  EXPECT_EQ(s_->handovers(), 1u);
+}
+
+TEST_F(shard_test, with_no_delay_every_push_to_a_sleeping_thread_wakes_it) {
+  start(0ms);
+  std::vector<std::string> sent;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(await_unbounded_wait());
+    sent.push_back(std::to_string(i));
+    s_->push(make_pub(sent.back()));
+    ASSERT_EQ(subscriber_.await(sent.size()), sent);
+  }
+  EXPECT_EQ(s_->wakeups(), 5u);
+}
+
+TEST_F(shard_test, while_hand_overs_keep_coming_the_thread_takes_them_without_being_woken) {
+  // 32 quiet bounded waits of 20 ms: far longer than the thread needs to take each push.
+  start(20ms);
+  ASSERT_TRUE(await_unbounded_wait());
+  std::vector<std::string> sent;
+  for (int i = 0; i < 10; ++i) {
+    sent.push_back(std::to_string(i));
+    s_->push(make_pub(sent.back()));
+    ASSERT_EQ(subscriber_.await(sent.size()), sent);
+  }
+  // The first push found the thread asleep; from then on it lingered, taking each within the delay.
+  EXPECT_EQ(s_->wakeups(), 1u);
+  EXPECT_EQ(s_->handovers(), 10u);
+}
+
+TEST_F(shard_test, a_burst_is_delivered_in_order) {
+  start(2ms);
+  std::vector<std::string> sent;
+  for (int i = 0; i < 1000; ++i) sent.push_back(std::to_string(i));
+  for (const auto& p : sent) s_->push(make_pub(p));
+  EXPECT_EQ(subscriber_.await(sent.size()), sent);
+}
+
+TEST_F(shard_test, once_hand_overs_stop_the_thread_goes_back_to_waiting_without_limit) {
+  start(1ms);
+  ASSERT_TRUE(await_unbounded_wait());
+  s_->push(make_pub("1"));
+  ASSERT_EQ(subscriber_.await(1).size(), 1u);
+  // 32 quiet bounded waits of 1 ms later it must be back in an unbounded wait, and the next push wakes it.
+  ASSERT_TRUE(await_unbounded_wait());
+  const auto before = s_->wakeups();
+  s_->push(make_pub("2"));
+  EXPECT_EQ(subscriber_.await(2), (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(s_->wakeups(), before + 1);
+}
+
+}  // namespace
+}  // namespace bc::app
