@@ -43,20 +43,32 @@ void shard::start() {
   });
 }
 
-// Asio's run(), one handler at a time, with the inbox drained between handlers. While hand-overs keep
-// coming, the thread waits at most handover_delay_ for its own events and pushers leave it alone: on this
-// kind of VM, waking a sleeping thread from another core (an IPI through the hypervisor, and the waker's
-// eventfd write and epoll_ctl) costs as much as the deliveries it carries. Once they stop, it waits without
-// limit and the next push wakes it with a post.
+// Asio's run(), one handler at a time, with a drain of the inbox posted whenever it holds something: behind
+// the handlers already queued, as a post from the pusher would be, so that publications arriving while the
+// thread is busy pile up and leave together (several frames per connection per write under overload).
+// While hand-overs keep coming, the thread waits at most handover_delay_ for its own events and pushers leave
+// it alone: on this kind of VM, waking a sleeping thread from another core (an IPI through the hypervisor,
+// and the waker's eventfd write and epoll_ctl) costs as much as the deliveries it carries. Once they stop, it
+// waits without limit and the next push wakes it with a post.
 void shard::run() {
   this_thread_shard = this;
+  bool drain_posted = false;
+  auto post_drain = [&] {
+    drain_posted = true;
+    boost::asio::post(ioc_, [this, &drain_posted] {
+      drain_posted = false;
+      // Running, not asleep: pushes from now on are seen by the loop without a wake-up post.
+      asleep_.store(false);
+      drain();
+    });
+  };
   for (;;) {
-    if (pending_.load()) drain();
+    if (!drain_posted && pending_.load()) post_drain();
     if (handover_delay_.count() > 0 && quiet_waits_ < max_quiet_waits) {
       if (ioc_.run_one_for(handover_delay_) == 0 && !pending_.load()) ++quiet_waits_;
     } else {
       asleep_.store(true);
-      if (pending_.load()) {
+      if (!drain_posted && pending_.load()) {
         asleep_.store(false);
         continue;
       }
