@@ -169,6 +169,32 @@ async def test_published_by_source_deliveries_subscriptions_and_bytes(ops):
 
 
 @async_test(timeout=30)
+async def test_publications_handed_to_the_other_thread_are_counted():
+    # A server of its own, so that no earlier hand-over keeps the other thread up. 16 subscribers on two
+    # threads: all on the thread that reads the REST requests has odds of 2^-15.
+    srv = await asyncio.to_thread(start_server, "--threads", "2", "--handover-delay", "2")
+    try:
+        ch = chan()
+        tok = make_token(authorizedChannels=[ch])
+        subs = [await Client.connect(srv, tok) for _ in range(16)]
+        for c in subs:
+            await c.subscribe(ch)
+        base = await asyncio.to_thread(scrape, srv)
+        for i in range(5):
+            await asyncio.to_thread(rest_ok, srv, ch, "ev", i)
+        for c in subs:
+            assert [(await c.next_broadcast())["payload"] for _ in range(5)] == list(range(5))
+        now = await asyncio.to_thread(scrape, srv)
+        assert now["broadcaster_handovers_total"] > base["broadcaster_handovers_total"]
+        # The first hand-over finds the other thread asleep (none came before) and must wake it.
+        assert now["broadcaster_handover_wakeups_total"] > base["broadcaster_handover_wakeups_total"]
+        for c in subs:
+            await c.close()
+    finally:
+        srv.stop()
+
+
+@async_test(timeout=30)
 async def test_request_errors_counted_by_code(ops):
     c = await Client.connect(ops)
     base = await asyncio.to_thread(scrape, ops)
