@@ -120,8 +120,9 @@ TEST_F(shard_test, with_no_delay_every_push_to_a_sleeping_thread_wakes_it) {
 }
 
 TEST_F(shard_test, while_hand_overs_keep_coming_the_thread_takes_them_without_being_woken) {
-  // 32 quiet bounded waits of 20 ms: far longer than the thread needs to take each push.
-  start(20ms);
+  // Two quiet bounded waits of 100 ms in a row end the lingering: far longer than the test thread needs to
+  // see a delivery and push the next.
+  start(100ms);
   ASSERT_TRUE(await_unbounded_wait());
   std::vector<std::string> sent;
   for (int i = 0; i < 10; ++i) {
@@ -147,7 +148,7 @@ TEST_F(shard_test, once_hand_overs_stop_the_thread_goes_back_to_waiting_without_
   ASSERT_TRUE(await_unbounded_wait());
   s_->push(make_pub("1"));
   ASSERT_EQ(subscriber_.await(1).size(), 1u);
-  // 32 quiet bounded waits of 1 ms later it must be back in an unbounded wait, and the next push wakes it.
+  // Two quiet bounded waits of 1 ms later it must be back in an unbounded wait, and the next push wakes it.
   ASSERT_TRUE(await_unbounded_wait());
   const auto before = s_->wakeups();
   s_->push(make_pub("2"));
