@@ -73,7 +73,7 @@ std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
          "Batches of publications a worker thread took from another thread (REST, Redis, WebSocket publish).",
          sum(shards, [](shard& s) { return s.handovers(); }));
   metric(out, "broadcaster_handover_wakeups_total", "counter",
-         "Publications that had to wake a sleeping worker thread (see --handover-delay).",
+         "Hand-overs that posted a wake-up to a worker thread not lingering for them (see --handover-delay).",
          sum(shards, [](shard& s) { return s.wakeups(); }));
   metric(out, "broadcaster_batched_sends_total", "counter",
          "Connection writes submitted together through io_uring (stays 0 when writing with sendmsg).",

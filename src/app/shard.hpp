@@ -26,10 +26,10 @@ class shard {
         net::node_shared& shared, std::chrono::milliseconds handover_delay);
   ~shard();
 
-  // Called from any thread. Publications queue up and the shard drains them between two handlers of its
-  // loop, all at once, so every connection they touch is written once per drain. Waking a sleeping thread is
-  // what a hand-over costs most on a VM (see run()): while other threads keep handing over, they do not wake
-  // this one; it takes their publications when it wakes for its own work, or after handover_delay at most.
+  // Called from any thread. Publications queue up and the shard drains them all in one task, so every
+  // connection they touch is written once per drain. Waking a sleeping thread is what a hand-over costs most
+  // on a VM (see run()): while other threads keep handing over, they do not wake this one; it takes their
+  // publications when it wakes for its own work, or after handover_delay at most.
   void push(core::publication_ptr pub);
 
   void start();  // runs the thread
@@ -39,8 +39,8 @@ class shard {
   net::worker& worker() { return worker_; }
   core::hub& hub() { return hub_; }
   protocol::session_stats& stats() { return stats_; }
-  // Hand-overs: drains that took another thread's publications; wake-ups: the pushes among those that had
-  // to wake this thread (the rest found it running or lingering).
+  // Hand-overs: drains that took another thread's publications; wake-ups: the pushes that found the thread
+  // in (or running a handler from) a wait without limit and posted to wake it; the rest found it lingering.
   std::uint64_t handovers() const { return handovers_.get(); }
   std::uint64_t wakeups() const { return wakeups_.load(std::memory_order_relaxed); }
   // True while the thread waits without a time limit, so that the next push must wake it. For tests.
