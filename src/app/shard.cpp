@@ -53,23 +53,21 @@ void shard::start() {
 // waits without limit and the next push wakes it with a post.
 void shard::run() {
   this_thread_shard = this;
-  bool drain_posted = false;
-  auto post_drain = [&] {
-    drain_posted = true;
-    boost::asio::post(ioc_, [this, &drain_posted] {
-      drain_posted = false;
-      // Running, not asleep: pushes from now on are seen by the loop without a wake-up post.
-      asleep_.store(false);
-      drain();
-    });
-  };
   for (;;) {
-    if (!drain_posted && pending_.load()) post_drain();
+    if (!drain_posted_ && pending_.load()) {
+      drain_posted_ = true;
+      boost::asio::post(ioc_, [this] {
+        drain_posted_ = false;
+        // Running, not asleep: pushes from now on are seen by the loop without a wake-up post.
+        asleep_.store(false);
+        drain();
+      });
+    }
     if (handover_delay_.count() > 0 && quiet_waits_ < max_quiet_waits) {
       if (ioc_.run_one_for(handover_delay_) == 0 && !pending_.load()) ++quiet_waits_;
     } else {
       asleep_.store(true);
-      if (!drain_posted && pending_.load()) {
+      if (!drain_posted_ && pending_.load()) {
         asleep_.store(false);
         continue;
       }

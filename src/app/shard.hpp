@@ -69,7 +69,9 @@ class shard {
   std::atomic<bool> pending_{false};
   std::atomic<bool> asleep_{false};           // in a wait with no time limit: a pusher must wake it
   std::chrono::milliseconds handover_delay_;  // 0: every hand-over wakes the thread at once
-  unsigned quiet_waits_;  // bounded waits in a row that found no hand-over; many mean: wait unbounded
+  // The thread's own: a drain task is queued, and bounded waits in a row that found no hand-over.
+  bool drain_posted_ = false;
+  unsigned quiet_waits_;
   core::local_counter handovers_;
   std::atomic<std::uint64_t> wakeups_{0};
 };
