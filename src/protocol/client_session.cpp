@@ -27,7 +27,7 @@ void client_session::drop_subscriptions() {
 bool client_session::admit() {
   const auto& l = services_.limits;
   if (l.rate <= 0) return true;
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = services_.now();
   if (tokens_ < 0) {
     tokens_ = l.burst;
   } else {

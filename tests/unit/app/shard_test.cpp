@@ -120,9 +120,9 @@ TEST_F(shard_test, with_no_delay_every_push_to_a_sleeping_thread_wakes_it) {
 }
 
 TEST_F(shard_test, while_hand_overs_keep_coming_the_thread_takes_them_without_being_woken) {
-  // Two quiet bounded waits of 100 ms in a row end the lingering: far longer than the test thread needs to
-  // see a delivery and push the next.
-  start(100ms);
+  // Two quiet bounded waits of 250 ms in a row end the lingering: far longer than the test thread needs to
+  // see a delivery and push the next, even under a sanitizer on a busy machine.
+  start(250ms);
   ASSERT_TRUE(await_unbounded_wait());
   std::vector<std::string> sent;
   for (int i = 0; i < 10; ++i) {

@@ -4,11 +4,11 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -864,16 +864,32 @@ TEST_F(client_session_test, no_rate_limit_by_default) {
   EXPECT_EQ(stats.rate_limited.get(), 0u);
 }
 
-TEST_F(client_session_test, requests_over_the_burst_are_resource_exhausted_then_the_connection_closes) {
-  // A refill rate so low that no token comes back during the test: exactly `burst` requests pass.
-  services.limits.rate = 1e-9;
+// The rate limiter's clock in these tests: it moves only when a test moves it, so "requests in a burst" and
+// "after the refill" hold however slowly the machine runs the test.
+std::chrono::steady_clock::time_point manual_now{std::chrono::hours(1)};
+std::chrono::steady_clock::time_point manual_clock() {
+  return manual_now;
+}
+
+class rate_limit_test : public client_session_test {
+ protected:
+  void SetUp() override { services.now = &manual_clock; }
+  // `ok` requests pass, then `refused` are answered ResourceExhausted, all at the same instant.
+  void passes_then_refused(int ok, int refused) {
+    for (int i = 0; i < ok; ++i)
+      EXPECT_TRUE(a.call(request("1", "heartbeat")).as_object().contains("result"));
+    for (int i = 0; i < refused; ++i) {
+      expect_error(a.call(request("2", "heartbeat")), nullptr,
+                   "ResourceExhausted");  // refused before parsing
+    }
+  }
+};
+
+TEST_F(rate_limit_test, requests_over_the_burst_are_resource_exhausted_then_the_connection_closes) {
+  services.limits.rate = 10;
   services.limits.burst = 3;
   services.limits.max_violations = 4;
-  for (int i = 0; i < 3; ++i) EXPECT_TRUE(a.call(request("1", "heartbeat")).as_object().contains("result"));
-  for (int i = 0; i < 3; ++i) {
-    const auto reply = a.call(request("2", "heartbeat"));
-    expect_error(reply, nullptr, "ResourceExhausted");  // refused before parsing: no requestId
-  }
+  passes_then_refused(3, 3);
   EXPECT_TRUE(a.transport.closes.empty());
   a.session->on_binary();  // binary frames count too: the 4th violation closes
   ASSERT_EQ(a.transport.closes.size(), 1u);
@@ -883,22 +899,41 @@ TEST_F(client_session_test, requests_over_the_burst_are_resource_exhausted_then_
   EXPECT_TRUE(b.call(request("3", "heartbeat")).as_object().contains("result"));
 }
 
-TEST_F(client_session_test, refusals_are_forgiven_once_the_bucket_has_refilled) {
-  // 200 requests/s, burst 2: the bucket is full again 10 ms after it ran dry. Requests between the waits
-  // follow each other within microseconds, far below one token's 5 ms.
+TEST_F(rate_limit_test, tokens_come_back_at_the_rate) {
+  services.limits.rate = 200;  // one token per 5 ms
+  services.limits.burst = 4;
+  passes_then_refused(4, 1);
+  manual_now += std::chrono::milliseconds(4);
+  passes_then_refused(0, 1);  // 0.8 of a token
+  manual_now += std::chrono::milliseconds(7);
+  passes_then_refused(2, 1);  // 0.8 + 1.4 = 2.2 tokens
+  manual_now += std::chrono::hours(1);
+  passes_then_refused(4, 1);  // the bucket holds no more than the burst
+  EXPECT_TRUE(a.transport.closes.empty());
+}
+
+TEST_F(rate_limit_test, refusals_are_forgiven_once_the_bucket_has_refilled) {
   services.limits.rate = 200;
   services.limits.burst = 2;
   services.limits.max_violations = 4;
-  auto burst_then_refusals = [&](int refusals) {
-    for (int i = 0; i < 2; ++i) EXPECT_TRUE(a.call(request("1", "heartbeat")).as_object().contains("result"));
-    for (int i = 0; i < refusals; ++i)
-      expect_error(a.call(request("2", "heartbeat")), nullptr, "ResourceExhausted");
-  };
-  burst_then_refusals(3);
-  std::this_thread::sleep_for(std::chrono::milliseconds(40));  // the refill is the behaviour under test
-  burst_then_refusals(3);  // 6 refusals in all, but only 3 since the bucket was full
+  passes_then_refused(2, 3);
+  manual_now += std::chrono::milliseconds(10);  // full again
+  passes_then_refused(2, 3);                    // 6 refusals in all, but only 3 since the bucket was full
   EXPECT_TRUE(a.transport.closes.empty());
   a.session->on_binary();  // the 4th in a row closes
+  ASSERT_EQ(a.transport.closes.size(), 1u);
+  EXPECT_EQ(a.transport.closes[0].first, 1008);
+}
+
+TEST_F(rate_limit_test, a_partial_refill_forgives_nothing) {
+  services.limits.rate = 200;
+  services.limits.burst = 2;
+  services.limits.max_violations = 4;
+  passes_then_refused(2, 3);
+  manual_now += std::chrono::milliseconds(5);  // one token back, the bucket not full
+  passes_then_refused(1, 0);
+  EXPECT_TRUE(a.transport.closes.empty());
+  a.session->on_binary();  // the 4th refusal since the bucket was last full
   ASSERT_EQ(a.transport.closes.size(), 1u);
   EXPECT_EQ(a.transport.closes[0].first, 1008);
 }
