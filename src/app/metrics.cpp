@@ -128,6 +128,7 @@ std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
   }
   metric(out, "broadcaster_broker_up", "gauge", "1 while the broker accepts publishes.",
          broker.healthy() ? 1 : 0);
+  broker.append_metrics(out);
   return out;
 }
 
