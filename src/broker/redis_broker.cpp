@@ -210,6 +210,9 @@ void redis_broker::append_metrics(std::string& out) const {
          [](const redis_shard_stats& s) { return s.received; });
   series("broadcaster_redis_reconnects_total", "counter", "Connections re-established after a loss.",
          [](const redis_shard_stats& s) { return s.reconnects; });
+  series("broadcaster_redis_connect_failures_total", "counter",
+         "Attempts to (re)connect that failed before the connection was ready.",
+         [](const redis_shard_stats& s) { return s.connect_failures; });
   series("broadcaster_redis_channels", "gauge", "Channels this node is subscribed to on the shard.",
          [](const redis_shard_stats& s) { return s.channels; });
   series("broadcaster_redis_in_flight", "gauge", "Publishes sent and not yet answered.",

@@ -170,6 +170,7 @@ void redis_connection::lost(const std::string& why) {
   if (was_ready) {
     spdlog::warn("{}: connection lost ({}); reconnecting", name_, why);
   } else {
+    connect_failures_.add();
     const auto level =
         failures_in_row_ == 1 || failures_in_row_ % 30 == 0 ? spdlog::level::warn : spdlog::level::debug;
     spdlog::log(level, "{}: cannot connect ({}); attempt {}, retrying with backoff up to {} ms", name_, why,

@@ -32,7 +32,7 @@ namespace bc::broker {
 // A handshake that does not complete within `connect_timeout` (an unreachable or hung server) is dropped and
 // retried like any other failure.
 //
-// Thread-safety: everything runs on the io_context's one thread, except ready() and reconnects(), which any
+// Thread-safety: everything runs on the io_context's one thread, except ready() and the counters, which any
 // thread may read. The owner must keep this object alive until the io_context has finished running.
 class redis_connection {
  public:
@@ -61,6 +61,8 @@ class redis_connection {
   redisAsyncContext* open_context() const { return open_ ? ctx_ : nullptr; }
   bool ready() const { return ready_.load(std::memory_order_relaxed); }
   std::uint64_t reconnects() const { return reconnects_.get(); }
+  // Attempts that ended before the connection was ready: refused, timed out, AUTH rejected.
+  std::uint64_t connect_failures() const { return connect_failures_.get(); }
   const std::string& name() const { return name_; }
   // For logging a failure that repeats on every attempt while Redis stays misconfigured: loud on the first
   // attempt and about once a minute, quiet (debug) in between.
@@ -95,6 +97,7 @@ class redis_connection {
   unsigned failures_in_row_ = 0;
   std::minstd_rand rng_;
   core::local_counter reconnects_;
+  core::local_counter connect_failures_;
 };
 
 }  // namespace bc::broker

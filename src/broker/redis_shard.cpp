@@ -321,6 +321,7 @@ redis_shard_stats redis_shard::stats() const {
   s.received = received_.get();
   s.invalid = invalid_.get();
   s.reconnects = pub_.reconnects() + sub_.reconnects();
+  s.connect_failures = pub_.connect_failures() + sub_.connect_failures();
   s.channels = channel_count_.get();
   s.in_flight = in_flight_count_.get();
   return s;

@@ -35,6 +35,7 @@ struct redis_shard_stats {
   std::uint64_t received = 0;          // messages that arrived from Redis
   std::uint64_t invalid = 0;           // messages dropped: not a readable envelope
   std::uint64_t reconnects = 0;        // connections (publish or subscribe) re-established after a loss
+  std::uint64_t connect_failures = 0;  // attempts to (re)connect that failed before the connection was ready
   std::uint64_t channels = 0;          // channels this node is subscribed to on this shard
   std::uint64_t in_flight = 0;         // publishes accepted, not yet answered
 };

@@ -125,6 +125,27 @@ def health(node: Server) -> int:
     return requests.get(node.url("/health"), timeout=2).status_code
 
 
+def redis_metrics(node: Server) -> dict[str, float]:
+    """The node's per-shard Redis series from /metrics, keyed by name without labels (one Redis shard)."""
+    out = {}
+    for line in requests.get(node.url("/metrics"), timeout=2).text.splitlines():
+        if line.startswith("broadcaster_redis_"):
+            series, _, value = line.rpartition(" ")
+            name, _, labels = series.partition("{")
+            assert 'shard="0"' in labels and name not in out, f"expected one Redis shard: {line}"
+            out[name] = float(value)
+    return out
+
+
+def wait_redis_metric(node: Server, name: str, pred, timeout: float = 10.0) -> dict[str, float]:
+    """Polls /metrics until pred(value of `name`) holds; there is no event for a counter. Returns every series."""
+    deadline = time.monotonic() + timeout
+    while not pred((m := redis_metrics(node)).get(name)):
+        assert time.monotonic() < deadline, f"{name}: {m.get(name)} after {timeout}s\n{node.output()}"
+        time.sleep(0.02)
+    return m
+
+
 def wait_health(node: Server, status: int, timeout: float = 10.0):
     deadline = time.monotonic() + timeout
     while (got := health(node)) != status:

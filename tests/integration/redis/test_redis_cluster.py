@@ -17,7 +17,8 @@ import pytest
 
 from conftest import (API_KEY, BASE, BINARY, Client, RawWS, async_test, chan, check_rest_error, clean_env,
                       make_token, read_http_response, rest_ok, rest_publish)
-from redis_helpers import RedisServer, free_port, health, shard_of, start_node, stop_all, wait_health
+from redis_helpers import (RedisServer, free_port, health, redis_metrics, shard_of, start_node, stop_all,
+                           wait_health, wait_redis_metric)
 
 
 def _finish(nodes, redis_servers):
@@ -69,6 +70,7 @@ async def test_publish_on_a_over_rest_and_websocket_reaches_b_and_c_with_seq(clu
         await s.subscribe(ch)
     await asyncio.to_thread(cluster.redis.wait_numsub, ch, 3)  # one Redis subscription per node, not per client
     publisher = await Client.connect(a, tok)
+    before = [await asyncio.to_thread(redis_metrics, n) for n in (a, b, c)]
 
     sent = []
     for i in range(30):
@@ -87,6 +89,13 @@ async def test_publish_on_a_over_rest_and_websocket_reaches_b_and_c_with_seq(clu
             assert m["event"] == ("rest" if i % 2 else "ws"), m
         await s.quiet()
     await publisher.quiet()
+    after = [await asyncio.to_thread(redis_metrics, n) for n in (a, b, c)]
+    growth = [{k: after[i][k] - before[i][k] for k in ("broadcaster_redis_published_total",
+                                                        "broadcaster_redis_received_total")} for i in range(3)]
+    # Every node is subscribed, A included: each receives each message once, however many local subscribers.
+    assert growth == [{"broadcaster_redis_published_total": 30, "broadcaster_redis_received_total": 30},
+                      {"broadcaster_redis_published_total": 0, "broadcaster_redis_received_total": 30},
+                      {"broadcaster_redis_published_total": 0, "broadcaster_redis_received_total": 30}], growth
     for cl in subs + [publisher]:
         await cl.close()
 
@@ -251,10 +260,16 @@ async def test_redis_killed_and_restarted_while_nodes_run(pair):
     for s in subs + [ws_pub]:
         await s.alive()  # connected clients stay connected
 
-    await asyncio.sleep(0.5)  # let reconnect attempts fail for a while
+    for node in (a, b):  # reconnect attempts fail for a while, counted
+        m = await asyncio.to_thread(wait_redis_metric, node, "broadcaster_redis_connect_failures_total",
+                                    lambda v: v >= 4)
+        assert m["broadcaster_redis_shard_up"] == 0 and m["broadcaster_redis_in_flight"] == 0, m
     await asyncio.to_thread(redis.start)
     for node in (a, b):
         await asyncio.to_thread(wait_health, node, 200, 10)
+        m = await asyncio.to_thread(redis_metrics, node)
+        assert m["broadcaster_redis_shard_up"] == 1, m
+        assert m["broadcaster_redis_reconnects_total"] == 2, f"publish and subscribe connections, once each: {m}"
     assert redis.numsub(ch) == 2, "healthy again means every channel with local subscribers is re-subscribed"
 
     res = await asyncio.to_thread(rest_ok, a, ch, "e", "back")
@@ -287,9 +302,17 @@ async def test_redis_unreachable_at_start_then_appearing():
         c = await Client.connect(node, make_token(authorizedChannels=[ch]))
         await c.subscribe(ch)  # local interest recorded while Redis is away
 
+        m = await asyncio.to_thread(wait_redis_metric, node, "broadcaster_redis_connect_failures_total",
+                                    lambda v: v >= 2)
+        assert m["broadcaster_redis_shard_up"] == 0 and m["broadcaster_redis_reconnects_total"] == 0, m
+        assert m["broadcaster_redis_publish_failures_total"] == 1, m
+        assert m["broadcaster_redis_channels"] == 1, f"the interest is kept for when Redis comes: {m}"
+
         await asyncio.to_thread(redis.start)
         await asyncio.to_thread(wait_health, node, 200, 10)
         assert redis.numsub(ch) == 1
+        m = await asyncio.to_thread(redis_metrics, node)
+        assert m["broadcaster_redis_shard_up"] == 1 and m["broadcaster_redis_reconnects_total"] == 0, m
         res = await asyncio.to_thread(rest_ok, node, ch, "e", "hello")
         m = await c.next_broadcast()
         assert (m["seq"], m["id"], m["payload"]) == (1, res["id"], "hello")

@@ -335,7 +335,8 @@ TEST(redis_broker, restarted_redis_gets_every_interested_channel_again_and_deliv
   ASSERT_TRUE(wait_until([&] { return !b.broker.healthy(); }, 2s));
   b.broker.unsubscribe("dropped");  // interest changes while Redis is away count too
   b.broker.subscribe("r3");
-  std::this_thread::sleep_for(300ms);  // a few failed reconnect attempts
+  // A few failed attempts on both connections before Redis comes back.
+  ASSERT_TRUE(wait_until([&] { return b.broker.stats().at(0).connect_failures >= 4; }, 5s));
   redis.start();
 
   ASSERT_TRUE(a.wait_healthy(5s));
@@ -357,8 +358,9 @@ TEST(redis_broker, unreachable_at_start_is_unhealthy_then_connects_when_redis_ap
   const int port = free_port();
   node a("redis://127.0.0.1:" + std::to_string(port));
   a.broker.subscribe("early");
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(wait_until([&] { return a.broker.stats().at(0).connect_failures >= 4; }, 5s));
   EXPECT_FALSE(a.broker.healthy());
+  EXPECT_EQ(a.broker.stats().at(0).reconnects, 0u) << "never up, so never up again";
   EXPECT_EQ(publish_and_wait(a.broker, make_pub("early", "x")), publish_status::unavailable);
 
   redis_server redis(port);
@@ -413,8 +415,10 @@ TEST(redis_broker, password_from_the_url_is_sent_and_a_wrong_one_never_gets_heal
   ASSERT_TRUE(good.sink.wait_for(1));
 
   node bad("redis://:wrong@127.0.0.1:" + std::to_string(redis.port()));
-  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(wait_until([&] { return bad.broker.stats().at(0).connect_failures >= 4; }, 5s))
+      << "every attempt is refused at AUTH and retried";
   EXPECT_FALSE(bad.broker.healthy());
+  EXPECT_EQ(good.broker.stats().at(0).connect_failures, 0u);
   EXPECT_EQ(publish_and_wait(bad.broker, make_pub("auth", "no")), publish_status::unavailable);
 }
 
