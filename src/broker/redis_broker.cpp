@@ -208,6 +208,9 @@ void redis_broker::append_metrics(std::string& out) const {
          [](const redis_shard_stats& s) { return s.publish_failures; });
   series("broadcaster_redis_received_total", "counter", "Messages received from Redis.",
          [](const redis_shard_stats& s) { return s.received; });
+  series("broadcaster_redis_invalid_total", "counter",
+         "Messages from Redis dropped as unreadable or on the wrong channel.",
+         [](const redis_shard_stats& s) { return s.invalid; });
   series("broadcaster_redis_reconnects_total", "counter", "Connections re-established after a loss.",
          [](const redis_shard_stats& s) { return s.reconnects; });
   series("broadcaster_redis_connect_failures_total", "counter",

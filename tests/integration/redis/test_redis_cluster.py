@@ -17,8 +17,8 @@ import pytest
 
 from conftest import (API_KEY, BASE, BINARY, Client, RawWS, async_test, chan, check_rest_error, clean_env,
                       make_token, read_http_response, rest_ok, rest_publish)
-from redis_helpers import (RedisServer, free_port, health, redis_metrics, shard_of, start_node, stop_all,
-                           wait_health, wait_redis_metric)
+from redis_helpers import (PREFIX, RedisServer, free_port, health, redis_metrics, resp, shard_of, start_node,
+                           stop_all, wait_health, wait_redis_metric)
 
 
 def _finish(nodes, redis_servers):
@@ -188,6 +188,28 @@ async def test_a_node_holds_one_redis_subscription_while_it_has_local_subscriber
     await y.close()  # the last local subscriber leaves by disconnecting
     await asyncio.to_thread(cluster.redis.wait_numsub, ch, 0)
     await x.close()
+
+
+@async_test(30)
+async def test_foreign_messages_on_a_redis_channel_are_dropped_and_counted(cluster):
+    b = cluster.b
+    ch = chan("foreign")
+    c = await Client.connect(b, make_token(authorizedChannels=[ch]))
+    await c.subscribe(ch)
+    await asyncio.to_thread(cluster.redis.wait_numsub, ch, 1)
+    before = (await asyncio.to_thread(redis_metrics, b))["broadcaster_redis_invalid_total"]
+
+    # Another program publishing under our prefix: not an envelope, an empty message, and a truncated one.
+    for junk in (b"hello", b"", b"\x01\xff\xff"):
+        assert await asyncio.to_thread(resp, cluster.redis.port, "PUBLISH", PREFIX + ch, junk) == 1
+    await asyncio.to_thread(wait_redis_metric, b, "broadcaster_redis_invalid_total", lambda v: v == before + 3)
+
+    res = await asyncio.to_thread(rest_ok, cluster.a, ch, "e", "real")
+    m = await c.next_broadcast()  # the first broadcast is the real one, seq 1: nothing of the junk reached it
+    assert (m["seq"], m["id"], m["payload"]) == (1, res["id"], "real"), m
+    await c.quiet()
+    await c.close()
+    assert b.alive()
 
 
 # ---------------------------------------------------------------------------------------------------------------
