@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <boost/asio/ip/address.hpp>
+
 #include <toml++/toml.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -14,6 +16,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <type_traits>
+
+#include "broker/redis_url.hpp"
 
 namespace bc::app {
 
@@ -294,18 +298,6 @@ std::string toml_quote(std::string_view s) {
   return out + "\"";
 }
 
-// redis://user:password@host → redis://user:********@host; redis://password@host → redis://********@host.
-std::string mask_url_password(const std::string& url) {
-  const auto scheme = url.find("://");
-  const auto start = scheme == std::string::npos ? 0 : scheme + 3;
-  const auto end = std::min(url.find('/', start), url.size());
-  const auto at = url.rfind('@', end);
-  if (at == std::string::npos || at < start) return url;
-  const auto colon = url.find(':', start);
-  const auto from = colon != std::string::npos && colon < at ? colon + 1 : start;
-  return url.substr(0, from) + std::string(masked) + url.substr(at);
-}
-
 std::string rendered(const setting& s) {
   const std::string v = s.value();
   auto array = [](const std::vector<std::string>& items, auto&& each) {
@@ -326,7 +318,7 @@ std::string rendered(const setting& s) {
       return array(split_list(v), [](const std::string&) { return std::string(masked); });
     case shape::urls: {
       std::string out;
-      for (const auto& u : split_list(v)) out += (out.empty() ? "" : ",") + mask_url_password(u);
+      for (const auto& u : split_list(v)) out += (out.empty() ? "" : ",") + broker::redact_redis_url(u);
       return toml_quote(out);
     }
   }
@@ -371,6 +363,15 @@ std::optional<std::string> finish(config& c, const raw_values& r) {
   if (r.auth_timeout <= 0 || r.idle_timeout <= 0 || r.handshake_timeout <= 0 || r.keepalive_timeout <= 0)
     return "timeouts must be positive";
   if (c.broker == "redis" && c.redis_url.empty()) return "REDIS_URL is required with BROKER=redis";
+  if (c.broker == "redis") {
+    try {
+      broker::parse_redis_urls(c.redis_url);
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+  }
+  if (boost::system::error_code ec; boost::asio::ip::make_address(c.host, ec), ec)
+    return "HOST must be an IPv4 or IPv6 address, not '" + c.host + "'";
   if (c.net.tls_cert.empty() != c.net.tls_key.empty())
     return "TLS_CERT and TLS_KEY go together: set both or neither";
   for (const auto* file : {&c.net.tls_cert, &c.net.tls_key}) {

@@ -14,7 +14,7 @@ std::string_view trim(std::string_view s) {
 }
 
 [[noreturn]] void bad(std::string_view url, std::string_view why) {
-  throw std::invalid_argument("invalid REDIS_URL entry '" + std::string(url) + "': " + std::string(why));
+  throw std::invalid_argument("invalid REDIS_URL entry '" + redact_redis_url(url) + "': " + std::string(why));
 }
 
 int hex_digit(char c) {
@@ -102,13 +102,26 @@ std::string redis_endpoint::address() const {
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+std::string redact_redis_url(std::string_view url) {
+  const auto scheme = url.find("://");
+  const auto start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  // The last '@' anywhere, not only before the path: a password with an unencoded '/' is still hidden.
+  const auto at = url.rfind('@');
+  if (at == std::string_view::npos || at < start) return std::string(url);
+  const auto colon = url.find(':', start);
+  const auto from = colon != std::string_view::npos && colon < at ? colon + 1 : start;
+  return std::string(url.substr(0, from)) + "********" + std::string(url.substr(at));
+}
+
 std::vector<redis_endpoint> parse_redis_urls(std::string_view list) {
-  const std::string all(list);
   std::vector<redis_endpoint> out;
   while (true) {
     auto comma = list.find(',');
     auto item = trim(list.substr(0, comma));
-    if (item.empty()) throw std::invalid_argument("invalid REDIS_URL: empty entry in '" + all + "'");
+    if (item.empty()) {
+      throw std::invalid_argument("invalid REDIS_URL: entry " + std::to_string(out.size() + 1) +
+                                  " is empty (entries are separated by commas)");
+    }
     out.push_back(parse_one(item));
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);

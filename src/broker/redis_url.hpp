@@ -23,6 +23,11 @@ struct redis_endpoint {
 // Parses `redis://[[user]:password@]host[:port][/db]`, or a comma-separated list of them (one per shard, in
 // shard order). The scheme may be left out; an IPv6 host is written in brackets; user and password may be
 // percent-encoded. Throws std::invalid_argument with a message naming the bad entry.
+// The message never contains a password.
 std::vector<redis_endpoint> parse_redis_urls(std::string_view list);
+
+// `url` with its password replaced by ******** (for logs, errors and --print-config):
+// redis://user:pw@host → redis://user:********@host; redis://pw@host → redis://********@host.
+std::string redact_redis_url(std::string_view url);
 
 }  // namespace bc::broker

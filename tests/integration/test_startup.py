@@ -44,6 +44,30 @@ def test_missing_required_setting_exits_2(missing, present):
     assert b"listening on" not in p.stdout
 
 
+@pytest.mark.parametrize("args,names", [
+    (["--broker", "redis", "--redis-url", "http://:hunter22@r:6379"], ["REDIS_URL", "redis://"]),
+    (["--broker", "redis", "--redis-url", "redis://:hunter22@r:99999"], ["REDIS_URL", "port"]),
+    (["--broker", "redis", "--redis-url", "redis://admin:hunter22@"], ["REDIS_URL", "host"]),
+    (["--broker", "redis", "--redis-url", "redis://r1,,redis://:hunter22@r3"], ["REDIS_URL", "entry 2"]),
+    ({"HOST": "localhost"}, ["HOST", "localhost"]),
+    ({"HOST": "300.1.1.1"}, ["HOST"]),
+])
+def test_bad_value_exits_2_with_one_line_before_binding(args, names):
+    # Exit 2 is the one the systemd unit does not restart on: restarting cannot fix a typo in the configuration.
+    env = {"JWT_SECRET": SECRET, "API_KEYS": API_KEY, "HOST": "127.0.0.1"}
+    if isinstance(args, dict):
+        env, args = env | args, []
+    p = run_binary(["--port", "0", *args], env)
+    err = p.stderr.decode()
+    assert p.returncode == 2, f"exit code {p.returncode}, stderr: {err!r}"
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got {lines}"
+    for name in names:
+        assert name in lines[0], f"{name!r} not named in {lines[0]!r}"
+    assert "hunter22" not in err + p.stdout.decode(), "the Redis password was printed"
+    assert b"listening on" not in p.stdout
+
+
 def test_unknown_flag_fails():
     p = run_binary(["--port", "0", "--host", "127.0.0.1", "--no-such-flag"], {"JWT_SECRET": SECRET,
                                                                              "API_KEYS": API_KEY})

@@ -347,6 +347,6 @@ def test_bad_redis_url_stops_start_up_with_one_line():
     p = subprocess.run([str(BINARY), "--port", "0", "--host", "127.0.0.1", "--broker", "redis", "--redis-url",
                         "http://127.0.0.1:1"], env=clean_env(JWT_SECRET="x" * 32, API_KEYS=API_KEY),
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
-    assert p.returncode != 0
+    assert p.returncode == 2, p
     err = [l for l in p.stderr.decode().splitlines() if l.strip()]
     assert any("REDIS_URL" in l for l in err), err

@@ -60,5 +60,27 @@ TEST(redis_url, rejects_bad_entries_with_a_message_naming_them) {
   }
 }
 
+TEST(redis_url, errors_never_contain_the_password) {
+  for (const char* bad :
+       {"redis://:s3cret@h:0", "redis://user:s3cret@h/x", "s3cret@:1", "redis://s3cret@[::1",
+        "http://:s3cret@h", "redis://:s3cret@h,,b", "redis://:s3/cret@h"}) {
+    try {
+      parse_redis_urls(bad);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_EQ(std::string(e.what()).find("s3cret"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(redis_url, redaction_masks_the_password_only) {
+  EXPECT_EQ(redact_redis_url("redis://user:pw@h:1/2"), "redis://user:********@h:1/2");
+  EXPECT_EQ(redact_redis_url("redis://pw@h"), "redis://********@h");
+  EXPECT_EQ(redact_redis_url("redis://:pw@h"), "redis://:********@h");
+  EXPECT_EQ(redact_redis_url("user:p@w@h"), "user:********@h");
+  EXPECT_EQ(redact_redis_url("redis://:pa/ss@h"), "redis://:********@h");
+  EXPECT_EQ(redact_redis_url("redis://h:1"), "redis://h:1");
+}
+
 }  // namespace
 }  // namespace bc::broker
