@@ -24,9 +24,9 @@ void client_session::drop_subscriptions() {
   subscriptions_.clear();
 }
 
-bool client_session::admit() {
+client_session::admission client_session::admit() {
   const auto& l = services_.limits;
-  if (l.rate <= 0) return true;
+  if (l.rate <= 0) return admission::admitted;
   const auto now = services_.now();
   if (tokens_ < 0) {
     tokens_ = l.burst;
@@ -39,23 +39,29 @@ bool client_session::admit() {
   refilled_ = now;
   if (tokens_ >= 1) {
     tokens_ -= 1;
-    return true;
+    return admission::admitted;
   }
   services_.stats.rate_limited.add();
   if (++violations_ >= l.max_violations) {
     transport_.close(1008, "rate limit exceeded");
-  } else {
-    reply_error({}, error_code::resource_exhausted, "rate limit exceeded, slow down");
+    return admission::closed;
   }
-  return false;
+  return admission::refused;
 }
 
 void client_session::on_text(std::string_view text) {
-  if (!admit()) return;
+  const auto admitted = admit();
+  if (admitted == admission::closed) return;
   // Requests are small: parse into the stack, no allocation per JSON node.
   unsigned char arena[4096];
   boost::json::monotonic_resource storage(arena, sizeof arena);
   auto parsed = parse_request(text, &storage);
+  if (admitted == admission::refused) {
+    // Parsed only for its id, so that a client waiting on that id gets its answer. A flood pays for at most
+    // max_violations parses before the connection closes.
+    reply_error(parsed.id_json, error_code::resource_exhausted, "rate limit exceeded, slow down");
+    return;
+  }
   if (!parsed.req) {
     reply_error(parsed.id_json, parsed.code, parsed.message);
     return;
@@ -64,8 +70,15 @@ void client_session::on_text(std::string_view text) {
 }
 
 void client_session::on_binary() {
-  if (!admit()) return;
-  reply_error({}, error_code::invalid_argument, "binary frames are not supported; send JSON text frames");
+  switch (admit()) {
+    case admission::closed:
+      return;
+    case admission::refused:
+      return reply_error({}, error_code::resource_exhausted, "rate limit exceeded, slow down");
+    case admission::admitted:
+      return reply_error({}, error_code::invalid_argument,
+                         "binary frames are not supported; send JSON text frames");
+  }
 }
 
 void client_session::deliver(const core::publication_ptr& pub, std::uint64_t seq) {

@@ -82,7 +82,10 @@ class client_session final : public core::subscriber {
   std::size_t subscription_count() const { return subscriptions_.size(); }
 
  private:
-  bool admit();
+  enum class admission { admitted, refused, closed };
+  // Takes a token from the bucket. `refused` means the caller answers ResourceExhausted; `closed` means this
+  // refusal was one too many and the connection is closing.
+  admission admit();
   void dispatch(request& req);
   void do_auth(request& req);
   // The request's channel when the session is authenticated and the name valid; else replies the error.

@@ -467,7 +467,8 @@ async def test_request_flood_is_refused_then_closed_others_undisturbed(limited_s
     assert [m["requestId"] for m in ok] == list(range(1, len(ok) + 1)), "admitted requests answered out of order"
     for m in refused:
         check_error(m["error"], "ResourceExhausted")
-        assert "requestId" not in m, f"a rate-limit refusal carries no requestId: {m}"
+    assert [m.get("requestId") for m in refused] == list(range(len(ok) + 1, len(ok) + 1 + len(refused))), \
+        "each refusal answers its request's id, in order"
     assert len(refused) == 49, f"expected 49 refusals before the 50th closes the connection, got {len(refused)}"
     assert end == (1008, "rate limit exceeded"), f"expected close 1008 'rate limit exceeded', got {end}"
 

@@ -879,8 +879,7 @@ class rate_limit_test : public client_session_test {
     for (int i = 0; i < ok; ++i)
       EXPECT_TRUE(a.call(request("1", "heartbeat")).as_object().contains("result"));
     for (int i = 0; i < refused; ++i) {
-      expect_error(a.call(request("2", "heartbeat")), nullptr,
-                   "ResourceExhausted");  // refused before parsing
+      expect_error(a.call(request("2", "heartbeat")), json::value(2), "ResourceExhausted");
     }
   }
 };
@@ -897,6 +896,19 @@ TEST_F(rate_limit_test, requests_over_the_burst_are_resource_exhausted_then_the_
   EXPECT_EQ(stats.rate_limited.get(), 4u);
   // The limit is per connection.
   EXPECT_TRUE(b.call(request("3", "heartbeat")).as_object().contains("result"));
+}
+
+TEST_F(rate_limit_test, a_refusal_carries_the_request_id_when_there_is_one) {
+  services.limits.rate = 10;
+  services.limits.burst = 1;
+  passes_then_refused(1, 0);
+  expect_error(a.call(request(R"("abc")", "subscribe", channel_params("news"))), json::value("abc"),
+               "ResourceExhausted");
+  expect_error(a.call(request("", "heartbeat")), nullptr, "ResourceExhausted");  // a notification
+  expect_error(a.call("{not json"), nullptr, "ResourceExhausted");
+  expect_error(a.call(request("7", "no-such-method")), json::value(7), "ResourceExhausted");
+  EXPECT_EQ(stats.rate_limited.get(), 4u);
+  EXPECT_EQ(stats.requests[static_cast<std::size_t>(method::subscribe)].get(), 0u) << "refused, not run";
 }
 
 TEST_F(rate_limit_test, tokens_come_back_at_the_rate) {
