@@ -20,7 +20,12 @@ bool is_valid_channel(std::string_view channel) {
 }
 
 bool is_valid_event(std::string_view event) {
-  return !event.empty() && event.size() <= 255;
+  if (event.empty()) return false;
+  if (event.size() <= 255) return true;      // the common case: no counting
+  if (event.size() > 4 * 255) return false;  // no code point takes more than 4 bytes
+  std::size_t chars = 0;
+  for (const char c : event) chars += (static_cast<unsigned char>(c) & 0xC0) != 0x80;  // not a continuation
+  return chars <= 255;
 }
 
 }  // namespace bc::protocol

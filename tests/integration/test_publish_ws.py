@@ -93,8 +93,10 @@ async def test_publish_without_subscribers_succeeds(server):
 
 
 @pytest.mark.parametrize("event,ok", [("", False), ("e" * 256, False), ("e" * 255, True), ("x", True),
-                                      ("user.created v2 \u00e9", True)],
-                         ids=["empty", "256", "255", "one", "unicode_and_spaces"])
+                                      ("user.created v2 \u00e9", True), ("\u20ac" * 255, True),
+                                      ("\U0001f600" * 256, False)],
+                         ids=["empty", "256", "255", "one", "unicode_and_spaces", "255_three_byte_chars",
+                              "256_four_byte_chars"])
 @async_test()
 async def test_event_validation(server, event, ok):
     ch = chan()

@@ -73,6 +73,21 @@ TEST(is_valid_event, length_rules) {
   EXPECT_FALSE(is_valid_event(std::string(256, 'e')));
 }
 
+TEST(is_valid_event, counts_characters_not_bytes) {
+  auto repeat = [](std::string_view s, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i) out += s;
+    return out;
+  };
+  for (std::string_view ch :
+       {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"}) {  // é, €, an emoji: 2, 3, 4 bytes
+    EXPECT_TRUE(is_valid_event(repeat(ch, 255))) << ch.size() << "-byte characters";
+    EXPECT_FALSE(is_valid_event(repeat(ch, 256))) << ch.size() << "-byte characters";
+    EXPECT_TRUE(is_valid_event(repeat(ch, 200) + std::string(55, 'e')));
+    EXPECT_FALSE(is_valid_event(repeat(ch, 200) + std::string(56, 'e')));
+  }
+}
+
 TEST(is_valid_event, any_bytes_are_allowed) {
   EXPECT_TRUE(is_valid_event("say \"hi\" / \\ :: \n"));
   EXPECT_TRUE(is_valid_event("caf\xc3\xa9"));
