@@ -25,6 +25,7 @@ enum class jwt_error {
   wrong_audience,    // aud is neither "broadcaster" nor an array containing it
   missing_claim,     // sub missing/empty/not a string; authorizedChannels or scope missing
   invalid_claim,     // authorizedChannels not a non-empty array of strings; scope not an array
+  // Add new values above: invalid_claim stays last, the metrics size their per-reason counters by it.
 };
 
 // Short, stable reason for logs and metrics labels: "malformed", "expired", ...

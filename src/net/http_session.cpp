@@ -196,7 +196,8 @@ void http_session::route(request& req) {
   }
   if (path == "/metrics") {
     if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
-    if (w_.config().metrics_auth && !services_.rest.authorized(req[http::field::authorization])) {
+    if (w_.config().metrics_auth &&
+        !services_.rest.authorized(req[http::field::authorization], w_.services().stats)) {
       return send_error(401, protocol::error_code::unauthenticated,
                         "missing or invalid API key (Authorization: Bearer <key>)");
     }
@@ -207,7 +208,7 @@ void http_session::route(request& req) {
   }
   if (path == "/info") {
     if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
-    if (!services_.rest.authorized(req[http::field::authorization])) {
+    if (!services_.rest.authorized(req[http::field::authorization], w_.services().stats)) {
       return send_error(401, protocol::error_code::unauthenticated,
                         "missing or invalid API key (Authorization: Bearer <key>)");
     }

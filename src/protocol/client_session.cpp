@@ -100,7 +100,8 @@ void client_session::dispatch(request& req) {
       do_unsubscribe(req);
       break;
     case method::publish:
-      return do_publish(req, start);  // observed when the broker answers
+      if (do_publish(req, start)) return;  // observed when the broker answers
+      break;
     case method::heartbeat:
       do_heartbeat(req);
       break;
@@ -227,17 +228,17 @@ void client_session::do_unsubscribe(request& req) {
   reply(req, R"({"success":true})");
 }
 
-void client_session::do_publish(request& req, std::chrono::steady_clock::time_point start) {
-  if (!authenticated_) return reply_error(req.id_json, error_code::unauthenticated, "authenticate first");
+bool client_session::do_publish(request& req, std::chrono::steady_clock::time_point start) {
+  auto refuse = [&](error_code code, std::string_view message) {
+    reply_error(req.id_json, code, message);
+    return false;
+  };
+  if (!authenticated_) return refuse(error_code::unauthenticated, "authenticate first");
   std::string channel;
-  if (auto invalid = publisher::validate(req.params, channel)) {
-    return reply_error(req.id_json, invalid->code, invalid->body);
-  }
-  if (!claims_.can_publish) {
-    return reply_error(req.id_json, error_code::permission_denied, "token lacks the publish scope");
-  }
+  if (auto invalid = publisher::validate(req.params, channel)) return refuse(invalid->code, invalid->body);
+  if (!claims_.can_publish) return refuse(error_code::permission_denied, "token lacks the publish scope");
   if (!claims_.authorizes(channel)) {
-    return reply_error(req.id_json, error_code::permission_denied, "channel not in authorizedChannels");
+    return refuse(error_code::permission_denied, "channel not in authorizedChannels");
   }
   // The broker may answer on another thread: the reply is posted back, and dropped if the connection closed.
   auto defer = transport_.make_deferrer();
@@ -250,6 +251,7 @@ void client_session::do_publish(request& req, std::chrono::steady_clock::time_po
         });
       });
   if (accepted) services_.stats.published_ws.add();
+  return true;  // even when not accepted: the refusal came through the callback, which observed it
 }
 
 void client_session::do_heartbeat(request& req) {

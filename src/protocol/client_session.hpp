@@ -92,7 +92,9 @@ class client_session final : public core::subscriber {
   std::optional<std::string_view> authenticated_channel(const request& req);
   void do_subscribe(request& req);
   void do_unsubscribe(request& req);
-  void do_publish(request& req, std::chrono::steady_clock::time_point start);
+  // True when the reply goes through the publisher's callback, which observes the latency; false when it was
+  // refused here and answered at once.
+  bool do_publish(request& req, std::chrono::steady_clock::time_point start);
   void observe_latency(method m, std::chrono::steady_clock::time_point start);
   void do_heartbeat(request& req);
   void reply(const request& req, std::string_view result_json);

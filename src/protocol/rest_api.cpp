@@ -24,11 +24,16 @@ bool rest_api::authorized(std::string_view authorization) const {
   return keys_.check(authorization.substr(scheme.size()));
 }
 
+bool rest_api::authorized(std::string_view authorization, session_stats& stats) const {
+  if (authorized(authorization)) return true;
+  stats.auth_failures.add();
+  stats.auth_failures_by_reason[0].add();  // slot 0 (jwt_error::none) stands for a bad API key
+  return false;
+}
+
 void rest_api::publish(std::string_view authorization, std::string_view body, session_stats& stats,
                        std::function<void(http_reply)> done) const {
-  if (!authorized(authorization)) {
-    stats.auth_failures.add();
-    stats.auth_failures_by_reason[0].add();  // slot 0 (jwt_error::none) stands for a bad API key
+  if (!authorized(authorization, stats)) {
     return done(
         error_reply(error_code::unauthenticated, "missing or invalid API key (Authorization: Bearer <key>)"));
   }

@@ -26,6 +26,9 @@ class rest_api {
 
   // True when `authorization` is "Bearer <a configured key>".
   bool authorized(std::string_view authorization) const;
+  // The same, counting a failure in `stats` (every endpoint that takes an API key: a key being guessed
+  // shows in broadcaster_auth_failures_total whichever endpoint it is tried on).
+  bool authorized(std::string_view authorization, session_stats& stats) const;
 
   static http_reply error_reply(error_code code, std::string_view message);
 

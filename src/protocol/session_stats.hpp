@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 
+#include "auth/jwt_verifier.hpp"
 #include "core/local_counter.hpp"
 
 #include "protocol/error_code.hpp"
@@ -34,7 +35,8 @@ class latency_histogram {
 };
 
 constexpr std::size_t method_count = 5;
-constexpr std::size_t auth_failure_reasons = 11;  // auth::jwt_error values (less `none`) + the REST API key
+// Index 0 is the REST API key; the others are auth::jwt_error values, whose 0 (`none`) is never a failure.
+constexpr std::size_t auth_failure_reasons = static_cast<std::size_t>(auth::jwt_error::invalid_claim) + 1;
 constexpr std::size_t error_code_count = 9;
 
 struct session_stats {

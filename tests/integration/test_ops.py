@@ -101,12 +101,17 @@ ERRORS = 'broadcaster_request_errors_total{{code="{}"}}'.format
 
 def test_metrics_open_by_default_and_behind_an_api_key_with_metrics_auth(ops, metrics_locked):
     assert requests.get(ops.url("/metrics"), timeout=5).status_code == 200
+    key = {"Authorization": f"Bearer {API_KEY}"}
+    failures = "broadcaster_auth_failures_total "
+    before = next(int(l.split()[1]) for l in requests.get(metrics_locked.url("/metrics"), headers=key,
+                                                           timeout=5).text.splitlines() if l.startswith(failures))
     for headers in ({}, {"Authorization": "Bearer wrong-key"}, {"Authorization": API_KEY}):
         r = requests.get(metrics_locked.url("/metrics"), headers=headers, timeout=5)
         assert r.status_code == 401, (headers, r.status_code)
         assert r.json()["error"]["code"] == "Unauthenticated"
-    r = requests.get(metrics_locked.url("/metrics"), headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5)
+    r = requests.get(metrics_locked.url("/metrics"), headers=key, timeout=5)
     assert r.status_code == 200 and "broadcaster_connections " in r.text
+    assert f"{failures}{before + 3}" in r.text.splitlines(), "the three refused scrapes are auth failures"
     assert requests.get(metrics_locked.url("/health"), timeout=5).status_code == 200  # never locked
 
 
@@ -217,10 +222,16 @@ async def test_auth_failures_counted(ops):
     await c.err("auth", {"token": make_token(exp=int(time.time()) - 3600)}, code="Unauthenticated")
     r = await asyncio.to_thread(rest_publish, ops, chan(), key="not-a-key")
     check_rest_error(r, 401, "Unauthenticated")
+    r = await asyncio.to_thread(requests.get, ops.url("/info"), headers={"Authorization": "Bearer guess"},
+                                timeout=5)
+    assert r.status_code == 401, r.status_code  # a key guessed on /info counts like one guessed on /publish
     by_reason = 'broadcaster_auth_failures_by_reason_total{{reason="{}"}}'.format
-    await await_metrics(ops, {"broadcaster_auth_failures_total": 3, "broadcaster_connections_authenticated": 0,
-                              by_reason("bad_signature"): 1, by_reason("expired"): 1, by_reason("api_key"): 1,
+    await await_metrics(ops, {"broadcaster_auth_failures_total": 4, "broadcaster_connections_authenticated": 0,
+                              by_reason("bad_signature"): 1, by_reason("expired"): 1, by_reason("api_key"): 2,
                               by_reason("malformed"): 0}, base)
+    reasons = {k[len(by_reason("")) - 2:-2] for k in base if k.startswith(by_reason("")[:-3])}
+    assert reasons == {"api_key", "malformed", "unsupported_alg", "bad_signature", "expired", "not_yet_valid",
+                       "issued_in_future", "wrong_audience", "missing_claim", "invalid_claim"}, reasons
     await c.close()
 
 

@@ -849,6 +849,26 @@ TEST_F(client_session_test, counts_requests_by_method_and_errors_by_code) {
   EXPECT_EQ(stats.published_ws.get(), 1u);
 }
 
+TEST_F(client_session_test, latency_is_observed_once_per_request_refused_or_not) {
+  auto observed = [&](method m) {
+    const auto& h = stats.latency[static_cast<std::size_t>(m)];
+    std::uint64_t n = 0;
+    for (std::size_t b = 0; b <= latency_histogram::bounds_us.size(); ++b) n += h.bucket(b);
+    return n;
+  };
+  a.call(request("1", "publish", publish_params("news")));  // before auth
+  authenticate(a);
+  a.call(request("2", "publish", publish_params("not-allowed")));
+  a.call(request("3", "publish", R"({"channel":"news"})"));                              // no event
+  a.call(request("4", "publish", R"({"channel":"news","event":"e","payload":1e400})"));  // refused in publish
+  a.call(request("5", "publish", publish_params("news")));
+  a.call(request("6", "subscribe", channel_params("nope")));
+  EXPECT_EQ(observed(method::publish), 5u);
+  EXPECT_EQ(observed(method::subscribe), 1u);
+  EXPECT_EQ(observed(method::auth), 1u);
+  EXPECT_EQ(stats.published_ws.get(), 1u);
+}
+
 TEST_F(client_session_test, never_closes_the_connection_on_bad_input) {
   a.call("");
   a.call("\xff\xfe");
