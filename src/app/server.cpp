@@ -165,7 +165,8 @@ std::string server::info() const {
          ",\"threads\":" + std::to_string(shards_.size()) +
          ",\"connections\":" + std::to_string(connections) +
          ",\"subscriptions\":" + std::to_string(subscriptions) +
-         ",\"channels\":" + std::to_string(interest_.channel_count()) +
+         ",\"channels\":" + std::to_string(interest_.channel_count()) + ",\"configFile\":" +
+         (cfg_.config_file.empty() ? std::string("null") : protocol::json_quote(cfg_.config_file)) +
          ",\"broker\":{\"kind\":" + protocol::json_quote(cfg_.broker) +
          ",\"healthy\":" + (broker_->healthy() ? "true" : "false") +
          ",\"state\":" + protocol::json_quote(broker_->describe()) + "}}";
@@ -226,10 +227,11 @@ int server::run() {
   // the configured log format.
   const auto level = spdlog::default_logger()->level();
   if (level > spdlog::level::info) spdlog::default_logger()->set_level(spdlog::level::info);
-  spdlog::info("broadcaster {} listening on {}:{} ({}, base path '{}', {} threads, broker {}) node={}",
-               BROADCASTER_VERSION, endpoint.address().to_string(), endpoint.port(),
-               tls_ ? "https/wss" : "http/ws", cfg_.net.base_path, shards_.size(), broker_->describe(),
-               node_id_);
+  spdlog::info(
+      "broadcaster {} listening on {}:{} ({}, base path '{}', {} threads, broker {}, config {}) node={}",
+      BROADCASTER_VERSION, endpoint.address().to_string(), endpoint.port(), tls_ ? "https/wss" : "http/ws",
+      cfg_.net.base_path, shards_.size(), broker_->describe(),
+      cfg_.config_file.empty() ? "flags and environment only" : cfg_.config_file, node_id_);
   spdlog::default_logger()->set_level(level);
   if (cfg_.dev) print_dev_banner(endpoint.port());
 

@@ -352,6 +352,7 @@ async def test_info_reports_node_and_counts(ops):
     assert isinstance(first["uptimeSeconds"], int) and first["uptimeSeconds"] >= 0
     assert first["threads"] == 2
     assert first["broker"]["kind"] == "memory" and first["broker"]["healthy"] is True, first
+    assert first["configFile"] is None, first
     chs = [chan(), chan(), chan()]
     tok = make_token(authorizedChannels=chs)
     a, b = await Client.connect(ops, tok), await Client.connect(ops, tok)
@@ -421,6 +422,25 @@ def print_config(args, env=None) -> tuple[dict, dict, str]:
     return tomllib.loads(p.stdout), sources, p.stdout + p.stderr
 
 
+def test_shipped_config_file_loads_and_shows_every_setting(tmp_path):
+    shipped = (ROOT / "packaging" / "broadcaster.toml").read_text()
+    cfg, src, _ = print_config(["--config", str(ROOT / "packaging" / "broadcaster.toml")],
+                               {"JWT_SECRET": SECRET, "API_KEYS": API_KEY})
+    # Every setting appears, set or commented out, except the secrets it tells to keep in broadcaster.env and
+    # --dev, which is not for a deployed node.
+    shown = set(re.findall(r"^#? ?(\w+) = ", shipped, re.M))
+    assert set(cfg) - shown == {"jwt_secret", "api_keys", "dev"}, set(cfg) - shown
+    # The commented-out lines are valid too, once uncommented (the TLS files must exist for that).
+    for name in ("tls.crt", "tls.key"):
+        (tmp_path / name).write_text("")
+    uncommented = re.sub(r"^# ?(\w+ = )", r"\1", shipped, flags=re.M).replace("/etc/broadcaster/", f"{tmp_path}/")
+    uncommented = "\n".join(l for l in uncommented.splitlines() if not l.startswith('broker = "memory"'))
+    f = tmp_path / "all.toml"
+    f.write_text(uncommented)
+    cfg, src, _ = print_config(["--config", str(f)], {"JWT_SECRET": SECRET, "API_KEYS": API_KEY})
+    assert cfg["broker"] == "redis" and src["redis_url"] == "file", cfg
+
+
 def test_help_mentions_config_file():
     p = run_binary(["--help"])
     assert p.returncode == 0
@@ -486,6 +506,10 @@ async def test_precedence_observed_in_behaviour(tmp_path):
         srv.wait_listening(base="/from-file")
         assert srv.port == port
         assert pub(srv, "/from-file", "file-key-2").status_code == 200
+        r = requests.get(srv.url("/info", base="/from-file"), headers={"Authorization": "Bearer file-key-1"},
+                         timeout=5)
+        assert r.json()["configFile"] == str(f), "an operator can see which file a running node loaded"
+        assert f"config {f})" in srv.output()
         c = await Client.connect(srv, make_token(secret="file-secret-123"), base="/from-file")
         await c.close()
     finally:
