@@ -4,6 +4,8 @@
 #include <boost/json/serialize.hpp>
 #include <cmath>
 
+#include "protocol/encoder.hpp"
+
 namespace bc::protocol {
 
 std::optional<method> parse_method(std::string_view name) {
@@ -58,7 +60,8 @@ bool read_id(const boost::json::object& obj, std::string& id_json) {
   if (id.is_number()) {
     const bool zero = (id.is_int64() && id.get_int64() == 0) || (id.is_uint64() && id.get_uint64() == 0) ||
                       (id.is_double() && id.get_double() == 0.0);
-    if (!zero) id_json = boost::json::serialize(id);
+    // The shortest form that reads back as the same number: 1.5 is echoed as 1.5, not as Boost's 1.5E0.
+    if (!zero) append_json(id_json, id);
     return true;
   }
   if (id.is_string()) {

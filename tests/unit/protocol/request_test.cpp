@@ -94,6 +94,10 @@ TEST(parse_request, fractional_id_is_echoed_as_the_same_number) {
   const auto r = must_parse(R"({"id":1.5,"method":"heartbeat"})");
   ASSERT_FALSE(r.id_json.empty());
   EXPECT_EQ(id_value(r.id_json), json::value(1.5));
+  // As the client wrote them where the shortest form allows (PROTOCOL: ids are echoed back unchanged).
+  for (const char* id : {"1.5", "-0.25", "0.1", "123.456", "1e+300"}) {
+    EXPECT_EQ(must_parse(R"({"id":)" + std::string(id) + R"(,"method":"heartbeat"})").id_json, id);
+  }
 }
 
 TEST(parse_request, id_beyond_double_range_never_yields_invalid_json) {
