@@ -362,8 +362,8 @@ std::optional<std::string> finish(config& c, const raw_values& r) {
   if (c.net.max_message_size < 128) return "MAX_MESSAGE_SIZE must be at least 128";
   if (r.auth_timeout <= 0 || r.idle_timeout <= 0 || r.handshake_timeout <= 0 || r.keepalive_timeout <= 0)
     return "timeouts must be positive";
-  if (c.broker == "redis" && c.redis_url.empty()) return "REDIS_URL is required with BROKER=redis";
   if (c.broker == "redis") {
+    if (c.redis_url.empty()) return "REDIS_URL is required with BROKER=redis";
     try {
       broker::parse_redis_urls(c.redis_url);
     } catch (const std::invalid_argument& e) {
