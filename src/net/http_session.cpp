@@ -5,10 +5,10 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/string.hpp>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "net/console_assets.hpp"
+#include "net/console_path.hpp"
+#include "net/http_framing.hpp"
 #include "net/worker.hpp"
 #include "net/ws/handshake.hpp"
 #include "net/ws_session.hpp"
@@ -46,6 +46,22 @@ std::string_view content_type_for(std::string_view path) {
   if (ends(".json")) return "application/json";
   if (ends(".map")) return "application/json";
   return "application/octet-stream";
+}
+
+// A console file's answer, or 304 when the client's copy is current. "no-cache": the names carry no version,
+// so a browser asks again each time (and gets a 304). No CORS header: other origins cannot read the console.
+http::response<http::string_body> console_file_response(const http::request<http::string_body>& req,
+                                                        unsigned version, std::string_view body,
+                                                        std::string_view type, std::string_view etag) {
+  const bool current = etag_matches(req[http::field::if_none_match], etag);
+  http::response<http::string_body> res{current ? http::status::not_modified : http::status::ok, version};
+  res.set(http::field::etag, etag);
+  res.set(http::field::cache_control, "no-cache");
+  res.set("X-Content-Type-Options", "nosniff");
+  if (current) return res;
+  res.set(http::field::content_type, type);
+  res.body() = body;
+  return res;
 }
 
 }  // namespace
@@ -96,6 +112,8 @@ void http_session::start_request() {
   parser_->header_limit(16 * 1024);
   parser_->eager(true);
   continue_sent_ = false;
+  head_checked_ = false;
+  folds_.reset();
   parse_input();
 }
 
@@ -103,7 +121,9 @@ void http_session::parse_input() {
   while (!in_.empty() && !parser_->is_done()) {
     boost::system::error_code ec;
     const std::size_t used = parser_->put(boost::asio::buffer(in_), ec);
+    if (!head_checked_) folds_.feed(std::string_view(in_).substr(0, used));
     in_.erase(0, used);
+    if (!head_checked_ && parser_->is_header_done() && !check_head()) return;
     if (ec == http::error::need_more) break;
     if (ec == http::error::body_limit) {
       keep_alive_ = false;
@@ -130,6 +150,23 @@ void http_session::parse_input() {
   version_ = req.version();
   keep_alive_ = req.keep_alive();
   route(req);
+}
+
+// Refuses a head whose framing is ambiguous (see http_framing.hpp) before its body is read or acted on.
+// Returns false when it answered an error (the connection then closes: where the next request starts is
+// no longer known).
+bool http_session::check_head() {
+  head_checked_ = true;
+  const auto& head = parser_->get();
+  auto bad = check_request_framing(head.version(), head);
+  if (!bad && folds_.found()) bad = framing_error{400, "obsolete line folding in the request head"};
+  if (!bad) return true;
+  keep_alive_ = false;
+  in_.clear();
+  w_.stats().http_requests.add();
+  // 501 (a coding we do not implement) has no code of its own in the protocol: the request was not valid here.
+  send_error(bad->status, protocol::error_code::invalid_argument, bad->message);
+  return false;
 }
 
 void http_session::read_more() {
@@ -174,9 +211,9 @@ void http_session::route(request& req) {
     return handle_upgrade(req);
   }
   if (path == "/publish") {
+    cors_ = true;  // browsers of any origin may publish with an API key; nothing else answers them
     if (verb == http::verb::options) {
       response res{http::status::no_content, version_};
-      res.set(http::field::access_control_allow_origin, "*");
       res.set(http::field::access_control_allow_headers, "Authorization, Content-Type");
       res.set(http::field::access_control_allow_methods, "POST, OPTIONS");
       res.set(http::field::access_control_max_age, "86400");
@@ -315,21 +352,19 @@ void http_session::handle_console(request& req, std::string_view rest) {
         "}";
     return send(std::move(res));
   }
-  std::string rel(rest.substr(1));
-  if (rel.empty()) rel = "index.html";
-  if (rel.find("..") != std::string::npos || rel.find('\\') != std::string::npos) {
-    return send_error(404, protocol::error_code::not_found, "no such file");
+  // The files come from the binary by exact name; only the --console-dir override reads the filesystem, and
+  // then only regular files inside that directory (console_path.hpp).
+  const auto name = console_file_name(rest);
+  if (!name) return send_error(404, protocol::error_code::not_found, "no such file");
+  const std::string& dir = w_.config().console_dir;
+  if (dir.empty()) {
+    const console_asset* asset = find_console_asset(*name);
+    if (!asset) return send_error(404, protocol::error_code::not_found, "no such file");
+    return send(console_file_response(req, version_, asset->body, asset->content_type, asset->etag));
   }
-  const auto file = std::filesystem::path(w_.config().console_dir) / rel;
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return send_error(404, protocol::error_code::not_found, "no such file");
-  std::ostringstream body;
-  body << in.rdbuf();
-  response res{http::status::ok, version_};
-  res.set(http::field::content_type, content_type_for(rel));
-  res.set(http::field::cache_control, "no-cache");
-  res.body() = std::move(body).str();
-  send(std::move(res));
+  const auto body = read_console_file(dir, *name);
+  if (!body) return send_error(404, protocol::error_code::not_found, "no such file");
+  send(console_file_response(req, version_, *body, content_type_for(*name), console_etag(*body)));
 }
 
 void http_session::send_error(unsigned status, protocol::error_code code, std::string_view message) {
@@ -345,9 +380,9 @@ void http_session::send_reply(protocol::http_reply reply) {
   out_ += std::to_string(reply.status);
   out_ += ' ';
   out_ += http::obsolete_reason(static_cast<http::status>(reply.status));
-  out_ +=
-      "\r\nServer: broadcaster\r\nAccess-Control-Allow-Origin: *\r\nContent-Type: application/json\r\n"
-      "Content-Length: ";
+  out_ += "\r\nServer: broadcaster\r\n";
+  if (std::exchange(cors_, false)) out_ += "Access-Control-Allow-Origin: *\r\n";
+  out_ += "Content-Type: application/json\r\nContent-Length: ";
   out_ += std::to_string(reply.body.size());
   if (!keep_alive_)
     out_ += "\r\nConnection: close";
@@ -360,7 +395,7 @@ void http_session::send_reply(protocol::http_reply reply) {
 
 void http_session::send(response res) {
   res.set(http::field::server, "broadcaster");
-  res.set(http::field::access_control_allow_origin, "*");
+  if (std::exchange(cors_, false)) res.set(http::field::access_control_allow_origin, "*");
   res.keep_alive(keep_alive_);
   res.prepare_payload();
   // Serialised by hand: this is the REST publish hot path, and the head is a handful of short fields.

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "net/byte_stream.hpp"
+#include "net/http_framing.hpp"
 #include "protocol/rest_api.hpp"
 
 namespace bc::net {
@@ -46,6 +47,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void start_request();
   void parse_input();
   void read_more();
+  bool check_head();
   void wait(boost::asio::socket_base::wait_type type, void (http_session::*then)());
   void route(request& req);
   void send(response res);
@@ -72,9 +74,12 @@ class http_session : public std::enable_shared_from_this<http_session> {
   std::size_t out_sent_ = 0;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   unsigned version_ = 11;
+  bool cors_ = false;  // the response may be read by any web origin: REST publish only; reset by each send
   bool keep_alive_ = true;
   bool idle_ = false;  // between two requests of a keep-alive connection, nothing of the next one read yet
   bool continue_sent_ = false;
+  bool head_checked_ = false;  // the head's framing was checked (check_head)
+  obs_fold_detector folds_;    // over the current request's head
   bool closed_ = false;
   bool drained_ = false;  // the last read emptied the socket
   static constexpr unsigned max_answered_inline = 16;
