@@ -209,8 +209,10 @@ void client_session::do_subscribe(request& req) {
   // "subscribed" means every later message arrives. Messages published here may arrive before the reply.
   auto defer = transport_.make_deferrer();
   auto send = [this, id, id_json = std::move(req.id_json)] {
-    transport_.send_text(encode_result(id_json, "{\"subscriptionId\":" + std::to_string(id) +
-                                                    ",\"timestamp\":\"" + format_rfc3339_ms(now_unix_ms()) +
+    // A string (PROTOCOL: clients of the original decode it into a string field), unique on this node as the
+    // hub's subscription id is; digits only after the prefix, so it needs no escaping.
+    transport_.send_text(encode_result(id_json, "{\"subscriptionId\":\"sub-" + std::to_string(id) +
+                                                    "\",\"timestamp\":\"" + format_rfc3339_ms(now_unix_ms()) +
                                                     "\"}"));
   };
   if (services_.broker.await_subscribed(*channel, [defer, send]() mutable { defer(std::move(send)); }))
@@ -243,7 +245,8 @@ bool client_session::do_publish(request& req, std::chrono::steady_clock::time_po
   // The broker may answer on another thread: the reply is posted back, and dropped if the connection closed.
   auto defer = transport_.make_deferrer();
   const bool accepted = services_.pub.publish(
-      req.params, [this, defer, start, id_json = std::move(req.id_json)](publish_outcome out) mutable {
+      req.params, req.payload_json,
+      [this, defer, start, id_json = std::move(req.id_json)](publish_outcome out) mutable {
         defer([this, start, out = std::move(out), id_json = std::move(id_json)] {
           observe_latency(method::publish, start);
           if (!out.ok) return reply_error(id_json, out.code, out.body);

@@ -2,8 +2,6 @@
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
-#include <charconv>
-#include <cmath>
 
 #include "protocol/time_format.hpp"
 
@@ -11,57 +9,6 @@ namespace bc::protocol {
 
 std::string json_quote(std::string_view s) {
   return boost::json::serialize(boost::json::string(s));
-}
-
-bool append_json(std::string& out, const boost::json::value& v) {
-  char num[32];
-  switch (v.kind()) {
-    case boost::json::kind::null:
-      out += "null";
-      return true;
-    case boost::json::kind::bool_:
-      out += v.get_bool() ? "true" : "false";
-      return true;
-    case boost::json::kind::int64:
-      out.append(num, std::to_chars(num, num + sizeof num, v.get_int64()).ptr);
-      return true;
-    case boost::json::kind::uint64:
-      out.append(num, std::to_chars(num, num + sizeof num, v.get_uint64()).ptr);
-      return true;
-    case boost::json::kind::double_:
-      if (!std::isfinite(v.get_double())) return false;
-      // The shortest form that reads back as the same double.
-      out.append(num, std::to_chars(num, num + sizeof num, v.get_double()).ptr);
-      return true;
-    case boost::json::kind::string:
-      out += boost::json::serialize(v);
-      return true;
-    case boost::json::kind::array: {
-      out += '[';
-      bool first = true;
-      for (const auto& e : v.get_array()) {
-        if (!first) out += ',';
-        first = false;
-        if (!append_json(out, e)) return false;
-      }
-      out += ']';
-      return true;
-    }
-    case boost::json::kind::object: {
-      out += '{';
-      bool first = true;
-      for (const auto& kv : v.get_object()) {
-        if (!first) out += ',';
-        first = false;
-        out += json_quote(kv.key());
-        out += ':';
-        if (!append_json(out, kv.value())) return false;
-      }
-      out += '}';
-      return true;
-    }
-  }
-  return false;
 }
 
 namespace {

@@ -1,7 +1,6 @@
 #pragma once
 // Everything the server writes on the wire as JSON: replies, error objects, broadcast frames.
 
-#include <boost/json/value.hpp>
 #include <string>
 #include <string_view>
 
@@ -12,11 +11,6 @@ namespace bc::protocol {
 
 // `s` as a JSON string literal, quotes included.
 std::string json_quote(std::string_view s);
-
-// Appends `v` as compact JSON. Numbers keep their shortest round-trip form (2.5 stays 2.5, not 2.5E0),
-// so a payload reaches subscribers the way the publisher wrote it, up to whitespace. Returns false for a
-// number that parsed to infinity (1E400): JSON has no way to say it, so such a payload is refused.
-bool append_json(std::string& out, const boost::json::value& v);
 
 // {"requestId":<id>,"result":<result>}; without requestId when id_json is empty.
 std::string encode_result(std::string_view id_json, std::string_view result_json);
@@ -32,7 +26,8 @@ std::string encode_publish_result(const core::message& msg);
 
 // Builds the broadcast frame pieces once per publish: head + seq + tail is
 // {"method":"broadcast","params":{"seq":N,"id":..,"createTime":..,"channel":..,"event":..,"payload":..}}.
-// `msg.payload` must already be valid JSON text.
+// `msg.payload` must already be valid JSON text: the publisher's own bytes (raw_json), copied, never
+// re-serialised.
 core::publication_ptr encode_publication(core::message msg);
 
 }  // namespace bc::protocol

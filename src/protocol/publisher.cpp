@@ -1,7 +1,5 @@
 #include "protocol/publisher.hpp"
 
-#include <boost/json/serialize.hpp>
-
 #include "core/message_id.hpp"
 #include "protocol/encoder.hpp"
 #include "protocol/request.hpp"
@@ -29,13 +27,15 @@ std::optional<publish_outcome> publisher::validate(const boost::json::object& pa
   return std::nullopt;
 }
 
-bool publisher::publish(const boost::json::object& params, std::function<void(publish_outcome)> done) {
+bool publisher::publish(const boost::json::object& params, std::string_view payload_json,
+                        std::function<void(publish_outcome)> done) {
   thread_local core::message_id_generator ids;
-  core::message msg;
-  if (!append_json(msg.payload, params.at("payload"))) {
-    done(failure(error_code::invalid_argument, "payload holds a number out of range"));
+  if (payload_json.empty()) {  // validate() found a payload in the DOM, so the caller lost its text
+    done(failure(error_code::internal, "payload text missing"));
     return false;
   }
+  core::message msg;
+  msg.payload = payload_json;  // as sent: no number rounded, no escape rewritten
   msg.create_time_ms = now_unix_ms();
   msg.id = ids.next(msg.create_time_ms);
   msg.channel = params.at("channel").get_string();

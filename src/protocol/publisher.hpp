@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "broker/broker.hpp"
 #include "protocol/error_code.hpp"
@@ -27,9 +28,12 @@ class publisher {
   // leaves the channel in `channel`.
   static std::optional<publish_outcome> validate(const boost::json::object& params, std::string& channel);
 
-  // Publishes a validated request. `done` runs exactly once, on any thread. Returns false when the message
-  // was refused before reaching the broker (done has then run already, with the error).
-  bool publish(const boost::json::object& params, std::function<void(publish_outcome)> done);
+  // Publishes a validated request. `payload_json` is the source text of params.payload (raw_json::find_member
+  // on the document `params` came from): subscribers receive exactly these bytes, not a re-serialisation of
+  // the DOM. `done` runs exactly once, on any thread. Returns false when the message was refused before
+  // reaching the broker (done has then run already, with the error).
+  bool publish(const boost::json::object& params, std::string_view payload_json,
+               std::function<void(publish_outcome)> done);
 
  private:
   broker::broker& broker_;

@@ -1,10 +1,8 @@
 #include "protocol/request.hpp"
 
 #include <boost/json/parser.hpp>
-#include <boost/json/serialize.hpp>
-#include <cmath>
 
-#include "protocol/encoder.hpp"
+#include "protocol/raw_json.hpp"
 
 namespace bc::protocol {
 
@@ -51,24 +49,17 @@ std::optional<boost::json::value> parse_json(std::string_view text, std::string&
 
 namespace {
 
-// Returns false for an id that is neither absent, null, a number nor a string.
-bool read_id(const boost::json::object& obj, std::string& id_json) {
+// Returns false for an id that is neither absent, null, a number nor a string. `raw` is the id's source text,
+// echoed unchanged: no number is rounded, and 1e400 (infinite as a double) stays 1e400.
+bool read_id(const boost::json::object& obj, std::string_view raw, std::string& id_json) {
   auto it = obj.find("id");
   if (it == obj.end() || it->value().is_null()) return true;
   const auto& id = it->value();
-  if (id.is_double() && !std::isfinite(id.get_double())) return false;  // 1e400: no JSON can echo it
-  if (id.is_number()) {
-    const bool zero = (id.is_int64() && id.get_int64() == 0) || (id.is_uint64() && id.get_uint64() == 0) ||
-                      (id.is_double() && id.get_double() == 0.0);
-    // The shortest form that reads back as the same number: 1.5 is echoed as 1.5, not as Boost's 1.5E0.
-    if (!zero) append_json(id_json, id);
-    return true;
-  }
-  if (id.is_string()) {
-    id_json = boost::json::serialize(id);
-    return true;
-  }
-  return false;
+  // Zero is judged on the text, not the double: 1e-400 reads as 0.0 but is a real id.
+  if (id.is_number() && raw_json::is_zero(raw)) return true;
+  if (!id.is_number() && !id.is_string()) return false;
+  id_json = raw;
+  return true;
 }
 
 }  // namespace
@@ -82,7 +73,11 @@ parse_result parse_request(std::string_view text, boost::json::storage_ptr stora
     return out;
   }
   auto& obj = doc->get_object();
-  if (!read_id(obj, out.id_json)) {
+  // The source text of the members the DOM cannot give back as written, in one pass over the request.
+  static constexpr std::string_view raw_keys[] = {"id", "params"};
+  std::string_view raw[2];
+  raw_json::find_members(text, raw_keys, raw);
+  if (!read_id(obj, raw[0], out.id_json)) {
     out.message = "id must be a number or a string";
     return out;
   }
@@ -108,6 +103,7 @@ parse_result parse_request(std::string_view text, boost::json::storage_ptr stora
       return out;
     }
     req.params = std::move(p->value().get_object());
+    if (req.verb == method::publish) req.payload_json = raw_json::find_member(raw[1], "payload");
   }
   out.req = std::move(req);
   return out;

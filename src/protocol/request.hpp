@@ -16,10 +16,15 @@ std::optional<method> parse_method(std::string_view name);
 std::string_view to_string(method m);
 
 struct request {
-  // The request id as JSON text, echoed as requestId; empty for a notification (no id, null or 0).
+  // The request id exactly as the client wrote it (number or string, escapes and all), echoed as requestId;
+  // empty for a notification: no id, null, or a number equal to zero (0, -0, 0.0, 0e5; see
+  // raw_json::is_zero).
   std::string id_json;
   method verb = method::heartbeat;
   boost::json::object params;  // empty when params was absent or null
+  // publish only: the source text of params.payload, delivered as is; empty when absent. A view into the text
+  // given to parse_request.
+  std::string_view payload_json;
 };
 
 struct parse_result {
@@ -33,7 +38,7 @@ struct parse_result {
 constexpr unsigned max_json_depth = 64;
 
 // `storage` holds the parsed document (request.params included): a monotonic resource on the caller's stack
-// makes parsing allocation-free for ordinary requests. The result must not outlive it.
+// makes parsing allocation-free for ordinary requests. The result must not outlive it, nor `text`.
 parse_result parse_request(std::string_view text, boost::json::storage_ptr storage = {});
 
 // Parses `text` as one JSON value with the same limits; nullopt and `message` set on failure.

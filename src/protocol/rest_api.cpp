@@ -3,6 +3,7 @@
 #include <boost/json/monotonic_resource.hpp>
 
 #include "protocol/encoder.hpp"
+#include "protocol/raw_json.hpp"
 #include "protocol/request.hpp"
 
 namespace bc::protocol {
@@ -47,10 +48,12 @@ void rest_api::publish(std::string_view authorization, std::string_view body, se
   if (auto invalid = publisher::validate(doc->get_object(), channel)) {
     return done(error_reply(invalid->code, invalid->body));
   }
-  const bool accepted = pub_.publish(doc->get_object(), [done = std::move(done)](publish_outcome out) {
-    if (!out.ok) return done(error_reply(out.code, out.body));
-    done(http_reply{200, std::move(out.body)});
-  });
+  const auto payload = raw_json::find_member(body, "payload");
+  const bool accepted =
+      pub_.publish(doc->get_object(), payload, [done = std::move(done)](publish_outcome out) {
+        if (!out.ok) return done(error_reply(out.code, out.body));
+        done(http_reply{200, std::move(out.body)});
+      });
   if (accepted) stats.published_rest.add();
 }
 
