@@ -89,7 +89,7 @@ void redis_broker::stop() {
 
 void redis_broker::publish(core::publication_ptr pub, std::function<void(publish_status)> done) {
   auto& shard = shard_for(pub->msg.channel);
-  if (shard.publish_ready()) {
+  if (shard.up()) {
     // Envelope built on the caller's thread: the broker thread only writes bytes.
     std::string redis_channel = opts_.channel_prefix + pub->msg.channel;
     std::string envelope = encode_envelope(pub->msg);
@@ -102,7 +102,8 @@ void redis_broker::publish(core::publication_ptr pub, std::function<void(publish
       return;
     }
   }
-  // Fast refusal: Redis is known to be down (or we are stopping). Not sent, so nothing to order against.
+  // Fast refusal: a connection of the shard is known to be down (or we are stopping). Not sent, so nothing
+  // to order against.
   shard.count_rejected();
   done(publish_status::unavailable);
 }

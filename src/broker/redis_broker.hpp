@@ -34,7 +34,8 @@ using publication_encoder = std::function<core::publication_ptr(core::message)>;
 // around `post`, so that stop() can tell exactly which work was accepted and must still complete.
 //
 // Guarantees (see broker.hpp): `done` is called exactly once, on the broker thread or inline (fast refusal
-// when the shard is down or the broker stopped); `ok` means Redis answered the PUBLISH.
+// when either connection of the shard is down or the broker stopped); `ok` means Redis answered the PUBLISH
+// and, when this node has subscribers on the channel, the message has come back to it (redis_shard.hpp).
 class redis_broker final : public broker {
  public:
   redis_broker(delivery_sink& sink, std::vector<redis_endpoint> shards, publication_encoder encode,

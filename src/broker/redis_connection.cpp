@@ -129,10 +129,15 @@ spdlog::level::level_enum redis_connection::failure_level() const {
 void redis_connection::mark_ready() {
   handshake_timer_.cancel();
   ready_.store(true, std::memory_order_relaxed);
+  established_ = true;
   backoff_ = opts_.backoff_min;
   if (ever_ready_) {
     reconnects_.add();
-    spdlog::info("{}: up again (after {} failed attempts)", name_, failures_in_row_);
+    if (failures_in_row_ == 0) {
+      spdlog::info("{}: up again", name_);
+    } else {
+      spdlog::info("{}: up again (after {} failed attempts)", name_, failures_in_row_);
+    }
   } else {
     spdlog::info("{}: up", name_);
   }
@@ -157,7 +162,9 @@ void redis_connection::drop_later(std::string why) {
 
 void redis_connection::lost(const std::string& why) {
   handshake_timer_.cancel();
-  const bool was_ready = ready();
+  // Not ready(): going_down() clears that as soon as hiredis starts tearing the context down, before we get
+  // here. A connection that had been ready is a loss, not a failed attempt (not counted, logged once).
+  const bool was_established = std::exchange(established_, false);
   const bool was_open = open_;
   ready_.store(false, std::memory_order_relaxed);
   open_ = false;
@@ -166,10 +173,10 @@ void redis_connection::lost(const std::string& why) {
     spdlog::info("{}: closed ({})", name_, why);
     return;
   }
-  ++failures_in_row_;
-  if (was_ready) {
+  if (was_established) {
     spdlog::warn("{}: connection lost ({}); reconnecting", name_, why);
   } else {
+    ++failures_in_row_;
     connect_failures_.add();
     const auto level =
         failures_in_row_ == 1 || failures_in_row_ % 30 == 0 ? spdlog::level::warn : spdlog::level::debug;

@@ -92,6 +92,7 @@ class redis_connection {
   bool open_ = false;
   bool stopped_ = true;
   bool ever_ready_ = false;
+  bool established_ = false;  // this context was marked ready (unlike ready_, not cleared by going_down())
   std::atomic<bool> ready_{false};
   std::chrono::milliseconds backoff_;
   unsigned failures_in_row_ = 0;

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <vector>
 
 namespace bc::broker {
@@ -56,6 +57,8 @@ void redis_shard::stop() {
   watchdog_.cancel();
   pub_.stop();
   sub_.stop();
+  fail_held();  // normally done by on_sub_close already
+  fail_acked();
   wake_all();
 }
 
@@ -77,7 +80,7 @@ void redis_shard::on_ping_reply(redisAsyncContext*, void* reply, void* privdata)
 }
 
 void redis_shard::publish(std::string redis_channel, std::string envelope, publish_done done) {
-  if (!pub_.ready() || in_flight_.size() + held_count_ >= opts_.max_in_flight ||
+  if (!up() || in_flight_.size() + held_count_ + acked_.size() >= opts_.max_in_flight ||
       in_flight_bytes_ + held_bytes_ + envelope.size() > opts_.max_in_flight_bytes) {
     failures_.add();
     return done(publish_status::unavailable);
@@ -99,15 +102,20 @@ void redis_shard::send_publish(const std::string& redis_channel, const std::stri
   redisAsyncContext* ac = pub_.ready() ? pub_.open_context() : nullptr;
   const char* argv[3] = {"PUBLISH", redis_channel.data(), envelope.data()};
   const size_t len[3] = {7, redis_channel.size(), envelope.size()};
-  if (ac == nullptr ||
+  if (ac == nullptr || !sub_.ready() ||
       redisAsyncCommandArgv(ac, &redis_shard::on_publish_reply, this, 3, argv, len) != REDIS_OK) {
-    in_flight_count_.sub();
-    failures_.add();
-    return done(publish_status::unavailable);
+    return finish(done, publish_status::unavailable);
   }
   last_sent_ = std::chrono::steady_clock::now();
-  in_flight_.push_back({std::move(done), last_sent_, envelope.size()});
+  const bool local = channels_.count(redis_channel) != 0;
+  in_flight_.push_back({std::move(done), last_sent_, envelope.size(), local ? sub_epoch_ : 0});
   in_flight_bytes_ += envelope.size();
+}
+
+void redis_shard::finish(publish_done& done, publish_status status) {
+  in_flight_count_.sub();
+  (status == publish_status::ok ? published_ : failures_).add();
+  done(status);
 }
 
 void redis_shard::release(const std::string& redis_channel) {
@@ -122,10 +130,13 @@ void redis_shard::release(const std::string& redis_channel) {
   }
 }
 
-void redis_shard::release_all() {
-  while (!held_.empty()) {
-    const std::string ch = held_.begin()->first;  // a copy: release() erases the entry
-    release(ch);
+void redis_shard::fail_held() {
+  auto all = std::move(held_);
+  held_.clear();
+  held_count_ = 0;
+  held_bytes_ = 0;
+  for (auto& [ch, waiting] : all) {
+    for (auto& h : waiting) finish(h.done, publish_status::unavailable);
   }
 }
 
@@ -149,9 +160,53 @@ void redis_shard::complete_front(publish_status status) {
   in_flight_.pop_front();
   in_flight_bytes_ -= op.bytes;
   if (!op.done) return;  // heartbeat
-  in_flight_count_.sub();
-  (status == publish_status::ok ? published_ : failures_).add();
-  op.done(status);
+  if (status == publish_status::ok && op.sub_epoch != 0) {
+    // Redis queued the message to our subscribe connection, unless that one was lost meanwhile.
+    if (op.sub_epoch != sub_epoch_ || !sub_.ready()) return finish(op.done, publish_status::unavailable);
+    acked_.push_back({std::move(op.done), status, true, pings_sent_ + 1});
+    return want_ping();
+  }
+  if (!acked_.empty()) {  // in order behind those waiting
+    acked_.push_back({std::move(op.done), status, false, acked_.back().ping});
+    return;
+  }
+  finish(op.done, status);
+}
+
+void redis_shard::want_ping() {
+  ping_wanted_ = pings_sent_ + 1;
+  if (ping_posted_) return;
+  ping_posted_ = true;
+  // Posted: every PUBLISH reply of this read joins the same ping.
+  asio::post(watchdog_.get_executor(), [this] {
+    ping_posted_ = false;
+    if (!stopped_ && pings_sent_ < ping_wanted_) send_sub_ping();
+  });
+}
+
+void redis_shard::send_sub_ping() {
+  redisAsyncContext* ac = sub_.ready() ? sub_.open_context() : nullptr;
+  if (ac == nullptr) return;  // closed: on_sub_close answered the waiting publishes
+  send_subscribe(ac, "SUBSCRIBE", &anchor_, 1);
+  last_sub_ping_ = std::chrono::steady_clock::now();
+  sub_pings_.push_back(last_sub_ping_);
+  ++pings_sent_;
+}
+
+void redis_shard::on_pong() {
+  sub_pings_.pop_front();
+  ++pings_answered_;
+  while (!acked_.empty() && acked_.front().ping <= pings_answered_) {
+    auto op = std::move(acked_.front());
+    acked_.pop_front();
+    finish(op.done, op.status);
+  }
+}
+
+void redis_shard::fail_acked() {
+  auto all = std::move(acked_);
+  acked_.clear();
+  for (auto& op : all) finish(op.done, op.must_see ? publish_status::unavailable : op.status);
 }
 
 void redis_shard::on_pub_close() {
@@ -173,29 +228,40 @@ void redis_shard::do_watch() {
 void redis_shard::on_watch() {
   const auto now = std::chrono::steady_clock::now();
   check_subscribe_timeout(now);
+  watch_subscribe(now);
   if (in_flight_.empty()) {
     redisAsyncContext* ac = pub_.ready() ? pub_.open_context() : nullptr;
     if (ac != nullptr && now - last_sent_ >= opts_.heartbeat_interval &&
         redisAsyncCommand(ac, &redis_shard::on_publish_reply, this, "PING") == REDIS_OK) {
       last_sent_ = now;
-      in_flight_.push_back({nullptr, now, 0});
+      in_flight_.push_back({nullptr, now, 0, 0});
     }
     return;
   }
   const auto waited = now - in_flight_.front().sent;
   if (waited < opts_.publish_timeout) return;
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(waited).count();
-  spdlog::warn("redis shard {}: no reply from Redis for {} ms; it looks hung, reconnecting", index_, ms);
-  pub_.drop("reply timed out");
+  pub_.drop(fmt::format("no reply for {} ms, Redis looks hung", ms));
   sub_.drop("the publish connection to the same server timed out");
+}
+
+void redis_shard::watch_subscribe(std::chrono::steady_clock::time_point now) {
+  if (!sub_.ready()) return;
+  if (sub_pings_.empty()) {
+    if (now - last_sub_ping_ >= opts_.heartbeat_interval) send_sub_ping();
+    return;
+  }
+  const auto waited = now - sub_pings_.front();
+  if (waited < opts_.publish_timeout) return;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(waited).count();
+  sub_.drop(fmt::format("no answer to a ping for {} ms, Redis looks hung", ms));
 }
 
 void redis_shard::check_subscribe_timeout(std::chrono::steady_clock::time_point now) {
   auto overdue = [&](std::chrono::steady_clock::time_point since) {
     if (now - since < opts_.publish_timeout) return false;
-    spdlog::warn("redis shard {}: a SUBSCRIBE is unconfirmed after {} ms, reconnecting", index_,
-                 opts_.publish_timeout.count());
-    sub_.drop("SUBSCRIBE not confirmed in time");  // on_sub_close sends what was held, answers who waited
+    // on_sub_close answers the held publishes and who waited
+    sub_.drop(fmt::format("a SUBSCRIBE unconfirmed after {} ms", opts_.publish_timeout.count()));
     return true;
   };
   for (const auto& [ch, waiting] : held_) {
@@ -239,11 +305,7 @@ void redis_shard::on_sub_reply(redisAsyncContext*, void* reply, void* privdata) 
   auto* self = static_cast<redis_shard*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) return self->sub_.going_down();
-  if (r->type == REDIS_REPLY_ERROR) {
-    spdlog::log(self->sub_.failure_level(), "redis shard {}: subscribe connection error: {}", self->index_,
-                std::string(text_of(r)));
-    return self->sub_.drop_later("error reply on the subscribe connection");
-  }
+  if (r->type == REDIS_REPLY_ERROR) return self->sub_.drop_later("error reply: " + std::string(text_of(r)));
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || !is_string(r->element[0]) ||
       !is_string(r->element[1])) {
     return;
@@ -254,6 +316,8 @@ void redis_shard::on_sub_reply(redisAsyncContext*, void* reply, void* privdata) 
     self->received_.add();
     self->on_message_(*self, channel, text_of(r->element[2]));
   } else if (kind == "subscribe" && channel == self->anchor_) {
+    // The first answer on a connection ends its re-subscribe batch; later ones answer pings.
+    if (!self->sub_pings_.empty()) return self->on_pong();
     if (!self->sub_.ready()) self->sub_.mark_ready();
   } else if (kind == "subscribe") {
     self->confirmed(std::string(channel));
@@ -269,8 +333,12 @@ void redis_shard::confirmed(const std::string& redis_channel) {
 }
 
 void redis_shard::on_sub_close() {
+  ++sub_epoch_;
+  sub_pings_.clear();
+  pings_answered_ = pings_sent_;
   unconfirmed_.clear();
-  release_all();
+  fail_held();
+  fail_acked();
   wake_all();
 }
 

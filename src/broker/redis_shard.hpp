@@ -30,7 +30,7 @@ struct redis_shard_stats {
   std::string address;
   bool publish_up = false;
   bool subscribe_up = false;
-  std::uint64_t published = 0;         // PUBLISHes Redis acknowledged
+  std::uint64_t published = 0;         // publishes answered `ok`
   std::uint64_t publish_failures = 0;  // publishes answered `unavailable`
   std::uint64_t received = 0;          // messages that arrived from Redis
   std::uint64_t invalid = 0;           // messages dropped: not a readable envelope
@@ -41,11 +41,29 @@ struct redis_shard_stats {
 };
 
 // Publishing: one connection, PUBLISHes pipelined in call order. Their replies arrive in the same order, so
-// the completions wait in a FIFO (`in_flight_`): a reply completes the oldest one `ok`; when the connection
-// is lost hiredis runs every remaining callback with a null reply, completing them `unavailable`. A watchdog
+// the completions wait in a FIFO (`in_flight_`): a reply completes the oldest one; when the connection is
+// lost hiredis runs every remaining callback with a null reply, completing them `unavailable`. A watchdog
 // drops both connections when the oldest PUBLISH waits longer than `publish_timeout` (a hung Redis), so
 // nothing waits forever; an idle publish connection sends a heartbeat PING through the same FIFO so that the
 // watchdog also covers it.
+//
+// A publish is accepted only while both connections are ready: with the subscribe connection down (or still
+// re-subscribing) the message could not reach this node's own subscribers, so it answers `unavailable`.
+//
+// Seen back before `ok`: a PUBLISH to a channel with local interest answers `ok` only once this node's
+// subscribe connection has provably passed the point where Redis queued the message to it. Redis handles
+// one connection's commands in order and queues the message to every subscriber before it answers the
+// PUBLISH, so a ping sent on the subscribe connection after the PUBLISH reply arrived is answered after the
+// message (already handed to the sink by then). The acknowledged publishes wait in `acked_` for the answer to
+// the next ping (`pings_answered_` reaching their number; one ping covers every reply of a read); if the
+// subscribe connection is lost first, or was lost since the PUBLISH was sent (`sub_epoch_`), they answer
+// `unavailable`: Redis took them, but this node cannot tell whether its subscribers got them. Completions
+// stay in call order: once one waits, later ones queue behind it.
+//
+// Subscribe connection liveness: that ping is a re-SUBSCRIBE of the anchor channel (answered in order like
+// any command), sent at least every `heartbeat_interval`; one unanswered after `publish_timeout` drops the
+// connection. (Not PING: in subscribed mode hiredis 0.14 routes the ["pong", ""] reply by its channel field,
+// finds no callback, and keeps the command's callback queued until the context is freed, one per ping.)
 //
 // Subscribing: one connection holding a SUBSCRIBE for each channel with local interest (`channels_`). After
 // every (re)connect the whole set is subscribed again in one pipeline, followed by the shard's anchor
@@ -58,8 +76,8 @@ struct redis_shard_stats {
 // subscribes and then publishes would not get its message). A publish to a channel whose SUBSCRIBE is still
 // unconfirmed (`unconfirmed_`) therefore waits in `held_` until the confirmation arrives, then goes out in
 // order; later publishes to that channel queue behind it. If the subscribe connection closes, or a
-// confirmation takes longer than `publish_timeout`, held publishes are sent anyway (the node's subscribers
-// cannot receive anything then).
+// confirmation takes longer than `publish_timeout` (which drops it), held publishes answer `unavailable`:
+// they were not sent.
 //
 // Subscribe before reply: a client told "subscribed" expects every message published afterwards, on any node.
 // Until Redis confirms the node's SUBSCRIBE, a message published on another node would not come back here, so
@@ -89,8 +107,7 @@ class redis_shard {
   void await_subscribed(const std::string& redis_channel, std::function<void()> ready);
   void count_invalid() { invalid_.add(); }
 
-  // Any thread.
-  bool publish_ready() const { return pub_.ready(); }
+  // Any thread. Publishes are accepted only while up().
   bool up() const { return pub_.ready() && sub_.ready(); }
   std::size_t index() const { return index_; }
   void count_rejected() { rejected_.fetch_add(1, std::memory_order_relaxed); }
@@ -101,6 +118,13 @@ class redis_shard {
     publish_done done;  // empty for a heartbeat PING
     std::chrono::steady_clock::time_point sent;
     std::size_t bytes;
+    std::uint64_t sub_epoch;  // the subscribe connection's when sent to a channel with local interest, else 0
+  };
+  struct acked {
+    publish_done done;
+    publish_status status;
+    bool must_see;  // ok only if the subscribe connection answers ping number `ping`
+    std::uint64_t ping;
   };
   struct waiter {
     std::function<void()> ready;
@@ -119,7 +143,12 @@ class redis_shard {
   void confirmed(const std::string& redis_channel);
   void send_publish(const std::string& redis_channel, const std::string& envelope, publish_done done);
   void release(const std::string& redis_channel);
-  void release_all();
+  void fail_held();
+  void finish(publish_done& done, publish_status status);
+  void want_ping();
+  void send_sub_ping();
+  void on_pong();
+  void fail_acked();
   void wake(const std::string& redis_channel);
   void wake_all();
   static void on_ping_reply(redisAsyncContext* ac, void* reply, void* privdata);
@@ -129,6 +158,7 @@ class redis_shard {
   void do_watch();
   void on_watch();
   void check_subscribe_timeout(std::chrono::steady_clock::time_point now);
+  void watch_subscribe(std::chrono::steady_clock::time_point now);
   void complete_front(publish_status status);
 
   const std::size_t index_;
@@ -146,6 +176,14 @@ class redis_shard {
   std::unordered_map<std::string, std::vector<waiter>> waiters_;  // subscribe replies held until confirmed
   std::size_t held_count_ = 0;
   std::size_t held_bytes_ = 0;
+  std::deque<acked> acked_;  // answered by Redis, waiting for a subscribe-connection ping (see above)
+  std::deque<std::chrono::steady_clock::time_point> sub_pings_;  // sent, unanswered, oldest first
+  std::chrono::steady_clock::time_point last_sub_ping_{};
+  std::uint64_t pings_sent_ = 0;      // on the subscribe connection, ever (numbers the pings)
+  std::uint64_t pings_answered_ = 0;  // set to pings_sent_ when the connection closes
+  std::uint64_t ping_wanted_ = 0;     // a ping with this number must go out (posted, one per read)
+  bool ping_posted_ = false;
+  std::uint64_t sub_epoch_ = 1;  // +1 whenever the subscribe connection closes
   boost::asio::steady_timer watchdog_;
   bool stopped_ = true;
   redis_connection pub_;

@@ -2,9 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+
 #include <future>
 #include <set>
 
+#include "redis_test_proxy.hpp"
 #include "redis_test_support.hpp"
 
 namespace bc::broker {
@@ -165,7 +169,8 @@ TEST(redis_broker, a_publish_right_after_a_local_subscribe_is_delivered_locally)
                      [&](publish_status s) { ok += s == publish_status::ok; });
   }
   ASSERT_TRUE(a.sink.wait_for(n, 10s)) << a.sink.size() << " of " << n;
-  EXPECT_EQ(ok, n);
+  // `ok` comes after the delivery: it waits for the subscribe connection to pass the message.
+  EXPECT_TRUE(wait_until([&] { return ok == n; }, 5s)) << ok << " of " << n;
 }
 
 TEST(redis_broker, a_publish_on_another_node_right_after_await_subscribed_is_delivered) {
@@ -402,6 +407,176 @@ TEST(redis_broker, hung_redis_is_noticed_by_heartbeats_without_any_publish) {
   redis.resume();
   ASSERT_TRUE(a.wait_healthy(5s));
   EXPECT_EQ(a.broker.stats().at(0).in_flight, 0u) << "heartbeats are not publishes";
+}
+
+// ---- the subscribe connection
+// -------------------------------------------------------------------------------
+
+// Makes Redis refuse SUBSCRIBE (ACL) so that a node cannot re-subscribe: its outage lasts until allow().
+// Subscriptions already made stay; PUBLISH and everything else still work.
+struct subscribe_blocker {
+  redis_probe admin;
+  explicit subscribe_blocker(int port) : admin(port) {}
+  bool block() { return admin.command({"ACL", "SETUSER", "default", "-subscribe"}) == "OK"; }
+  bool allow() { return admin.command({"ACL", "SETUSER", "default", "+subscribe"}) == "OK"; }
+  // The node's subscribe connection is the only pub/sub client: closed by Redis, as a restart or a proxy
+  // would.
+  bool kill_subscribers() { return admin.command({"CLIENT", "KILL", "TYPE", "pubsub"}) == "1"; }
+};
+
+TEST(redis_broker, a_lost_subscribe_connection_refuses_publishes_until_it_has_resubscribed) {
+  redis_server redis;
+  node a(redis.url());
+  ASSERT_TRUE(a.wait_healthy());
+  a.broker.subscribe("k");
+  ASSERT_TRUE(wait_numsub(redis.port(), "k", 1));
+  EXPECT_EQ(publish_and_wait(a.broker, make_pub("k", "before")), publish_status::ok);
+
+  subscribe_blocker redis_admin(redis.port());
+  ASSERT_TRUE(redis_admin.block());
+  ASSERT_TRUE(redis_admin.kill_subscribers());
+  ASSERT_TRUE(wait_until([&] { return !a.broker.healthy(); }, 2s));
+  auto st = a.broker.stats().at(0);
+  EXPECT_TRUE(st.publish_up);
+  EXPECT_FALSE(st.subscribe_up);
+  EXPECT_EQ(a.broker.describe(), "redis 1 shard, 0 up");
+  // Redis would take it, but it could not reach this node's own subscriber.
+  EXPECT_EQ(publish_and_wait(a.broker, make_pub("k", "refused")), publish_status::unavailable);
+  // Re-subscribing is refused meanwhile: attempts that fail before the connection is ready are counted.
+  ASSERT_TRUE(wait_until([&] { return a.broker.stats().at(0).connect_failures >= 2; }, 5s));
+  EXPECT_FALSE(a.broker.healthy());
+  EXPECT_EQ(publish_and_wait(a.broker, make_pub("k", "refused too")), publish_status::unavailable);
+
+  ASSERT_TRUE(redis_admin.allow());
+  ASSERT_TRUE(a.wait_healthy());
+  EXPECT_EQ(redis_probe(redis.port()).numsub(std::string(prefix) + "k"), 1) << "healthy means re-subscribed";
+  EXPECT_EQ(publish_and_wait(a.broker, make_pub("k", "after")), publish_status::ok);
+  ASSERT_TRUE(a.sink.wait_for(2));
+  const auto got = a.sink.got();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0]->msg.payload, "before");
+  EXPECT_EQ(got[1]->msg.payload, "after");
+  st = a.broker.stats().at(0);
+  EXPECT_EQ(st.publish_failures, 2u);
+  EXPECT_EQ(st.published, 2u);
+  EXPECT_EQ(st.reconnects, 1u);
+}
+
+// Every line logged through spdlog's default logger while it lives.
+struct log_capture {
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
+      std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
+  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+  log_capture() { spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink)); }
+  ~log_capture() { spdlog::set_default_logger(previous); }
+  std::vector<std::string> lines_with(spdlog::level::level_enum level, const std::string& text) {
+    std::vector<std::string> out;
+    for (const auto& m : sink->last_raw()) {
+      const std::string line(m.payload.data(), m.payload.size());
+      if (m.level == level && line.find(text) != std::string::npos) out.push_back(line);
+    }
+    return out;
+  }
+};
+
+TEST(redis_broker, a_lost_connection_that_was_up_is_logged_once_as_lost_and_is_no_connect_failure) {
+  log_capture logs;  // outlives the node
+  redis_server redis;
+  node a(redis.url());
+  ASSERT_TRUE(a.wait_healthy());
+  a.broker.subscribe("x");
+  ASSERT_TRUE(wait_numsub(redis.port(), "x", 1));
+  subscribe_blocker redis_admin(redis.port());
+
+  ASSERT_TRUE(redis_admin.kill_subscribers());
+  ASSERT_TRUE(wait_until([&] { return a.broker.stats().at(0).reconnects == 1 && a.broker.healthy(); }, 5s));
+  EXPECT_EQ(a.broker.stats().at(0).connect_failures, 0u);
+  // The publish connection (CLIENT KILL skips the connection that sends it).
+  ASSERT_EQ(redis_admin.admin.command({"CLIENT", "KILL", "TYPE", "normal"}), "1");
+  ASSERT_TRUE(wait_until([&] { return a.broker.stats().at(0).reconnects == 2 && a.broker.healthy(); }, 5s));
+  EXPECT_EQ(a.broker.stats().at(0).connect_failures, 0u);
+
+  const std::string where = "(127.0.0.1:" + std::to_string(redis.port()) + "): connection lost (";
+  EXPECT_EQ(logs.lines_with(spdlog::level::warn, "redis shard 0 subscribe " + where).size(), 1u);
+  EXPECT_EQ(logs.lines_with(spdlog::level::warn, "redis shard 0 publish " + where).size(), 1u);
+  EXPECT_EQ(logs.lines_with(spdlog::level::warn, "Server closed the connection").size(), 2u) << "why";
+  EXPECT_TRUE(logs.lines_with(spdlog::level::warn, "cannot connect").empty());
+  EXPECT_EQ(logs.lines_with(spdlog::level::info, ": up again").size(), 2u);
+}
+
+TEST(redis_broker, a_hung_subscribe_connection_is_noticed_by_its_ping_and_publishes_are_refused) {
+  redis_server redis;
+  freezing_proxy proxy(redis.port());
+  node a(proxy.url());
+  ASSERT_TRUE(a.wait_healthy());
+  a.broker.subscribe("hang");
+  ASSERT_TRUE(wait_numsub(redis.port(), "hang", 1));
+  subscribe_blocker redis_admin(redis.port());
+  ASSERT_TRUE(redis_admin.block());  // so that the outage lasts once the hung connection is dropped
+
+  ASSERT_EQ(proxy.freeze_subscribers(), 1);
+  // heartbeat 100 ms + publish_timeout 500 ms + a watchdog period; nothing else would notice (no FIN, no RST)
+  ASSERT_TRUE(wait_until([&] { return !a.broker.healthy(); }, 3s));
+  const auto st = a.broker.stats().at(0);
+  EXPECT_TRUE(st.publish_up) << "Redis itself answers: the subscribe connection's own ping noticed";
+  EXPECT_FALSE(st.subscribe_up);
+  EXPECT_EQ(publish_and_wait(a.broker, make_pub("hang", "refused")), publish_status::unavailable);
+
+  ASSERT_TRUE(redis_admin.allow());
+  ASSERT_TRUE(a.wait_healthy());
+  EXPECT_EQ(publish_and_wait(a.broker, make_pub("hang", "back")), publish_status::ok);
+  ASSERT_TRUE(a.sink.wait_for(1));
+  EXPECT_EQ(a.sink.got().at(0)->msg.payload, "back");
+}
+
+TEST(redis_broker, every_publish_answered_ok_reaches_the_local_sink_across_a_lost_subscribe_connection) {
+  // Publishes keep flowing while the subscribe connection is killed: those in flight were sent while the node
+  // was subscribed. Whatever answered `ok` must have reached this node's own subscribers.
+  redis_server redis;
+  node a(redis.url());
+  ASSERT_TRUE(a.wait_healthy());
+  a.broker.subscribe("flow");
+  ASSERT_TRUE(wait_numsub(redis.port(), "flow", 1));
+
+  std::mutex m;
+  std::vector<std::string> ok_ids;  // in answer order
+  std::atomic<int> sent{0}, answered{0}, refused{0};
+  std::atomic<bool> stop{false};
+  std::thread publisher([&] {
+    for (int i = 0; !stop; ++i) {
+      auto pub = make_pub("flow", std::to_string(i));
+      ++sent;
+      a.broker.publish(pub, [&, id = pub->msg.id](publish_status s) {
+        if (s == publish_status::ok) {
+          std::lock_guard lock(m);
+          ok_ids.push_back(id);
+        } else {
+          ++refused;
+        }
+        ++answered;
+      });
+      wait_until([&] { return sent - answered < 50; }, 5s);
+    }
+  });
+  auto ok_count = [&] {
+    std::lock_guard lock(m);
+    return ok_ids.size();
+  };
+  ASSERT_TRUE(wait_until([&] { return ok_count() >= 200; }, 5s));
+  ASSERT_TRUE(subscribe_blocker(redis.port()).kill_subscribers());
+  ASSERT_TRUE(wait_until([&] { return a.broker.stats().at(0).reconnects == 1; }, 5s));
+  const auto before = ok_count();
+  ASSERT_TRUE(wait_until([&] { return ok_count() >= before + 200; }, 5s)) << "publishing resumes";
+  stop = true;
+  publisher.join();
+  ASSERT_TRUE(wait_until([&] { return answered == sent; }, 5s));
+
+  std::set<std::string> delivered;
+  for (const auto& p : a.sink.got()) delivered.insert(p->msg.id);
+  std::size_t lost = 0;
+  for (const auto& id : ok_ids) lost += delivered.count(id) == 0 ? 1 : 0;
+  EXPECT_EQ(lost, 0u) << "of " << ok_ids.size() << " answered ok (" << refused << " refused)";
+  EXPECT_EQ(a.broker.stats().at(0).published, ok_ids.size());
 }
 
 TEST(redis_broker, password_from_the_url_is_sent_and_a_wrong_one_never_gets_healthy) {

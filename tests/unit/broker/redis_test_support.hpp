@@ -99,6 +99,23 @@ class redis_probe {
     if (r != nullptr) freeReplyObject(r);
     return n;
   }
+  // Any command; its reply as text (status, string or integer), empty when there is none readable.
+  std::string command(const std::vector<std::string>& args) {
+    if (!ok()) return {};
+    std::vector<const char*> argv;
+    std::vector<size_t> len;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      len.push_back(a.size());
+    }
+    auto* r = static_cast<redisReply*>(
+        redisCommandArgv(c_, static_cast<int>(argv.size()), argv.data(), len.data()));
+    std::string out;
+    if (r != nullptr && r->type == REDIS_REPLY_INTEGER) out = std::to_string(r->integer);
+    if (r != nullptr && r->str != nullptr) out.assign(r->str, r->len);
+    if (r != nullptr) freeReplyObject(r);
+    return out;
+  }
   long long publish(const std::string& channel, const std::string& bytes) {
     if (!ok()) return -1;
     auto* r = static_cast<redisReply*>(
