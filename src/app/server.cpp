@@ -173,12 +173,21 @@ std::string server::info() const {
 }
 
 void server::print_dev_banner(std::uint16_t port) const {
-  const std::string host = cfg_.host == "0.0.0.0" ? "127.0.0.1" : cfg_.host;
+  std::string host = cfg_.host == "0.0.0.0" ? "127.0.0.1" : cfg_.host == "::" ? "::1" : cfg_.host;
+  const bool local_only = host == cfg_.host && (host == "::1" || host.starts_with("127."));
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
   const std::string base = "http://" + host + ":" + std::to_string(port) + cfg_.net.base_path;
   const std::string token = sample_token(cfg_.jwt_secret, "dev-user", {"news", "chat:lobby"}, 24 * 3600);
+  // Anyone who reaches a dev server can take tokens from {BASE}/console/dev-token: say who can.
+  const std::string reach =
+      local_only
+          ? "  Listening on " + cfg_.host +
+                " only: other machines cannot reach it (--host 0.0.0.0 would open it to them).\n"
+          : "  WARNING: listening on " + cfg_.host + ": anyone who reaches this port can get tokens from " +
+                cfg_.net.base_path + "/console/dev-token.\n";
   std::cout
       << "\n  Dev mode. Never run it like this in production.\n"
-      << "  API key:      " << cfg_.api_keys.front() << "\n"
+      << reach << "  API key:      " << cfg_.api_keys.front() << "\n"
       << "  Sample token: (sub dev-user, channels news and chat:lobby, scope subscribe+publish, 24 h)\n    "
       << token << "\n\n"
       << "  1. Connect a WebSocket to ws://" << host << ":" << port << cfg_.net.base_path
@@ -189,7 +198,9 @@ void server::print_dev_banner(std::uint16_t port) const {
       << "     curl -X POST " << base << "/publish -H 'Authorization: Bearer " << cfg_.api_keys.front()
       << "' -H 'Content-Type: application/json' -d "
          "'{\"channel\":\"news\",\"event\":\"hello\",\"payload\":{\"text\":\"hi\"}}'\n"
-      << "  3. Or open the console: " << base << "/console/\n\n"
+      << "  3. Or open the console: " << base << "/console/"
+      << (cfg_.net.console_dir.empty() ? "" : "  (files from --console-dir " + cfg_.net.console_dir + ")")
+      << "\n\n"
       << std::flush;
 }
 
@@ -265,9 +276,14 @@ void server::shutdown(boost::asio::io_context& control) {
 }
 
 void server::poll_shutdown(boost::asio::io_context& control) {
+  // Done when every WebSocket has closed (each after the answers to its publishes) and every REST publish
+  // handed to the broker has been answered.
   const auto open = shared_.connections.load();
-  if (open == 0 || std::chrono::steady_clock::now() >= shutdown_deadline_) {
+  std::uint64_t rest = 0;
+  for (const auto& s : shards_) rest += s->worker().rest_in_flight();
+  if ((open == 0 && rest == 0) || std::chrono::steady_clock::now() >= shutdown_deadline_) {
     if (open != 0) spdlog::warn("{} connections still open at shutdown timeout", open);
+    if (rest != 0) spdlog::warn("{} REST publishes still unanswered at shutdown timeout", rest);
     control.stop();
     return;
   }

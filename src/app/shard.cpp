@@ -81,7 +81,9 @@ void shard::run() {
 void shard::join() {
   if (thread_.joinable()) {
     work_.reset();
-    ioc_.stop();
+    // Behind what is queued: answers the broker posted while it stopped (publishes completed Unavailable)
+    // still reach their connections.
+    boost::asio::post(ioc_, [this] { ioc_.stop(); });
     thread_.join();
   }
 }

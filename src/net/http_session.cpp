@@ -164,7 +164,8 @@ bool http_session::check_head() {
   keep_alive_ = false;
   in_.clear();
   w_.stats().http_requests.add();
-  // 501 (a coding we do not implement) has no code of its own in the protocol: the request was not valid here.
+  // 501 (a coding we do not implement) has no code of its own in the protocol: the request was not valid
+  // here.
   send_error(bad->status, protocol::error_code::invalid_argument, bad->message);
   return false;
 }
@@ -263,15 +264,42 @@ void http_session::route(request& req) {
 }
 
 void http_session::handle_publish(request& req) {
+  if (w_.stopping()) {
+    keep_alive_ = false;
+    return send_error(503, protocol::error_code::unavailable, "server shutting down, retry later");
+  }
   auto auth = req[http::field::authorization];
+  // The head's deadline covered reading the request; from here the broker's answer has a bound of its own,
+  // however short --handshake-timeout is.
+  awaiting_reply_ = true;
+  const auto seq = ++publish_seq_;
+  w_.rest_publish_started();
+  arm_deadline(w_.config().publish_reply_timeout);
   // The reply may come from another thread (Redis broker): hop back to this connection's thread.
   auto& ioc = w_.ioc();
   services_.rest.publish(auth, req.body(), w_.services().stats,
-                         [self = shared_from_this(), &ioc](protocol::http_reply reply) {
-                           boost::asio::dispatch(ioc, [self, reply = std::move(reply)]() mutable {
-                             if (!self->closed_) self->send_reply(std::move(reply));
+                         [self = shared_from_this(), &ioc, seq](protocol::http_reply reply) {
+                           boost::asio::dispatch(ioc, [self, seq, reply = std::move(reply)]() mutable {
+                             self->on_publish_reply(seq, std::move(reply));
                            });
                          });
+}
+
+void http_session::on_publish_reply(std::uint32_t request, protocol::http_reply reply) {
+  if (!awaiting_reply_ || request != publish_seq_) return;  // answered 503 already: see publish_timed_out
+  awaiting_reply_ = false;
+  w_.rest_publish_done();
+  if (closed_) return;
+  if (w_.stopping()) keep_alive_ = false;  // the answer, then the connection closes
+  send_reply(std::move(reply));
+}
+
+void http_session::publish_timed_out() {
+  awaiting_reply_ = false;
+  w_.rest_publish_done();
+  keep_alive_ = false;
+  send_error(503, protocol::error_code::unavailable,
+             "the broker did not answer in time: the message may or may not have been delivered");
 }
 
 void http_session::handle_upgrade(request& req) {
@@ -475,7 +503,9 @@ void http_session::start_deadline_timer() {
     auto self = weak.lock();
     if (!self || ec || self->closed_) return;
     self->deadline_armed_ = false;
-    if (std::chrono::steady_clock::now() >= self->deadline_at_) return self->close();
+    if (std::chrono::steady_clock::now() >= self->deadline_at_) {
+      return self->awaiting_reply_ ? self->publish_timed_out() : self->close();
+    }
     self->start_deadline_timer();
   });
 }

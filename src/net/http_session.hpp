@@ -58,6 +58,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void arm_deadline(std::chrono::milliseconds after);
   void start_deadline_timer();
   void handle_publish(request& req);
+  void on_publish_reply(std::uint32_t request, protocol::http_reply reply);
+  void publish_timed_out();
   void handle_upgrade(request& req);
   void handle_console(request& req, std::string_view rest);
   void close();
@@ -78,6 +80,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
   bool keep_alive_ = true;
   bool idle_ = false;  // between two requests of a keep-alive connection, nothing of the next one read yet
   bool continue_sent_ = false;
+  bool awaiting_reply_ = false;   // a publish is with the broker: the deadline is the broker's bound
+  std::uint32_t publish_seq_ = 0;  // which publish awaiting_reply_ is about (a late answer is ignored)
   bool head_checked_ = false;  // the head's framing was checked (check_head)
   obs_fold_detector folds_;    // over the current request's head
   bool closed_ = false;

@@ -19,6 +19,10 @@ struct net_config {
   // An idle keep-alive connection between two requests; longer than common client pools' idle timeouts, so
   // that the server does not close a connection a client is about to reuse.
   std::chrono::milliseconds keepalive_timeout{75'000};
+  // A REST publish handed to the broker is answered 503 Unavailable if the broker has not answered after this
+  // long. The broker bounds its own wait (the Redis broker's publish timeout, 2 s, twice at most when a
+  // subscription is being confirmed): this is the safety net above it, not the head deadline.
+  std::chrono::milliseconds publish_reply_timeout{10'000};
   std::size_t max_connections = 100'000;
   std::size_t outbound_buffer = 1024 * 1024;  // per connection, bytes
   slow_consumer_policy slow_policy = slow_consumer_policy::disconnect;

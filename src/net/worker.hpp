@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/local_counter.hpp"
 #include "net/net_config.hpp"
 #include "net/net_stats.hpp"
 #include "net/send_batch.hpp"
@@ -57,13 +58,20 @@ class worker {
 
   // Starts the wheel turning: one slot per `period`, the granularity of every deadline.
   void start_ticker(std::chrono::milliseconds period);
-  // Starts the close handshake (1001) on every session.
+  // Starts the close handshake (1001) on every session, after the answers to its publishes in flight; from
+  // now on publishes (REST and WebSocket) answer Unavailable.
   void close_all();
   // Tears down every session still open, at once: for after the thread has stopped, before the io_context
   // dies. Its pending handlers still hold the sessions and are destroyed with the io_context, after this
   // worker and the hub are gone: a session torn down here touches neither then.
   void abort_all();
   bool stopping() const { return stopping_; }
+
+  // REST publishes handed to the broker and not answered yet: shutdown waits for them. Written by this
+  // thread only; read by the shutdown poll on another.
+  void rest_publish_started() { rest_in_flight_.add(); }
+  void rest_publish_done() { rest_in_flight_.sub(); }
+  std::uint64_t rest_in_flight() const { return rest_in_flight_.get(); }
 
  private:
   void on_tick();
@@ -93,6 +101,7 @@ class worker {
   boost::asio::steady_timer ticker_;
   std::chrono::milliseconds period_{250};
   bool stopping_ = false;
+  core::local_counter rest_in_flight_;
   bool try_batch_;  // false: io_uring off, refused or failed
 };
 

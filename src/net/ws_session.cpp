@@ -199,6 +199,7 @@ std::function<void(std::function<void()>)> ws_session::make_deferrer() {
       auto self = weak.lock();
       if (!self || self->closed_) return;
       fn();
+      if (self->shutdown_pending_) self->close_for_shutdown();
       self->w_.flush_dirty();
     });
   };
@@ -306,6 +307,11 @@ void ws_session::start_close(std::uint16_t code, std::string_view reason, close_
 }
 
 void ws_session::close_for_shutdown() {
+  session_.begin_drain();
+  // Publishes already with the broker are answered before the close frame (bounded: the broker answers each
+  // within its own timeout, and the server's shutdown timeout ends everything).
+  shutdown_pending_ = session_.publishes_in_flight() > 0;
+  if (shutdown_pending_) return;
   start_close(static_cast<std::uint16_t>(ws::close_code::going_away), "server shutting down",
               close_reason::shutdown);
 }

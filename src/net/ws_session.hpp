@@ -92,6 +92,7 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
   bool peer_closed_ = false;  // the client sent its close frame
   bool closed_ = false;       // torn down
   bool was_authenticated_ = false;
+  bool shutdown_pending_ = false;  // shutting down: the close frame waits for the answers to publishes
   bool read_wants_write_ = false;
   bool half_closed_ = false;   // TLS: a read must wait for writability first
   std::uint32_t dropped_ = 0;  // frames skipped under the drop policy, for rate-limited logging

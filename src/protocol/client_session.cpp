@@ -235,6 +235,7 @@ bool client_session::do_publish(request& req, std::chrono::steady_clock::time_po
     reply_error(req.id_json, code, message);
     return false;
   };
+  if (draining_) return refuse(error_code::unavailable, "server shutting down, retry later");
   if (!authenticated_) return refuse(error_code::unauthenticated, "authenticate first");
   std::string channel;
   if (auto invalid = publisher::validate(req.params, channel)) return refuse(invalid->code, invalid->body);
@@ -244,10 +245,12 @@ bool client_session::do_publish(request& req, std::chrono::steady_clock::time_po
   }
   // The broker may answer on another thread: the reply is posted back, and dropped if the connection closed.
   auto defer = transport_.make_deferrer();
+  ++publishes_in_flight_;  // before: the answer may come inside publish()
   const bool accepted = services_.pub.publish(
       req.params, req.payload_json,
       [this, defer, start, id_json = std::move(req.id_json)](publish_outcome out) mutable {
         defer([this, start, out = std::move(out), id_json = std::move(id_json)] {
+          --publishes_in_flight_;
           observe_latency(method::publish, start);
           if (!out.ok) return reply_error(id_json, out.code, out.body);
           if (!id_json.empty()) transport_.send_text(encode_result(id_json, out.body));

@@ -76,6 +76,11 @@ class client_session final : public core::subscriber {
   // Leaves every channel now (the connection is closing): nothing more is delivered to it.
   void drop_subscriptions();
 
+  // Shutdown: publishes from now on answer Unavailable. The transport sends its close frame once
+  // publishes_in_flight() is 0, so that every publish already handed to the broker gets its answer first.
+  void begin_drain() { draining_ = true; }
+  std::size_t publishes_in_flight() const { return publishes_in_flight_; }
+
   bool authenticated() const { return authenticated_; }
   // Unix seconds after which the connection must be closed with 4001 (exp + leeway); 0 before auth.
   std::int64_t expires_at() const { return expires_at_; }
@@ -112,6 +117,8 @@ class client_session final : public core::subscriber {
   double tokens_ = -1;  // the bucket; -1 until the first request fills it
   std::chrono::steady_clock::time_point refilled_{};
   unsigned violations_ = 0;
+  std::size_t publishes_in_flight_ = 0;  // handed to the publisher, answer not yet sent
+  bool draining_ = false;
 };
 
 }  // namespace bc::protocol
