@@ -133,7 +133,7 @@ struct raw_values {
 
 void declare(settings& s, config& c, raw_values& r) {
   s.option("--port", c.port, "TCP port (0 = pick a free one and log it)");
-  s.option("--host", c.host, "Bind address");
+  s.option("--host", c.host, "Bind address (--dev: 127.0.0.1 unless given)");
   s.option("--jwt-secret", c.jwt_secret, "HS256 secret for client tokens (required outside --dev)",
            shape::secret);
   s.option("--api-keys", r.api_keys, "Comma-separated API keys for the REST API (required outside --dev)",
@@ -421,6 +421,15 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
     return std::nullopt;
   } catch (const config_error& e) {
     return fail(e.what());
+  }
+  // Dev mode mints tokens for anyone who can reach it: it listens on this machine only, unless a host is
+  // given (flag, HOST or the file).
+  if (c.dev) {
+    for (auto& one : s.all()) {
+      if (one.flag != "--host" || one.source != "default") continue;
+      c.host = "127.0.0.1";
+      one.source = "dev";
+    }
   }
   const std::string effective = print ? render_config(s.all(), c.config_file) : "";  // before normalising
   if (auto error = finish(c, r)) return fail(*error);

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Assembles the web console into OUT_DIR: web/console/* plus the compiled SDK (dist/*.js, imported by the page
-# as ./broadcaster.js). Installs the SDK's npm dev dependencies first when node_modules is missing.
+# Assembles the web console into OUT_DIR: web/console/* plus the compiled SDK (broadcaster.js, imported by the
+# page as ./broadcaster.js). The build runs it to embed the console in the binary (CMakeLists.txt); a folder it
+# made can also be served as an override with --console-dir. Installs the SDK's npm dev dependencies first
+# when TypeScript is missing from node_modules. The SDK is compiled into a temporary folder, not dist/, so that
+# several build trees can assemble at once. Works with Debian 12's Node 18 and npm 9.
 # Usage: clients/js/scripts/assemble-console.sh OUT_DIR
 set -euo pipefail
 if [ $# -ne 1 ]; then
@@ -12,11 +15,13 @@ out=$(cd "$1" && pwd)                         # absolute: the script changes dir
 here=$(cd "$(dirname "$0")/.." && pwd)        # clients/js
 repo=$(cd "$here/../.." && pwd)
 cd "$here"
-if [ ! -d node_modules ]; then
+if [ ! -x node_modules/.bin/tsc ]; then
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
-npx --no-install tsc -p tsconfig.json
-cp "$repo"/web/console/* "$out"/
-cp dist/*.js "$out"/
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+npx --no-install tsc -p tsconfig.json --outDir "$tmp"
+cp "$repo"/web/console/*.html "$repo"/web/console/*.css "$repo"/web/console/*.js "$out"/
+cp "$tmp"/*.js "$out"/
 test -f "$out/broadcaster.js" && test -f "$out/index.html"
 echo "console assembled in $out"
