@@ -357,7 +357,7 @@ class Client:
 
     async def subscribe(self, channel: str, **extra) -> dict:
         res = await self.ok("subscribe", {"channel": channel, **extra})
-        assert "subscriptionId" in res, res
+        assert isinstance(res.get("subscriptionId"), str) and res["subscriptionId"], res  # PROTOCOL: a string
         return res
 
     async def publish(self, channel: str, payload=None, event: str = "ev") -> dict:
