@@ -121,7 +121,8 @@ export interface GapEvent {
 
 export interface SubscribedEvent {
   channel: string;
-  subscriptionId: string | number | null;
+  /** The server's id of this subscription: a non-empty string, unique per subscription on its node. */
+  subscriptionId: string | null;
   timestamp: string | null;
   /** True when this re-establishes a subscription after a reconnect or token re-auth: seq restarts at 1. */
   resubscribed: boolean;
@@ -299,7 +300,7 @@ interface Waiter {
 export class Subscription extends Emitter<SubscriptionEvents> {
   readonly channel: string;
   private _state: SubscriptionState = "unsubscribed";
-  private _subscriptionId: string | number | null = null;
+  private _subscriptionId: string | null = null;
   private _lastSeq = 0;
   /** @internal */ _expected = 1;
   /** @internal */ _gen = 0;
@@ -320,7 +321,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     return this._state;
   }
   /** The server's id of the current subscription (changes on every resubscription). */
-  get subscriptionId(): string | number | null {
+  get subscriptionId(): string | null {
     return this._subscriptionId;
   }
   /** seq of the last message delivered (0 before the first one of the current subscription). */
@@ -376,7 +377,9 @@ export class Subscription extends Emitter<SubscriptionEvents> {
 
   /** @internal */
   _subscribed(result: any, resubscribed: boolean): SubscribedEvent {
-    this._subscriptionId = result && result.subscriptionId !== undefined ? result.subscriptionId : null;
+    // A string (PROTOCOL); a number from an older server is kept as its decimal text.
+    const id = result ? result.subscriptionId : undefined;
+    this._subscriptionId = typeof id === "string" ? id : typeof id === "number" ? String(id) : null;
     this._everSubscribed = true;
     this._retries = 0;
     this._setState("subscribed");

@@ -62,7 +62,8 @@ test("a REST publish reaches subscribed clients with seq 1 and the same payload,
   const sa = a.subscribe("news");
   const sb = b.subscribe("news");
   await Promise.all([sa.ready(5000), sb.ready(5000)]);
-  assert.ok(sa.subscriptionId !== null && sa.subscriptionId !== sb.subscriptionId, "subscription ids are unique");
+  assert.equal(typeof sa.subscriptionId, "string", "subscriptionId is a string");
+  assert.ok(sa.subscriptionId !== "" && sa.subscriptionId !== sb.subscriptionId, "subscription ids are unique");
   const ma = collect(sa);
   const mb = collect(sb);
   const payload = { text: "héllo", n: 1.5, list: [1, "two", null, true], nested: { big: 12345678901234 } };

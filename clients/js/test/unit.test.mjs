@@ -401,6 +401,21 @@ test("a refused subscription ends with an error event; others are unaffected", a
   client.disconnect();
 });
 
+test("subscriptionId is a string; a number from an older server becomes its decimal text", async () => {
+  const { server, client } = setup();
+  server.handlers.subscribe = (msg) => ({
+    result: { subscriptionId: msg.params.channel === "old" ? 72057594037927937 : "sub-7", timestamp: "t" },
+  });
+  await client.connect();
+  const a = client.subscribe("news");
+  const b = client.subscribe("old");
+  await Promise.all([a.ready(1000), b.ready(1000)]);
+  assert.equal(a.subscriptionId, "sub-7");
+  assert.equal(typeof b.subscriptionId, "string");
+  assert.equal(b.subscriptionId, String(72057594037927937));
+  client.disconnect();
+});
+
 test("a transient subscribe error is retried", async () => {
   const { server, client } = setup();
   let n = 0;
