@@ -26,14 +26,15 @@ build: deps
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@ninja -C $(BUILD)
 
-# The console's files: the page plus the compiled client SDK (needs npm; skipped with a note if absent).
-console: build
-	@if [ -x clients/js/scripts/assemble-console.sh ] && command -v npm >/dev/null; then \
-	  bash clients/js/scripts/assemble-console.sh $(BUILD)/console; \
-	else mkdir -p $(BUILD)/console; cp -r web/console/. $(BUILD)/console/ 2>/dev/null || true; fi
+# A dev server on 127.0.0.1:8000; its web console (built into the binary) is at /broadcaster/console/.
+run: build
+	./$(BUILD)/broadcaster --dev
 
-run: build console
-	./$(BUILD)/broadcaster --dev --host 127.0.0.1 --console-dir $(BUILD)/console
+# For work on the console itself: the page and the SDK as they are now, assembled into $(BUILD)/console-dev and
+# served from there (--console-dir) instead of from the binary. Run it again after an edit.
+console: build
+	@bash clients/js/scripts/assemble-console.sh $(BUILD)/console-dev
+	./$(BUILD)/broadcaster --dev --console-dir $(BUILD)/console-dev
 
 unit: build
 	ctest --test-dir $(BUILD) -L 'unit|smoke' --output-on-failure -j$(JOBS)
@@ -83,21 +84,17 @@ format:
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
 
-# Installs what `make build` (and `make console`, if run) produced: the binary, the console's files, the systemd
-# unit with its paths set for PREFIX, the example configuration and the deployment docs. An existing
+# Installs what `make build` produced: the binary (the web console is built into it), the systemd unit with
+# its paths set for PREFIX, the example configuration and the deployment docs. An existing
 # $(SYSCONFDIR)/broadcaster/broadcaster.toml is kept; the shipped one goes next to it as broadcaster.toml.dist.
+# A console folder from an older install is removed: it would override the built-in console.
 install:
 	@test -x $(BUILD)/broadcaster || { echo "install: $(BUILD)/broadcaster is missing: run 'make build' first" >&2; exit 1; }
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) \
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) \
 	  $(DESTDIR)$(SYSCONFDIR)/broadcaster
 	install -m 0755 $(BUILD)/broadcaster $(DESTDIR)$(BINDIR)/broadcaster
-	@if [ -d $(BUILD)/console ]; then \
-	  echo "install console -> $(DESTDIR)$(DATADIR)/console"; \
-	  rm -rf $(DESTDIR)$(DATADIR)/console && install -d $(DESTDIR)$(DATADIR)/console && \
-	  cp -R $(BUILD)/console/. $(DESTDIR)$(DATADIR)/console/ && \
-	  chmod -R u=rwX,go=rX $(DESTDIR)$(DATADIR)/console; \
-	else echo "install: no $(BUILD)/console (run 'make console' to include the web console)"; fi
-	sed -e 's#/usr/local/bin/#$(BINDIR)/#g' -e 's#/usr/local/share/broadcaster#$(DATADIR)#g' \
+	rm -rf $(DESTDIR)$(DATADIR)/console
+	sed -e '/^Environment=CONSOLE_DIR=/d' -e 's#/usr/local/bin/#$(BINDIR)/#g' -e 's#/usr/local/share/broadcaster#$(DATADIR)#g' \
 	    -e 's#/usr/local/share/doc/broadcaster#$(DOCDIR)#g' -e 's#/etc/broadcaster#$(SYSCONFDIR)/broadcaster#g' \
 	    packaging/broadcaster.service > $(DESTDIR)$(UNITDIR)/broadcaster.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/broadcaster.service
