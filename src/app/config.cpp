@@ -144,6 +144,9 @@ void declare(settings& s, config& c, raw_values& r) {
   s.option("--threads", c.threads, "Worker threads (0 = one per core)");
   s.option("--handover-delay", c.handover_delay_ms,
            "Milliseconds a publication for another thread may wait for it to wake by itself (0 = wake it)");
+  s.option("--inbox-limit", c.inbox_limit,
+           "Bytes of publications queued for one worker thread before local publishes are refused (0 = no "
+           "limit)");
   s.option("--max-message-size", c.net.max_message_size, "Largest WebSocket message and REST body, bytes");
   s.option("--auth-timeout", r.auth_timeout, "Seconds a connection may stay unauthenticated");
   s.option("--idle-timeout", r.idle_timeout,

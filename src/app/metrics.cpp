@@ -75,6 +75,15 @@ std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
   metric(out, "broadcaster_handover_wakeups_total", "counter",
          "Hand-overs that posted a wake-up to a worker thread not lingering for them (see --handover-delay).",
          sum(shards, [](shard& s) { return s.wakeups(); }));
+  metric(out, "broadcaster_inbox_bytes", "gauge",
+         "Bytes of publications queued for worker threads, not yet taken (bounded by --inbox-limit).",
+         sum(shards, [](shard& s) { return s.inbox_bytes(); }));
+  metric(out, "broadcaster_inbox_refused_total", "counter",
+         "Publishes refused (ResourceExhausted) because a worker thread's inbox was full.",
+         sum(shards, [](shard& s) { return s.refused(); }));
+  metric(out, "broadcaster_inbox_overflows_total", "counter",
+         "Publications from the broker queued over --inbox-limit after waiting 1 s for room.",
+         sum(shards, [](shard& s) { return s.overflows(); }));
   metric(out, "broadcaster_batched_sends_total", "counter",
          "Connection writes submitted together through io_uring (stays 0 when writing with sendmsg).",
          net(&net::net_stats::batched_sends));

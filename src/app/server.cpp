@@ -105,9 +105,9 @@ server::server(config cfg)
   protocol::session_limits limits{cfg_.max_subscriptions, cfg_.jwt_leeway_s, cfg_.rate_limit,
                                   cfg_.rate_burst};
   for (unsigned i = 0; i < cfg_.threads; ++i) {
-    shards_.push_back(
-        std::make_unique<shard>(i, &interest_, publisher_, *broker_, verifier_, limits, shared_,
-                                std::chrono::milliseconds(cfg_.threads > 1 ? cfg_.handover_delay_ms : 0)));
+    shards_.push_back(std::make_unique<shard>(
+        i, &interest_, publisher_, *broker_, verifier_, limits, shared_,
+        std::chrono::milliseconds(cfg_.threads > 1 ? cfg_.handover_delay_ms : 0), cfg_.inbox_limit));
   }
 }
 
@@ -115,10 +115,40 @@ server::~server() {
   for (auto& s : shards_) s->join();
 }
 
+// The inboxes are bounded in bytes (--inbox-limit): a thread that falls behind its hand-overs must not let
+// publishers grow memory without limit. A local publish is refused as a whole (no thread gets it) when any
+// thread it is for is full; a publication from the broker cannot be refused, so the broker's thread waits for
+// room, which holds back what Redis sends this node (Redis buffers it, up to its own output limit for
+// subscribers), and queues it anyway after max_inbox_wait, counted, rather than lose it.
 void server::deliver(core::publication_ptr pub) {
+  constexpr auto max_inbox_wait = std::chrono::seconds(1);
+  const auto hash = core::channel_filter::hash(pub->msg.channel);
+  const auto deadline = std::chrono::steady_clock::now() + max_inbox_wait;
+  for (auto& s : shards_) {
+    if (!s->hub().may_have(hash)) continue;
+    while (s->inbox_full() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    if (s->inbox_full()) s->count_overflow();
+  }
+  push_to_shards(pub, hash);
+}
+
+bool server::try_deliver(core::publication_ptr pub) {
+  const auto hash = core::channel_filter::hash(pub->msg.channel);
+  for (auto& s : shards_) {
+    if (s->hub().may_have(hash) && s->inbox_full()) {
+      s->count_refused();
+      return false;
+    }
+  }
+  push_to_shards(pub, hash);
+  return true;
+}
+
+void server::push_to_shards(const core::publication_ptr& pub, std::uint64_t hash) {
   // Wake only the threads that may hold subscribers of the channel: with small channels (one user's
   // notifications) that is one thread, not all of them.
-  const auto hash = core::channel_filter::hash(pub->msg.channel);
   for (auto& s : shards_) {
     if (s->hub().may_have(hash)) s->push(pub);
   }

@@ -31,6 +31,8 @@ class server final : public broker::delivery_sink {
   // broker::delivery_sink (for the broker only): every publication goes to every shard's inbox (one post per
   // shard per burst).
   void deliver(core::publication_ptr pub) override;
+  bool try_deliver(core::publication_ptr pub) override;
+  void push_to_shards(const core::publication_ptr& pub, std::uint64_t hash);
   std::string dev_token(std::string_view query) const;
   std::string info() const;
   void print_dev_banner(std::uint16_t port) const;

@@ -15,15 +15,23 @@ namespace {
 constexpr unsigned max_quiet_waits = 2;
 
 thread_local const shard* this_thread_shard = nullptr;  // the shard whose thread this is, if any
+
+// What a queued publication holds on to, for the inbox's bound: its frame pieces and what every publication
+// costs besides (the control block, the inbox slot).
+std::size_t queued_bytes(const core::publication& pub) {
+  return pub.head.size() + pub.tail.size() + pub.msg.payload.size() + pub.msg.channel.size() +
+         pub.msg.event.size() + 160;
+}
 }  // namespace
 
 shard::shard(std::uint32_t index, core::interest_listener* interest, protocol::publisher& pub,
              broker::broker& broker, const auth::jwt_verifier& verifier, protocol::session_limits limits,
-             net::node_shared& shared, std::chrono::milliseconds handover_delay)
+             net::node_shared& shared, std::chrono::milliseconds handover_delay, std::size_t inbox_limit)
     : work_(ioc_.get_executor()),
       hub_(index, interest),
       services_{hub_, pub, broker, verifier, limits, stats_},
       worker_(ioc_, services_, shared),
+      inbox_limit_(inbox_limit),
       handover_delay_(handover_delay),
       quiet_waits_(max_quiet_waits) {}
 
@@ -91,6 +99,8 @@ void shard::join() {
 void shard::push(core::publication_ptr pub) {
   {
     std::lock_guard lock(inbox_mutex_);
+    inbox_bytes_.store(inbox_bytes_.load(std::memory_order_relaxed) + queued_bytes(*pub),
+                       std::memory_order_relaxed);
     inbox_.push_back(std::move(pub));
     // Only other threads' hand-overs are worth staying up for: our own are drained after the handler.
     if (this_thread_shard != this) handed_over_ = true;
@@ -107,6 +117,7 @@ void shard::drain() {
   {
     std::lock_guard lock(inbox_mutex_);
     draining_.swap(inbox_);
+    inbox_bytes_.store(0, std::memory_order_relaxed);
     pending_.store(false);
     if (handed_over_) {
       quiet_waits_ = 0;

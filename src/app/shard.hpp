@@ -23,7 +23,7 @@ class shard {
  public:
   shard(std::uint32_t index, core::interest_listener* interest, protocol::publisher& pub,
         broker::broker& broker, const auth::jwt_verifier& verifier, protocol::session_limits limits,
-        net::node_shared& shared, std::chrono::milliseconds handover_delay);
+        net::node_shared& shared, std::chrono::milliseconds handover_delay, std::size_t inbox_limit = 0);
   ~shard();
 
   // Called from any thread. Publications queue up and the shard drains them all in one task, so every
@@ -31,6 +31,19 @@ class shard {
   // on a VM (see run()): while other threads keep handing over, they do not wake this one; it takes their
   // publications when it wakes for its own work, or after handover_delay at most.
   void push(core::publication_ptr pub);
+
+  // The inbox holds inbox_limit bytes or more (never with a limit of 0). Any thread; a hint, since other
+  // threads push meanwhile: the limit is exceeded by at most what they push between the check and the push.
+  bool inbox_full() const {
+    return inbox_limit_ != 0 && inbox_bytes_.load(std::memory_order_relaxed) >= inbox_limit_;
+  }
+  std::size_t inbox_bytes() const { return inbox_bytes_.load(std::memory_order_relaxed); }
+  // Publishes refused because this inbox was full; publications from the broker queued over the limit after
+  // the longest wait. Rare events, counted from any thread.
+  void count_refused() { refused_.fetch_add(1, std::memory_order_relaxed); }
+  void count_overflow() { overflows_.fetch_add(1, std::memory_order_relaxed); }
+  std::uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
+  std::uint64_t overflows() const { return overflows_.load(std::memory_order_relaxed); }
 
   void start();  // runs the thread
   void join();
@@ -64,6 +77,10 @@ class shard {
   std::vector<core::publication_ptr> inbox_;
   std::vector<core::publication_ptr> draining_;  // drain()'s batch, kept to reuse its capacity
   bool handed_over_ = false;                     // the inbox holds another thread's push (under inbox_mutex_)
+  std::atomic<std::size_t> inbox_bytes_{0};      // written under inbox_mutex_, read by anyone
+  const std::size_t inbox_limit_;
+  std::atomic<std::uint64_t> refused_{0};
+  std::atomic<std::uint64_t> overflows_{0};
   // A pusher sets pending_ then reads asleep_; the thread sets asleep_ then reads pending_ (both seq_cst), so
   // a publication pushed while the thread goes to sleep is either seen by it or followed by a wake-up post.
   std::atomic<bool> pending_{false};

@@ -15,10 +15,19 @@ namespace bc::broker {
 class delivery_sink {
  public:
   virtual ~delivery_sink() = default;
+  // Must take the publication (a message that came from another node cannot be refused): it may wait,
+  // boundedly, for room in the node's queues.
   virtual void deliver(core::publication_ptr pub) = 0;
+  // For a publication accepted on this node (the embedded broker): refuses it, delivering it nowhere, when
+  // the node's queues are full, so that the publisher can be told to slow down instead of memory growing.
+  virtual bool try_deliver(core::publication_ptr pub) {
+    deliver(std::move(pub));
+    return true;
+  }
 };
 
-enum class publish_status { ok, unavailable };
+// overloaded: refused for a full queue on this node, nothing delivered (retry later).
+enum class publish_status { ok, unavailable, overloaded };
 
 // Thread-safety: every member may be called from any thread.
 // Delivery guarantee: a publish answered `ok` was accepted by the broker (handed to the sink for the memory

@@ -3,8 +3,7 @@
 namespace bc::broker {
 
 void memory_broker::publish(core::publication_ptr pub, std::function<void(publish_status)> done) {
-  sink_.deliver(std::move(pub));
-  done(publish_status::ok);
+  done(sink_.try_deliver(std::move(pub)) ? publish_status::ok : publish_status::overloaded);
 }
 
 }  // namespace bc::broker

@@ -44,11 +44,16 @@ bool publisher::publish(const boost::json::object& params, std::string_view payl
   auto pub = encode_publication(std::move(msg));
   broker_.publish(std::move(pub),
                   [done = std::move(done), result = std::move(result)](broker::publish_status s) {
-                    if (s == broker::publish_status::ok) {
-                      done({true, error_code::internal, result});
-                    } else {
-                      done(failure(error_code::unavailable, "broker unavailable, retry later"));
+                    switch (s) {
+                      case broker::publish_status::ok:
+                        return done({true, error_code::internal, result});
+                      case broker::publish_status::overloaded:
+                        return done({false, error_code::resource_exhausted,
+                                     "server overloaded (its delivery queues are full), retry later", 503});
+                      case broker::publish_status::unavailable:
+                        break;
                     }
+                    done(failure(error_code::unavailable, "broker unavailable, retry later"));
                   });
   return true;
 }

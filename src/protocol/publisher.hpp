@@ -17,6 +17,9 @@ struct publish_outcome {
   bool ok = false;
   error_code code = error_code::internal;
   std::string body;  // ok: the result object {"id","createTime"}; else the error message
+  // The REST status when it is not the code's usual one: a node too busy to queue the message answers
+  // ResourceExhausted with 503, the status HTTP clients and proxies retry on.
+  unsigned http_status = 0;
 };
 
 // Thread-safe: holds no per-call state (the id generator is per thread).

@@ -51,7 +51,11 @@ void rest_api::publish(std::string_view authorization, std::string_view body, se
   const auto payload = raw_json::find_member(body, "payload");
   const bool accepted =
       pub_.publish(doc->get_object(), payload, [done = std::move(done)](publish_outcome out) {
-        if (!out.ok) return done(error_reply(out.code, out.body));
+        if (!out.ok) {
+          auto reply = error_reply(out.code, out.body);
+          if (out.http_status != 0) reply.status = out.http_status;
+          return done(std::move(reply));
+        }
         done(http_reply{200, std::move(out.body)});
       });
   if (accepted) stats.published_rest.add();

@@ -60,9 +60,9 @@ core::publication_ptr make_pub(std::string payload) {
 // One running shard with one subscriber of "news"; the test thread plays the other threads that hand over.
 class shard_test : public ::testing::Test {
  protected:
-  void start(std::chrono::milliseconds handover_delay) {
+  void start(std::chrono::milliseconds handover_delay, std::size_t inbox_limit = 0) {
     s_ = std::make_unique<shard>(0, nullptr, publisher_, broker_, verifier_, protocol::session_limits{},
-                                 shared_, handover_delay);
+                                 shared_, handover_delay, inbox_limit);
     s_->start();
     std::promise<void> subscribed;
     boost::asio::post(s_->ioc(), [&] {
@@ -133,6 +133,41 @@ TEST_F(shard_test, while_hand_overs_keep_coming_the_thread_takes_them_without_be
   // The first push found the thread asleep; from then on it lingered, taking each within the delay.
   EXPECT_EQ(s_->wakeups(), 1u);
   EXPECT_EQ(s_->handovers(), 10u);
+}
+
+TEST_F(shard_test, the_inbox_is_full_at_its_limit_until_the_thread_drains_it) {
+  start(0ms, 4096);
+  // Hold the thread in a handler, so that nothing is drained while the test fills the inbox.
+  std::promise<void> release;
+  std::promise<void> held;
+  boost::asio::post(s_->ioc(), [&] {
+    held.set_value();
+    release.get_future().wait();
+  });
+  held.get_future().wait();
+  const std::string payload(1000, 'x');
+  std::vector<std::string> sent;
+  while (!s_->inbox_full()) {
+    ASSERT_LT(sent.size(), 10u) << "the limit was never reached";
+    sent.push_back(payload + std::to_string(sent.size()));
+    s_->push(make_pub(sent.back()));
+  }
+  EXPECT_GE(s_->inbox_bytes(), 4096u);
+  EXPECT_EQ(sent.size(), 4u);  // 3 x (1000 + overhead) < 4096 <= 4 x
+  release.set_value();
+  EXPECT_EQ(subscriber_.await(sent.size()), sent);
+  EXPECT_FALSE(s_->inbox_full());
+  EXPECT_EQ(s_->inbox_bytes(), 0u);
+}
+
+TEST_F(shard_test, a_limit_of_zero_is_no_limit) {
+  start(0ms, 0);
+  std::promise<void> release;
+  boost::asio::post(s_->ioc(), [&] { release.get_future().wait(); });
+  for (int i = 0; i < 100; ++i) s_->push(make_pub(std::string(10000, 'x')));
+  EXPECT_FALSE(s_->inbox_full());
+  release.set_value();
+  EXPECT_EQ(subscriber_.await(100).size(), 100u);
 }
 
 TEST_F(shard_test, a_burst_is_delivered_in_order) {
