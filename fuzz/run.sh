@@ -14,7 +14,7 @@ shift || true
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 build="${BUILD_FUZZ:-$root/build-fuzz}"
-all_targets=(ws_frame_parser request_parser jwt_verifier channel_validator rest_body)
+all_targets=(ws_frame_parser request_parser jwt_verifier channel_validator rest_body raw_json)
 if [[ $# -gt 0 ]]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 if ! [[ "$seconds" =~ ^[0-9]+$ ]]; then
@@ -52,6 +52,13 @@ cat >"$work/json.dict" <<'EOF'
 "-0"
 "1e400"
 "-1e999"
+"1e-400"
+"1E+2"
+"0.10"
+"0e5"
+"18446744073709551617"
+"\\u006c"
+"\"pay\\u006coad\":"
 "1.5"
 "18446744073709551615"
 "-9223372036854775808"
@@ -87,7 +94,7 @@ EOF
 
 dict_for() {
   case "$1" in
-    request_parser | jwt_verifier | rest_body) echo "-dict=$work/json.dict" ;;
+    request_parser | jwt_verifier | rest_body | raw_json) echo "-dict=$work/json.dict" ;;
     *) echo "" ;;
   esac
 }
