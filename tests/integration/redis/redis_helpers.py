@@ -58,6 +58,23 @@ def resp(port: int, *args: str | bytes, timeout: float = 2.0):
             return _read_reply(f)
 
 
+class RedisConnection:
+    """One kept-open RESP2 connection, for commands that must still work while Redis refuses new connections."""
+
+    def __init__(self, port: int, timeout: float = 2.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.file = self.sock.makefile("rb")
+
+    def __call__(self, *args: str | bytes):
+        parts = [a.encode() if isinstance(a, str) else a for a in args]
+        self.sock.sendall(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+        return _read_reply(self.file)
+
+    def close(self):
+        self.file.close()
+        self.sock.close()
+
+
 class RedisServer:
     """redis-server on 127.0.0.1, no persistence. kill() is SIGKILL; start() again reuses the same port."""
 
@@ -181,5 +198,5 @@ def stop_all(*procs):
             pass
 
 
-__all__ = ["BASE", "PREFIX", "RedisServer", "LaxServer", "free_port", "health", "resp", "shard_of", "start_node",
+__all__ = ["BASE", "PREFIX", "RedisConnection", "RedisServer", "LaxServer", "free_port", "health", "resp", "shard_of", "start_node",
            "stop_all", "wait_health"]

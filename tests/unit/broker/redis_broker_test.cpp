@@ -409,19 +409,19 @@ TEST(redis_broker, hung_redis_is_noticed_by_heartbeats_without_any_publish) {
   EXPECT_EQ(a.broker.stats().at(0).in_flight, 0u) << "heartbeats are not publishes";
 }
 
-// ---- the subscribe connection
-// -------------------------------------------------------------------------------
+// ---- the subscribe connection ------------------------------------------------------------------------
 
-// Makes Redis refuse SUBSCRIBE (ACL) so that a node cannot re-subscribe: its outage lasts until allow().
-// Subscriptions already made stay; PUBLISH and everything else still work.
-struct subscribe_blocker {
-  redis_probe admin;
-  explicit subscribe_blocker(int port) : admin(port) {}
-  bool block() { return admin.command({"ACL", "SETUSER", "default", "-subscribe"}) == "OK"; }
-  bool allow() { return admin.command({"ACL", "SETUSER", "default", "+subscribe"}) == "OK"; }
-  // The node's subscribe connection is the only pub/sub client: closed by Redis, as a restart or a proxy
-  // would.
-  bool kill_subscribers() { return admin.command({"CLIENT", "KILL", "TYPE", "pubsub"}) == "1"; }
+// Makes Redis refuse new connections (maxclients 1) so that a node cannot reconnect: its outage lasts until
+// accept_new_connections(). Connections already open, this one included, keep working. (Not an ACL refusing
+// SUBSCRIBE: the subscribe connection's ping is a SUBSCRIBE, so that would drop it at once.)
+struct redis_admin {
+  redis_probe conn;
+  std::string maxclients;
+  explicit redis_admin(int port) : conn(port), maxclients(conn.command({"CONFIG", "GET", "maxclients"})) {}
+  bool refuse_new_connections() { return conn.command({"CONFIG", "SET", "maxclients", "1"}) == "OK"; }
+  bool accept_new_connections() { return conn.command({"CONFIG", "SET", "maxclients", maxclients}) == "OK"; }
+  // The node's subscribe connection is the only pub/sub client: Redis closes it.
+  bool kill_subscribers() { return conn.command({"CLIENT", "KILL", "TYPE", "pubsub"}) == "1"; }
 };
 
 TEST(redis_broker, a_lost_subscribe_connection_refuses_publishes_until_it_has_resubscribed) {
@@ -432,9 +432,9 @@ TEST(redis_broker, a_lost_subscribe_connection_refuses_publishes_until_it_has_re
   ASSERT_TRUE(wait_numsub(redis.port(), "k", 1));
   EXPECT_EQ(publish_and_wait(a.broker, make_pub("k", "before")), publish_status::ok);
 
-  subscribe_blocker redis_admin(redis.port());
-  ASSERT_TRUE(redis_admin.block());
-  ASSERT_TRUE(redis_admin.kill_subscribers());
+  redis_admin admin(redis.port());
+  ASSERT_TRUE(admin.refuse_new_connections());
+  ASSERT_TRUE(admin.kill_subscribers());
   ASSERT_TRUE(wait_until([&] { return !a.broker.healthy(); }, 2s));
   auto st = a.broker.stats().at(0);
   EXPECT_TRUE(st.publish_up);
@@ -442,12 +442,12 @@ TEST(redis_broker, a_lost_subscribe_connection_refuses_publishes_until_it_has_re
   EXPECT_EQ(a.broker.describe(), "redis 1 shard, 0 up");
   // Redis would take it, but it could not reach this node's own subscriber.
   EXPECT_EQ(publish_and_wait(a.broker, make_pub("k", "refused")), publish_status::unavailable);
-  // Re-subscribing is refused meanwhile: attempts that fail before the connection is ready are counted.
+  // Reconnecting is refused meanwhile: attempts that fail before the connection is ready are counted.
   ASSERT_TRUE(wait_until([&] { return a.broker.stats().at(0).connect_failures >= 2; }, 5s));
   EXPECT_FALSE(a.broker.healthy());
   EXPECT_EQ(publish_and_wait(a.broker, make_pub("k", "refused too")), publish_status::unavailable);
 
-  ASSERT_TRUE(redis_admin.allow());
+  ASSERT_TRUE(admin.accept_new_connections());
   ASSERT_TRUE(a.wait_healthy());
   EXPECT_EQ(redis_probe(redis.port()).numsub(std::string(prefix) + "k"), 1) << "healthy means re-subscribed";
   EXPECT_EQ(publish_and_wait(a.broker, make_pub("k", "after")), publish_status::ok);
@@ -486,13 +486,13 @@ TEST(redis_broker, a_lost_connection_that_was_up_is_logged_once_as_lost_and_is_n
   ASSERT_TRUE(a.wait_healthy());
   a.broker.subscribe("x");
   ASSERT_TRUE(wait_numsub(redis.port(), "x", 1));
-  subscribe_blocker redis_admin(redis.port());
+  redis_admin admin(redis.port());
 
-  ASSERT_TRUE(redis_admin.kill_subscribers());
+  ASSERT_TRUE(admin.kill_subscribers());
   ASSERT_TRUE(wait_until([&] { return a.broker.stats().at(0).reconnects == 1 && a.broker.healthy(); }, 5s));
   EXPECT_EQ(a.broker.stats().at(0).connect_failures, 0u);
   // The publish connection (CLIENT KILL skips the connection that sends it).
-  ASSERT_EQ(redis_admin.admin.command({"CLIENT", "KILL", "TYPE", "normal"}), "1");
+  ASSERT_EQ(admin.conn.command({"CLIENT", "KILL", "TYPE", "normal"}), "1");
   ASSERT_TRUE(wait_until([&] { return a.broker.stats().at(0).reconnects == 2 && a.broker.healthy(); }, 5s));
   EXPECT_EQ(a.broker.stats().at(0).connect_failures, 0u);
 
@@ -511,8 +511,9 @@ TEST(redis_broker, a_hung_subscribe_connection_is_noticed_by_its_ping_and_publis
   ASSERT_TRUE(a.wait_healthy());
   a.broker.subscribe("hang");
   ASSERT_TRUE(wait_numsub(redis.port(), "hang", 1));
-  subscribe_blocker redis_admin(redis.port());
-  ASSERT_TRUE(redis_admin.block());  // so that the outage lasts once the hung connection is dropped
+  redis_admin admin(redis.port());
+  ASSERT_TRUE(
+      admin.refuse_new_connections());  // so that the outage lasts once the hung connection is dropped
 
   ASSERT_EQ(proxy.freeze_subscribers(), 1);
   // heartbeat 100 ms + publish_timeout 500 ms + a watchdog period; nothing else would notice (no FIN, no RST)
@@ -522,7 +523,7 @@ TEST(redis_broker, a_hung_subscribe_connection_is_noticed_by_its_ping_and_publis
   EXPECT_FALSE(st.subscribe_up);
   EXPECT_EQ(publish_and_wait(a.broker, make_pub("hang", "refused")), publish_status::unavailable);
 
-  ASSERT_TRUE(redis_admin.allow());
+  ASSERT_TRUE(admin.accept_new_connections());
   ASSERT_TRUE(a.wait_healthy());
   EXPECT_EQ(publish_and_wait(a.broker, make_pub("hang", "back")), publish_status::ok);
   ASSERT_TRUE(a.sink.wait_for(1));
@@ -563,7 +564,7 @@ TEST(redis_broker, every_publish_answered_ok_reaches_the_local_sink_across_a_los
     return ok_ids.size();
   };
   ASSERT_TRUE(wait_until([&] { return ok_count() >= 200; }, 5s));
-  ASSERT_TRUE(subscribe_blocker(redis.port()).kill_subscribers());
+  ASSERT_TRUE(redis_admin(redis.port()).kill_subscribers());
   ASSERT_TRUE(wait_until([&] { return a.broker.stats().at(0).reconnects == 1; }, 5s));
   const auto before = ok_count();
   ASSERT_TRUE(wait_until([&] { return ok_count() >= before + 200; }, 5s)) << "publishing resumes";

@@ -99,7 +99,8 @@ class redis_probe {
     if (r != nullptr) freeReplyObject(r);
     return n;
   }
-  // Any command; its reply as text (status, string or integer), empty when there is none readable.
+  // Any command; its reply as text (status, string or integer; an array's last element), empty when there is
+  // none readable.
   std::string command(const std::vector<std::string>& args) {
     if (!ok()) return {};
     std::vector<const char*> argv;
@@ -110,9 +111,12 @@ class redis_probe {
     }
     auto* r = static_cast<redisReply*>(
         redisCommandArgv(c_, static_cast<int>(argv.size()), argv.data(), len.data()));
+    const redisReply* v = r;
+    if (v != nullptr && v->type == REDIS_REPLY_ARRAY)
+      v = v->elements > 0 ? v->element[v->elements - 1] : nullptr;
     std::string out;
-    if (r != nullptr && r->type == REDIS_REPLY_INTEGER) out = std::to_string(r->integer);
-    if (r != nullptr && r->str != nullptr) out.assign(r->str, r->len);
+    if (v != nullptr && v->type == REDIS_REPLY_INTEGER) out = std::to_string(v->integer);
+    if (v != nullptr && v->str != nullptr) out.assign(v->str, v->len);
     if (r != nullptr) freeReplyObject(r);
     return out;
   }
