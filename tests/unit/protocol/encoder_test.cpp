@@ -6,6 +6,7 @@
 #include <string>
 
 #include "../../support/same_json.hpp"
+#include "broker/redis_envelope.hpp"
 #include "core/message.hpp"
 #include "protocol/error_code.hpp"
 
@@ -207,6 +208,18 @@ TEST(encode_publication, payload_bytes_are_copied_verbatim) {
     const auto at = frame.rfind(marker);
     ASSERT_NE(at, std::string::npos) << frame;
     EXPECT_EQ(frame.substr(at + marker.size()), std::string(payload) + "}}") << frame;
+  }
+}
+
+TEST(encode_publication, payload_bytes_survive_the_redis_envelope) {
+  // A message crossing nodes is re-encoded from the envelope on the receiving node: the same bytes arrive.
+  for (const char* payload :
+       {"18446744073709551617", "1e400", "-0", "0.10", R"("\u00e9\n\/")", "{ \"a\" : [ 1 ,\n 2 ] }"}) {
+    const auto msg = sample_message(payload);
+    core::message across;
+    ASSERT_TRUE(broker::decode_envelope(broker::encode_envelope(msg), across)) << payload;
+    EXPECT_EQ(across.payload, payload);
+    EXPECT_EQ(encode_publication(across)->tail, encode_publication(msg)->tail) << payload;
   }
 }
 
