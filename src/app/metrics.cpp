@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "app/channel_interest.hpp"
 #include "app/shard.hpp"
 #include "auth/jwt_verifier.hpp"
@@ -78,6 +80,11 @@ std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
   metric(out, "broadcaster_inbox_bytes", "gauge",
          "Bytes of publications queued for worker threads, not yet taken (bounded by --inbox-limit).",
          sum(shards, [](shard& s) { return s.inbox_bytes(); }));
+  std::uint64_t peak = 0;
+  for (const auto& s : shards) peak = std::max<std::uint64_t>(peak, s->inbox_peak());
+  metric(out, "broadcaster_inbox_bytes_peak", "gauge",
+         "The most one worker thread's inbox has held since start, bytes (how close --inbox-limit came).",
+         peak);
   metric(out, "broadcaster_inbox_refused_total", "counter",
          "Publishes refused (ResourceExhausted) because a worker thread's inbox was full.",
          sum(shards, [](shard& s) { return s.refused(); }));

@@ -99,8 +99,10 @@ void shard::join() {
 void shard::push(core::publication_ptr pub) {
   {
     std::lock_guard lock(inbox_mutex_);
-    inbox_bytes_.store(inbox_bytes_.load(std::memory_order_relaxed) + queued_bytes(*pub),
-                       std::memory_order_relaxed);
+    const std::size_t bytes = inbox_bytes_.load(std::memory_order_relaxed) + queued_bytes(*pub);
+    inbox_bytes_.store(bytes, std::memory_order_relaxed);
+    if (bytes > inbox_peak_.load(std::memory_order_relaxed))
+      inbox_peak_.store(bytes, std::memory_order_relaxed);
     inbox_.push_back(std::move(pub));
     // Only other threads' hand-overs are worth staying up for: our own are drained after the handler.
     if (this_thread_shard != this) handed_over_ = true;

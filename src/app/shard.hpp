@@ -38,6 +38,8 @@ class shard {
     return inbox_limit_ != 0 && inbox_bytes_.load(std::memory_order_relaxed) >= inbox_limit_;
   }
   std::size_t inbox_bytes() const { return inbox_bytes_.load(std::memory_order_relaxed); }
+  // The most the inbox ever held: how close the node came to --inbox-limit.
+  std::size_t inbox_peak() const { return inbox_peak_.load(std::memory_order_relaxed); }
   // Publishes refused because this inbox was full; publications from the broker queued over the limit after
   // the longest wait. Rare events, counted from any thread.
   void count_refused() { refused_.fetch_add(1, std::memory_order_relaxed); }
@@ -78,6 +80,7 @@ class shard {
   std::vector<core::publication_ptr> draining_;  // drain()'s batch, kept to reuse its capacity
   bool handed_over_ = false;                     // the inbox holds another thread's push (under inbox_mutex_)
   std::atomic<std::size_t> inbox_bytes_{0};      // written under inbox_mutex_, read by anyone
+  std::atomic<std::size_t> inbox_peak_{0};       // the same
   const std::size_t inbox_limit_;
   std::atomic<std::uint64_t> refused_{0};
   std::atomic<std::uint64_t> overflows_{0};

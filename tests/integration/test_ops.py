@@ -124,6 +124,7 @@ def test_metrics_text_format_lists_every_family(ops):
                  "broadcaster_bytes_sent_total", "broadcaster_http_requests_total", "broadcaster_auth_failures_total",
                  "broadcaster_batched_sends_total", "broadcaster_handovers_total",
                  "broadcaster_handover_wakeups_total", "broadcaster_inbox_bytes", "broadcaster_inbox_refused_total",
+                 "broadcaster_inbox_bytes_peak",
                  "broadcaster_inbox_overflows_total",
                  "broadcaster_broker_up", PUBLISHED("rest"), PUBLISHED("websocket"), CLOSED("slow_consumer"),
                  CLOSED("client_close"), ERRORS("PermissionDenied")):
