@@ -94,53 +94,54 @@ bool match_code_point(std::uint32_t cp, std::string_view key, std::size_t& pos) 
   return true;
 }
 
+// The code point of the \u escape whose hex digits start at t[i], joined with its low surrogate when it is a
+// high one; advances i past them. -1 when malformed (Boost.JSON refuses lone surrogates).
+long decode_u_escape(std::string_view t, std::size_t& i) {
+  const long hi = hex4(t, i);
+  if (hi < 0) return -1;
+  i += 4;
+  if (hi >= 0xDC00 && hi <= 0xDFFF) return -1;
+  if (hi < 0xD800 || hi > 0xDBFF) return hi;
+  if (i + 6 > t.size() || t[i] != '\\' || t[i + 1] != 'u') return -1;
+  const long lo = hex4(t, i + 2);
+  if (lo < 0xDC00 || lo > 0xDFFF) return -1;
+  i += 6;
+  return 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+}
+
+// The character a one-letter escape stands for (\n is a newline), or 0 for anything else.
+char simple_escape(char e) {
+  switch (e) {
+    case '"':
+    case '\\':
+    case '/':
+      return e;
+    case 'b':
+      return '\b';
+    case 'f':
+      return '\f';
+    case 'n':
+      return '\n';
+    case 'r':
+      return '\r';
+    case 't':
+      return '\t';
+    default:
+      return 0;
+  }
+}
+
 // Decodes the escape starting at t[i] == '\\' and compares it with key[pos..]; advances both.
 bool match_escape(std::string_view t, std::size_t& i, std::string_view key, std::size_t& pos) {
   if (i + 1 >= t.size()) return false;
   const char e = t[i + 1];
   i += 2;
-  char simple = 0;
-  switch (e) {
-    case '"':
-    case '\\':
-    case '/':
-      simple = e;
-      break;
-    case 'b':
-      simple = '\b';
-      break;
-    case 'f':
-      simple = '\f';
-      break;
-    case 'n':
-      simple = '\n';
-      break;
-    case 'r':
-      simple = '\r';
-      break;
-    case 't':
-      simple = '\t';
-      break;
-    case 'u': {
-      const long hi = hex4(t, i);
-      if (hi < 0) return false;
-      i += 4;
-      std::uint32_t cp = static_cast<std::uint32_t>(hi);
-      if (cp >= 0xD800 && cp <= 0xDBFF) {  // a pair (Boost.JSON refuses lone surrogates)
-        if (i + 6 > t.size() || t[i] != '\\' || t[i + 1] != 'u') return false;
-        const long lo = hex4(t, i + 2);
-        if (lo < 0xDC00 || lo > 0xDFFF) return false;
-        i += 6;
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (static_cast<std::uint32_t>(lo) - 0xDC00);
-      } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-        return false;
-      }
-      return match_code_point(cp, key, pos);
-    }
-    default:
-      return false;
+  if (e == 'u') {
+    const long cp = decode_u_escape(t, i);
+    return cp >= 0 && match_code_point(static_cast<std::uint32_t>(cp), key, pos);
   }
-  if (pos >= key.size() || key[pos] != simple) return false;
+  const char c = simple_escape(e);
+  if (c == 0 || pos >= key.size() || key[pos] != c) return false;
   ++pos;
   return true;
 }
