@@ -8,8 +8,6 @@
 #include <optional>
 #include <string>
 
-#include "net/console_assets.hpp"
-
 namespace bc::net {
 namespace {
 
@@ -128,22 +126,6 @@ TEST(EtagMatches, WeakComparisonListsAndStar) {
   EXPECT_FALSE(etag_matches("\"y\"", "\"x\""));
   EXPECT_FALSE(etag_matches("x", "\"x\""));
   EXPECT_FALSE(etag_matches(",", "\"x\""));
-}
-
-TEST(ConsoleAssets, TheFourFilesAreBuiltIn) {
-  for (const char* name : {"index.html", "console.css", "console.js", "broadcaster.js"}) {
-    const console_asset* a = find_console_asset(name);
-    ASSERT_NE(a, nullptr) << name;
-    EXPECT_FALSE(a->body.empty()) << name;
-    EXPECT_EQ(a->etag.front(), '"');
-  }
-  EXPECT_NE(find_console_asset("index.html")->body.find("<html"), std::string_view::npos);
-  EXPECT_EQ(find_console_asset("index.html")->content_type, "text/html; charset=utf-8");
-  EXPECT_EQ(find_console_asset("console.js")->content_type, "text/javascript; charset=utf-8");
-  EXPECT_EQ(find_console_asset("console.css")->content_type, "text/css; charset=utf-8");
-  for (const char* name : {"", "README.md", "/index.html", "../index.html", "INDEX.HTML", "index.html/"}) {
-    EXPECT_EQ(find_console_asset(name), nullptr) << name;
-  }
 }
 
 }  // namespace
