@@ -9,10 +9,15 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
       libboost1.81-dev libssl-dev libhiredis-dev liburing-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev \
+      nodejs npm \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
+COPY cmake ./cmake
 COPY src ./src
+# The web console is built into the binary: its page, and the JS SDK compiled with tsc (npm ci in clients/js).
+COPY web/console ./web/console
+COPY clients/js ./clients/js
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBROADCASTER_TESTS=OFF -DBROADCASTER_BENCH=OFF \
  && ninja -C build broadcaster \
  && strip build/broadcaster \

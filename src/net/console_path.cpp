@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 
@@ -121,6 +122,31 @@ bool etag_matches(std::string_view if_none_match, std::string_view etag) {
     if_none_match.remove_prefix(comma + 1);
   }
   return false;
+}
+
+bool is_direct_host(std::string_view host) {
+  if (host.starts_with('[')) {  // an IPv6 literal, with or without a port
+    const auto close = host.find(']');
+    return close != std::string_view::npos && (close + 1 == host.size() || host[close + 1] == ':');
+  }
+  host = host.substr(0, host.find(':'));
+  if (host.empty()) return false;
+  if (host.size() == 9) {
+    std::string lower(host);
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower == "localhost") return true;
+  }
+  // Dotted IPv4: four decimal numbers. A DNS name always has a letter or hyphen somewhere (a top-level domain
+  // is never all digits).
+  unsigned dots = 0;
+  for (const char c : host) {
+    if (c == '.') {
+      ++dots;
+    } else if (c < '0' || c > '9') {
+      return false;
+    }
+  }
+  return dots == 3;
 }
 
 }  // namespace bc::net

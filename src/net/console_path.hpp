@@ -24,6 +24,11 @@ std::optional<std::string> console_file_name(std::string_view rest);
 // Blocking file I/O: meant for the console's development override only.
 std::optional<std::string> read_console_file(const std::filesystem::path& dir, std::string_view name);
 
+// Whether a Host header value (host[:port]) names this machine by address or as "localhost", rather than by a
+// DNS name. Dev tokens are handed out only to such requests: a hostile page that rebinds its own DNS name to
+// 127.0.0.1 sends its own name as Host, so it cannot read one even though the browser thinks it same-origin.
+bool is_direct_host(std::string_view host);
+
 // A strong entity tag for `body`, quoted ("\"c-0123456789abcdef\"").
 std::string console_etag(std::string_view body);
 

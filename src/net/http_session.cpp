@@ -369,6 +369,11 @@ void http_session::handle_console(request& req, std::string_view rest) {
   if (rest == "/dev-token") {
     if (!services_.dev_token)
       return send_error(404, protocol::error_code::not_found, "dev tokens exist in --dev mode only");
+    if (!is_direct_host(req[http::field::host])) {
+      return send_error(403, protocol::error_code::permission_denied,
+                        "dev tokens are given only to requests that name the server by address or as "
+                        "localhost (DNS rebinding)");
+    }
     const std::string_view target = req.target();
     const auto q = target.find('?');
     response res{http::status::ok, version_};

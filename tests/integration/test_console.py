@@ -6,6 +6,7 @@ override directory), spelled every way we know: absolute, '//', '%2F', '%2e%2e',
 client library normalises the path first.
 """
 
+import json
 import re
 import subprocess
 import time
@@ -304,3 +305,17 @@ def test_print_config_shows_the_dev_host():
                        timeout=10, stdin=subprocess.DEVNULL)
     assert p.returncode == 0, p.stderr
     assert re.search(r'^host = "127\.0\.0\.1"\s+# dev$', p.stdout, re.M), p.stdout
+
+
+@pytest.mark.parametrize("host,status", [("127.0.0.1", 200), ("127.0.0.1:8000", 200), ("localhost:8000", 200),
+                                         ("[::1]:8000", 200), ("evil.example", 403),
+                                         ("rebind.evil.example:8000", 403), ("127.0.0.1.nip.io", 403)])
+def test_dev_token_only_for_requests_naming_the_server_directly(dev, host, status):
+    """DNS rebinding: a page whose own name resolves to 127.0.0.1 sends that name as Host; no token for it."""
+    request = f"GET {BASE}/console/dev-token?channels=news HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    got, _, body = http_raw(dev.port, request.encode())
+    assert got == status, (host, got, body[:200])
+    if status == 200:
+        assert json.loads(body)["token"].count(".") == 2
+    else:
+        assert b"token" not in body.split(b'"message"')[0], body

@@ -130,3 +130,20 @@ TEST(EtagMatches, WeakComparisonListsAndStar) {
 
 }  // namespace
 }  // namespace bc::net
+
+namespace bc::net {
+namespace {
+
+TEST(console_path, direct_hosts_are_addresses_or_localhost) {
+  for (std::string_view yes : {"127.0.0.1", "127.0.0.1:8000", "10.1.2.3:80", "localhost", "LocalHost:8000",
+                               "[::1]", "[::1]:8000", "[fe80::1]:1"}) {
+    EXPECT_TRUE(is_direct_host(yes)) << yes;
+  }
+  for (std::string_view no : {"", "evil.example", "localhost.evil.example", "127.0.0.1.nip.io", "1.2.3",
+                              "1.2.3.4.5", "[::1", "[::1]x", "a:80", ":80", "localhos"}) {
+    EXPECT_FALSE(is_direct_host(no)) << no;
+  }
+}
+
+}  // namespace
+}  // namespace bc::net
