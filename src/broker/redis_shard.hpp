@@ -63,7 +63,8 @@ struct redis_shard_stats {
 // Subscribe connection liveness: that ping is a re-SUBSCRIBE of the anchor channel (answered in order like
 // any command), sent at least every `heartbeat_interval`; one unanswered after `publish_timeout` drops the
 // connection. (Not PING: in subscribed mode hiredis 0.14 routes the ["pong", ""] reply by its channel field,
-// finds no callback, and keeps the command's callback queued until the context is freed, one per ping.)
+// where no callback is registered, and leaves PING's own callback queued until the context is freed: one
+// leaked entry per ping.)
 //
 // Subscribing: one connection holding a SUBSCRIBE for each channel with local interest (`channels_`). After
 // every (re)connect the whole set is subscribed again in one pipeline, followed by the shard's anchor
