@@ -21,7 +21,7 @@ from redis_helpers import (RedisConnection, RedisServer, health, redis_metrics, 
 
 @pytest.fixture
 def solo():
-    """A Redis of its own (the test changes its ACL and kills its clients) and one node."""
+    """A Redis of its own (the test limits its clients and kills some) and one node."""
     redis = RedisServer()
     node = None
     try:
