@@ -30,9 +30,13 @@ class delivery_sink {
 enum class publish_status { ok, unavailable, overloaded };
 
 // Thread-safety: every member may be called from any thread.
-// Delivery guarantee: a publish answered `ok` was accepted by the broker (handed to the sink for the memory
-// broker, to Redis for the Redis broker); publications from one thread to one channel reach every node's
-// sink in publish order. Nothing is retried silently: `unavailable` means the message was not sent.
+// Delivery guarantee: a publish answered `ok` will be delivered as far as this node can know: the memory
+// broker handed it to the sink; the Redis broker had Redis accept it while both of the shard's connections
+// were up, and, for a channel with subscribers on this node, saw it come back on the subscribe connection.
+// Publications from one thread to one channel reach every node's sink in publish order. Nothing is retried
+// silently. `unavailable`: not delivered by this node's doing, though a message Redis accepted just before a
+// connection was lost may still have reached other nodes (docs/redis.md); `overloaded`: refused whole, sent
+// nowhere.
 class broker {
  public:
   virtual ~broker() = default;
