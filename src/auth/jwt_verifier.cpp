@@ -163,32 +163,6 @@ struct mac_ctx_free {
 
 }  // namespace
 
-std::string_view to_string(jwt_error error) {
-  switch (error) {
-    case jwt_error::none:
-      return "none";
-    case jwt_error::malformed:
-      return "malformed";
-    case jwt_error::unsupported_alg:
-      return "unsupported_alg";
-    case jwt_error::bad_signature:
-      return "bad_signature";
-    case jwt_error::expired:
-      return "expired";
-    case jwt_error::not_yet_valid:
-      return "not_yet_valid";
-    case jwt_error::issued_in_future:
-      return "issued_in_future";
-    case jwt_error::wrong_audience:
-      return "wrong_audience";
-    case jwt_error::missing_claim:
-      return "missing_claim";
-    case jwt_error::invalid_claim:
-      return "invalid_claim";
-  }
-  return "unknown";
-}
-
 bool is_invalid_argument(jwt_error error) {
   return error == jwt_error::missing_claim || error == jwt_error::invalid_claim;
 }

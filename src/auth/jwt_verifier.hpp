@@ -13,7 +13,7 @@
 namespace bc::auth {
 
 // Why a token was refused. Every value but missing_claim/invalid_claim maps to the protocol's
-// Unauthenticated.
+// Unauthenticated. Numbered from 0 without gaps: the per-reason counters are indexed by it.
 enum class jwt_error {
   none,
   malformed,         // not three non-empty base64url parts, or a header/payload that is not a JSON object
@@ -25,11 +25,40 @@ enum class jwt_error {
   wrong_audience,    // aud is neither "broadcaster" nor an array containing it
   missing_claim,     // sub missing/empty/not a string; authorizedChannels or scope missing
   invalid_claim,     // authorizedChannels not a non-empty array of strings; scope not an array
-  // Add new values above: invalid_claim stays last, the metrics size their per-reason counters by it.
 };
 
-// Short, stable reason for logs and metrics labels: "malformed", "expired", ...
-std::string_view to_string(jwt_error error);
+// Short, stable reason for logs and metrics labels: "malformed", "expired", ...; empty for a number that is
+// no jwt_error. No default and -Wswitch as an error: a new value without a name does not compile. The metrics
+// size their per-reason counters by the named values (util::enum_count).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic error "-Wswitch"
+constexpr std::string_view to_string(jwt_error error) {
+  switch (error) {
+    case jwt_error::none:
+      return "none";
+    case jwt_error::malformed:
+      return "malformed";
+    case jwt_error::unsupported_alg:
+      return "unsupported_alg";
+    case jwt_error::bad_signature:
+      return "bad_signature";
+    case jwt_error::expired:
+      return "expired";
+    case jwt_error::not_yet_valid:
+      return "not_yet_valid";
+    case jwt_error::issued_in_future:
+      return "issued_in_future";
+    case jwt_error::wrong_audience:
+      return "wrong_audience";
+    case jwt_error::missing_claim:
+      return "missing_claim";
+    case jwt_error::invalid_claim:
+      return "invalid_claim";
+  }
+  return {};
+}
+#pragma GCC diagnostic pop
+
 // True when the protocol answers InvalidArgument (missing_claim, invalid_claim), false for Unauthenticated.
 bool is_invalid_argument(jwt_error error);
 

@@ -2,30 +2,9 @@
 
 namespace bc::protocol {
 
-std::string_view to_string(error_code code) {
-  switch (code) {
-    case error_code::invalid_argument:
-      return "InvalidArgument";
-    case error_code::not_found:
-      return "NotFound";
-    case error_code::already_exists:
-      return "AlreadyExists";
-    case error_code::failed_precondition:
-      return "FailedPrecondition";
-    case error_code::permission_denied:
-      return "PermissionDenied";
-    case error_code::unauthenticated:
-      return "Unauthenticated";
-    case error_code::internal:
-      return "Internal";
-    case error_code::resource_exhausted:
-      return "ResourceExhausted";
-    case error_code::unavailable:
-      return "Unavailable";
-  }
-  return "Internal";
-}
-
+// No default and -Wswitch as an error: a new code without a status does not compile.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic error "-Wswitch"
 unsigned http_status(error_code code) {
   switch (code) {
     case error_code::invalid_argument:
@@ -49,5 +28,6 @@ unsigned http_status(error_code code) {
   }
   return 500;
 }
+#pragma GCC diagnostic pop
 
 }  // namespace bc::protocol

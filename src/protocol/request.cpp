@@ -15,22 +15,6 @@ std::optional<method> parse_method(std::string_view name) {
   return std::nullopt;
 }
 
-std::string_view to_string(method m) {
-  switch (m) {
-    case method::auth:
-      return "auth";
-    case method::subscribe:
-      return "subscribe";
-    case method::unsubscribe:
-      return "unsubscribe";
-    case method::publish:
-      return "publish";
-    case method::heartbeat:
-      return "heartbeat";
-  }
-  return "unknown";
-}
-
 std::optional<boost::json::value> parse_json(std::string_view text, std::string& message,
                                              boost::json::storage_ptr storage) {
   boost::json::parse_options opts;

@@ -2,18 +2,43 @@
 // Parsing of client requests: one WebSocket text message in, a validated request or a protocol error out.
 
 #include <boost/json/value.hpp>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "protocol/error_code.hpp"
+#include "util/enum_count.hpp"
 
 namespace bc::protocol {
 
+// Numbered from 0 without gaps: the per-method counters are indexed by it and sized by method_count.
 enum class method { auth, subscribe, unsubscribe, publish, heartbeat };
 
 std::optional<method> parse_method(std::string_view name);
-std::string_view to_string(method m);
+
+// The method's name on the wire, and empty for a number that is no method. No default and -Wswitch as an
+// error: a new method without a name does not compile.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic error "-Wswitch"
+constexpr std::string_view to_string(method m) {
+  switch (m) {
+    case method::auth:
+      return "auth";
+    case method::subscribe:
+      return "subscribe";
+    case method::unsubscribe:
+      return "unsubscribe";
+    case method::publish:
+      return "publish";
+    case method::heartbeat:
+      return "heartbeat";
+  }
+  return {};
+}
+#pragma GCC diagnostic pop
+
+inline constexpr std::size_t method_count = util::enum_count<method>();
 
 struct request {
   // The request id exactly as the client wrote it (number or string, escapes and all), echoed as requestId;

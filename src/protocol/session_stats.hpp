@@ -9,6 +9,7 @@
 
 #include "protocol/error_code.hpp"
 #include "protocol/request.hpp"
+#include "util/enum_count.hpp"
 
 namespace bc::protocol {
 
@@ -34,10 +35,8 @@ class latency_histogram {
   local_counter sum_us_;
 };
 
-constexpr std::size_t method_count = 5;
 // Index 0 is the REST API key; the others are auth::jwt_error values, whose 0 (`none`) is never a failure.
-constexpr std::size_t auth_failure_reasons = static_cast<std::size_t>(auth::jwt_error::invalid_claim) + 1;
-constexpr std::size_t error_code_count = 9;
+constexpr std::size_t auth_failure_reasons = util::enum_count<auth::jwt_error>();
 
 struct session_stats {
   std::array<local_counter, method_count> requests;    // by method
