@@ -19,6 +19,7 @@
 #include "protocol/encoder.hpp"
 #include "protocol/time_format.hpp"
 #include "protocol/validation.hpp"
+#include "util/hex.hpp"
 
 namespace bc::app {
 
@@ -28,12 +29,8 @@ std::string random_hex(std::size_t bytes) {
   std::vector<unsigned char> buf(bytes);
   if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1)
     throw std::runtime_error("RAND_bytes failed");
-  static constexpr char hex[] = "0123456789abcdef";
   std::string out;
-  for (auto b : buf) {
-    out += hex[b >> 4];
-    out += hex[b & 15];
-  }
+  for (auto b : buf) util::append_hex(out, b);
   return out;
 }
 

@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "util/hex.hpp"
+
 namespace bc::core {
 
 message_id_generator::message_id_generator() {
@@ -31,13 +33,11 @@ std::string message_id_generator::next(std::int64_t unix_ms) {
   b[8] = static_cast<std::uint8_t>(0x80 | ((rand >> 56) & 0x3f));
   for (int i = 9; i < 16; ++i) b[i] = static_cast<std::uint8_t>(rand >> (8 * (15 - i)));
 
-  static constexpr char hex[] = "0123456789abcdef";
   std::string out;
   out.reserve(36);
   for (int i = 0; i < 16; ++i) {
     if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
-    out.push_back(hex[b[i] >> 4]);
-    out.push_back(hex[b[i] & 0xf]);
+    util::append_hex(out, b[i]);
   }
   return out;
 }

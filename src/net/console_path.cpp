@@ -9,36 +9,13 @@
 #include <cstdint>
 #include <cstdio>
 
+#include "util/hex.hpp"
+
 namespace bc::net {
 
 namespace {
 
 constexpr std::size_t max_console_file = 32 * 1024 * 1024;
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Decodes %XX once; nothing when a '%' is not followed by two hex digits.
-std::optional<std::string> percent_decode(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out += in[i];
-      continue;
-    }
-    if (i + 2 >= in.size()) return std::nullopt;
-    const int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
-}
 
 bool safe_segment(std::string_view segment) {
   return !segment.empty() && segment.front() != '.';
@@ -50,7 +27,7 @@ std::optional<std::string> console_file_name(std::string_view rest) {
   if (rest.empty() || rest.front() != '/') return std::nullopt;
   rest.remove_prefix(1);
   if (rest.empty()) return "index.html";
-  auto name = percent_decode(rest);
+  auto name = util::percent_decode(rest);
   if (!name) return std::nullopt;
   // Checked after the one decoding: "%252e" became "%2e" and is refused here rather than decoded again.
   for (const char c : *name) {
