@@ -13,11 +13,11 @@
 #include <iostream>
 #include <iterator>
 #include <limits>
-#include <sstream>
 #include <stdexcept>
 #include <type_traits>
 
 #include "broker/redis_url.hpp"
+#include "util/comma_list.hpp"
 
 namespace bc::app {
 
@@ -35,15 +35,9 @@ namespace {
 
 constexpr std::string_view masked = "********";
 
-std::vector<std::string> split_list(const std::string& s) {
+std::vector<std::string> split_list(std::string_view list) {
   std::vector<std::string> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    const auto b = item.find_first_not_of(" \t");
-    const auto e = item.find_last_not_of(" \t");
-    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
-  }
+  while (const auto item = util::next_list_item(list)) out.emplace_back(*item);
   return out;
 }
 

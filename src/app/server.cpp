@@ -19,6 +19,7 @@
 #include "protocol/encoder.hpp"
 #include "protocol/time_format.hpp"
 #include "protocol/validation.hpp"
+#include "util/comma_list.hpp"
 #include "util/hex.hpp"
 
 namespace bc::app {
@@ -157,22 +158,10 @@ std::string server::dev_token(std::string_view query) const {
   if (auto at = query.find(key); at != std::string_view::npos) {
     auto list = query.substr(at + key.size());
     list = list.substr(0, list.find('&'));
-    while (!list.empty()) {
-      auto comma = list.find(',');
-      auto item = list.substr(0, comma);
-      // Percent-encoded ':' from browsers.
-      std::string name;
-      for (std::size_t i = 0; i < item.size(); ++i) {
-        if (item[i] == '%' && i + 2 < item.size() + 0 && item.substr(i + 1, 2) == "3A") {
-          name += ':';
-          i += 2;
-        } else {
-          name += item[i];
-        }
-      }
-      if (protocol::is_valid_channel(name)) channels.push_back(name);
-      if (comma == std::string_view::npos) break;
-      list.remove_prefix(comma + 1);
+    while (const auto item = util::next_list_item(list)) {
+      // Browsers percent-encode ':' (and may encode more); an encoded ',' stays inside its name.
+      auto name = util::percent_decode(*item);
+      if (name && protocol::is_valid_channel(*name)) channels.push_back(std::move(*name));
     }
   }
   if (channels.empty()) channels = {"news", "chat:lobby"};

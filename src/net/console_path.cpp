@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 
+#include "util/comma_list.hpp"
 #include "util/hex.hpp"
 
 namespace bc::net {
@@ -87,16 +88,10 @@ std::string console_etag(std::string_view body) {
 }
 
 bool etag_matches(std::string_view if_none_match, std::string_view etag) {
-  while (!if_none_match.empty()) {
-    const auto comma = if_none_match.find(',');
-    auto item = if_none_match.substr(0, comma);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-    if (item == "*") return true;
-    if (item.starts_with("W/")) item.remove_prefix(2);
-    if (!item.empty() && item == etag) return true;
-    if (comma == std::string_view::npos) break;
-    if_none_match.remove_prefix(comma + 1);
+  while (auto item = util::next_list_item(if_none_match)) {
+    if (*item == "*") return true;
+    if (item->starts_with("W/")) item->remove_prefix(2);
+    if (!item->empty() && *item == etag) return true;
   }
   return false;
 }

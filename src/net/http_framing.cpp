@@ -2,6 +2,8 @@
 
 #include <boost/beast/core/string.hpp>
 
+#include "util/comma_list.hpp"
+
 namespace bc::net {
 
 namespace http = boost::beast::http;
@@ -25,15 +27,7 @@ void for_each_coding(const http::fields& head, Fn&& fn) {
   auto [first, last] = head.equal_range(http::field::transfer_encoding);
   for (auto it = first; it != last; ++it) {
     std::string_view value = it->value();
-    while (!value.empty()) {
-      const auto comma = value.find(',');
-      auto item = value.substr(0, comma);
-      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-      if (!item.empty()) fn(item);
-      if (comma == std::string_view::npos) break;
-      value.remove_prefix(comma + 1);
-    }
+    while (const auto coding = util::next_list_item(value)) fn(*coding);
   }
 }
 

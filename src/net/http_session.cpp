@@ -13,6 +13,7 @@
 #include "net/ws/handshake.hpp"
 #include "net/ws_session.hpp"
 #include "protocol/encoder.hpp"
+#include "util/comma_list.hpp"
 
 namespace bc::net {
 
@@ -22,14 +23,8 @@ namespace {
 
 bool header_has_token(std::string_view value, std::string_view token) {
   // Comma-separated, case-insensitive tokens ("keep-alive, Upgrade").
-  while (!value.empty()) {
-    auto comma = value.find(',');
-    auto item = value.substr(0, comma);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-    if (boost::beast::iequals(item, token)) return true;
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
+  while (const auto item = util::next_list_item(value)) {
+    if (boost::beast::iequals(*item, token)) return true;
   }
   return false;
 }
