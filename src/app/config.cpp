@@ -18,6 +18,7 @@
 
 #include "broker/redis_url.hpp"
 #include "util/comma_list.hpp"
+#include "util/escape.hpp"
 
 namespace bc::app {
 
@@ -282,16 +283,7 @@ void apply_file(const std::string& path, std::vector<setting>& all, std::vector<
 
 std::string toml_quote(std::string_view s) {
   std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      out += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
-    } else {
-      out += c;
-    }
-  }
+  util::append_escaped(out, s);
   return out + "\"";
 }
 
