@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "broker/redis_envelope.hpp"
+#include "util/prometheus.hpp"
 
 namespace bc::broker {
 
@@ -195,10 +196,11 @@ std::unique_ptr<broker> make_redis_broker(delivery_sink& sink, std::string_view 
 void redis_broker::append_metrics(std::string& out) const {
   const auto shards = stats();
   auto series = [&](const char* name, const char* type, const char* help, auto get) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    util::append_metric_header(out, name, type, help);
     for (std::size_t i = 0; i < shards.size(); ++i) {
-      out += std::string(name) + "{shard=\"" + std::to_string(i) + "\",address=\"" + shards[i].address +
-             "\"} " + std::to_string(get(shards[i])) + "\n";
+      util::append_sample(out, name,
+                          "shard=\"" + std::to_string(i) + "\",address=\"" + shards[i].address + "\"",
+                          static_cast<std::uint64_t>(get(shards[i])));
     }
   };
   series("broadcaster_redis_shard_up", "gauge", "1 while both connections of the shard are up.",
