@@ -229,11 +229,7 @@ void http_session::route(request& req) {
   }
   if (path == "/metrics") {
     if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
-    if (w_.config().metrics_auth &&
-        !services_.rest.authorized(req[http::field::authorization], w_.services().stats)) {
-      return send_error(401, protocol::error_code::unauthenticated,
-                        "missing or invalid API key (Authorization: Bearer <key>)");
-    }
+    if (w_.config().metrics_auth && !check_api_key(req)) return;
     response res{http::status::ok, version_};
     res.set(http::field::content_type, "text/plain; version=0.0.4");
     res.body() = services_.metrics();
@@ -241,10 +237,7 @@ void http_session::route(request& req) {
   }
   if (path == "/info") {
     if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
-    if (!services_.rest.authorized(req[http::field::authorization], w_.services().stats)) {
-      return send_error(401, protocol::error_code::unauthenticated,
-                        "missing or invalid API key (Authorization: Bearer <key>)");
-    }
+    if (!check_api_key(req)) return;
     response res{http::status::ok, version_};
     res.set(http::field::content_type, "application/json");
     res.set(http::field::cache_control, "no-store");
@@ -395,6 +388,13 @@ void http_session::handle_console(request& req, std::string_view rest) {
   send(console_file_response(req, version_, *body, content_type_for(*name), console_etag(*body)));
 }
 
+bool http_session::check_api_key(request& req) {
+  if (services_.rest.authorized(req[http::field::authorization], w_.services().stats)) return true;
+  send_error(401, protocol::error_code::unauthenticated,
+             "missing or invalid API key (Authorization: Bearer <key>)");
+  return false;
+}
+
 void http_session::send_error(unsigned status, protocol::error_code code, std::string_view message) {
   send_reply({status, protocol::encode_error_body(code, message)});
 }
@@ -402,23 +402,16 @@ void http_session::send_error(unsigned status, protocol::error_code code, std::s
 void http_session::send_reply(protocol::http_reply reply) {
   // Every JSON answer, the REST publish acknowledgement above all: written straight into the output buffer,
   // without building a Beast message and its field list.
-  out_.clear();
-  out_sent_ = 0;
-  out_ += version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  out_ += std::to_string(reply.status);
-  out_ += ' ';
-  out_ += http::obsolete_reason(static_cast<http::status>(reply.status));
-  out_ += "\r\nServer: broadcaster\r\n";
-  if (std::exchange(cors_, false)) out_ += "Access-Control-Allow-Origin: *\r\n";
-  out_ += "Content-Type: application/json\r\nContent-Length: ";
-  out_ += std::to_string(reply.body.size());
+  start_response(version_, reply.status, http::obsolete_reason(static_cast<http::status>(reply.status)));
+  add_field("Server", "broadcaster");
+  if (std::exchange(cors_, false)) add_field("Access-Control-Allow-Origin", "*");
+  add_field("Content-Type", "application/json");
+  add_field("Content-Length", std::to_string(reply.body.size()));
   if (!keep_alive_)
-    out_ += "\r\nConnection: close";
+    add_field("Connection", "close");
   else if (version_ == 10)
-    out_ += "\r\nConnection: keep-alive";
-  out_ += "\r\n\r\n";
-  out_ += reply.body;
-  write_out();
+    add_field("Connection", "keep-alive");
+  finish_response(reply.body);
 }
 
 void http_session::send(response res) {
@@ -426,22 +419,33 @@ void http_session::send(response res) {
   if (std::exchange(cors_, false)) res.set(http::field::access_control_allow_origin, "*");
   res.keep_alive(keep_alive_);
   res.prepare_payload();
-  // Serialised by hand: this is the REST publish hot path, and the head is a handful of short fields.
+  start_response(11, res.result_int(), res.reason());
+  for (const auto& field : res) add_field(field.name_string(), field.value());
+  finish_response(res.body());
+}
+
+// The one serialiser of responses, by hand: the head is a handful of short fields, and the REST publish
+// acknowledgement is the hot path.
+void http_session::start_response(unsigned version, unsigned status, std::string_view reason) {
   out_.clear();
   out_sent_ = 0;
-  out_ += "HTTP/1.1 ";
-  out_ += std::to_string(res.result_int());
+  out_ += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out_ += std::to_string(status);
   out_ += ' ';
-  out_ += res.reason();
+  out_ += reason;
   out_ += "\r\n";
-  for (const auto& field : res) {
-    out_ += field.name_string();
-    out_ += ": ";
-    out_ += field.value();
-    out_ += "\r\n";
-  }
+}
+
+void http_session::add_field(std::string_view name, std::string_view value) {
+  out_ += name;
+  out_ += ": ";
+  out_ += value;
   out_ += "\r\n";
-  out_ += res.body();
+}
+
+void http_session::finish_response(std::string_view body) {
+  out_ += "\r\n";
+  out_ += body;
   write_out();
 }
 

@@ -50,9 +50,15 @@ class http_session : public std::enable_shared_from_this<http_session> {
   bool check_head();
   void wait(boost::asio::socket_base::wait_type type, void (http_session::*then)());
   void route(request& req);
+  // True when the request carries a valid API key; otherwise answers 401 and returns false.
+  bool check_api_key(request& req);
   void send(response res);
   void send_error(unsigned status, protocol::error_code code, std::string_view message);
   void send_reply(protocol::http_reply reply);
+  // The one serialiser behind send and send_reply: the status line, the fields, then the blank line and body.
+  void start_response(unsigned version, unsigned status, std::string_view reason);
+  void add_field(std::string_view name, std::string_view value);
+  void finish_response(std::string_view body);
   void write_out();
   void after_write();
   void arm_deadline(std::chrono::milliseconds after);
@@ -80,10 +86,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
   bool keep_alive_ = true;
   bool idle_ = false;  // between two requests of a keep-alive connection, nothing of the next one read yet
   bool continue_sent_ = false;
-  bool awaiting_reply_ = false;   // a publish is with the broker: the deadline is the broker's bound
+  bool awaiting_reply_ = false;    // a publish is with the broker: the deadline is the broker's bound
   std::uint32_t publish_seq_ = 0;  // which publish awaiting_reply_ is about (a late answer is ignored)
-  bool head_checked_ = false;  // the head's framing was checked (check_head)
-  obs_fold_detector folds_;    // over the current request's head
+  bool head_checked_ = false;      // the head's framing was checked (check_head)
+  obs_fold_detector folds_;        // over the current request's head
   bool closed_ = false;
   bool drained_ = false;  // the last read emptied the socket
   static constexpr unsigned max_answered_inline = 16;
