@@ -40,7 +40,7 @@ void worker::remove(ws_session& s) {
 }
 
 void worker::reschedule(ws_session& s) {
-  if (s.closed_) return;  // torn down: out of the wheel for good
+  if (s.state_ == ws_session::state::closed) return;  // torn down: out of the wheel for good
   if (s.wheel_slot_ != no_slot) unlink(s);
   const auto now = std::chrono::steady_clock::now();
   const auto wait = s.next_due(now) - now;
@@ -138,7 +138,7 @@ void worker::on_tick() {
     const auto keep = s->shared_from_this();  // a teardown below must not end it while we look at it
     unlink(*s);
     s->on_tick(now);  // may tear it down (remove() then finds it unlinked) or reschedule it already
-    if (!s->closed_) reschedule(*s);
+    if (s->state_ != ws_session::state::closed) reschedule(*s);
   }
   flush_dirty();
   start_ticker(period_);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <cassert>
 #include <cerrno>
 
 #include "net/worker.hpp"
@@ -37,7 +38,7 @@ ws_session::ws_session(worker& w, boost::asio::ip::tcp::socket socket, byte_stre
 }
 
 ws_session::~ws_session() {
-  if (!closed_) teardown(close_reason::client_gone);
+  if (state_ != state::closed) teardown(close_reason::client_gone);
 }
 
 void ws_session::start(std::string_view initial) {
@@ -49,11 +50,11 @@ void ws_session::start(std::string_view initial) {
     if (!consume_input(reinterpret_cast<std::uint8_t*>(copy.data()), copy.size())) return;
   }
   w_.flush_dirty();
-  if (!closed_) wait_readable();
+  if (state_ != state::closed) wait_readable();
 }
 
 void ws_session::wait_readable() {
-  if (reading_ || closed_ || read_paused_) return;
+  if (reading_ || state_ == state::closed || read_paused_) return;
   reading_ = true;
   socket_.async_wait(boost::asio::socket_base::wait_read,
                      [self = shared_from_this()](boost::system::error_code ec) { self->on_readable(ec); });
@@ -61,7 +62,7 @@ void ws_session::wait_readable() {
 
 void ws_session::on_readable(boost::system::error_code ec) {
   reading_ = false;
-  if (closed_) return;
+  if (state_ == state::closed) return;
   if (ec) return teardown(gone_reason());
   bool more = false;  // stopped with input possibly left: come back without waiting for readiness
   for (int i = 0; i < max_reads_per_wakeup; ++i) {
@@ -84,7 +85,7 @@ void ws_session::on_readable(boost::system::error_code ec) {
   w_.flush_dirty();
   pause_or_resume_reading();
   if (read_wants_write_) return wait_writable();
-  if (more && !closed_ && !read_paused_) {
+  if (more && state_ != state::closed && !read_paused_) {
     reading_ = true;
     boost::asio::post(w_.ioc(), [self = shared_from_this()] { self->on_readable({}); });
     return;
@@ -105,11 +106,11 @@ bool ws_session::consume_input(std::uint8_t* data, std::size_t len) {
     return false;
   }
   if (parser_.idle()) parser_.release_memory();
-  return !closed_ && !peer_closed_;
+  return state_ < state::peer_closed;  // not once the client closed, nor after the teardown
 }
 
 void ws_session::on_message(ws::opcode op, std::string_view payload) {
-  if (closing_) return;
+  if (state_ >= state::closing) return;
   if (op == ws::opcode::text) {
     session_.on_text(payload);
   } else {
@@ -122,12 +123,12 @@ void ws_session::on_message(ws::opcode op, std::string_view payload) {
   if (session_.expires_at() != seen_expires_at_) {
     // Authenticated or refreshed: the token's expiry may come before the deadline the wheel holds.
     seen_expires_at_ = session_.expires_at();
-    if (!closing_) w_.reschedule(*this);
+    if (state_ < state::closing) w_.reschedule(*this);
   }
 }
 
 void ws_session::on_ping(std::string_view payload) {
-  if (closing_) return;
+  if (state_ >= state::closing) return;
   out_.push_control(static_cast<std::uint8_t>(ws::opcode::pong), payload);
   mark_dirty();
 }
@@ -135,16 +136,15 @@ void ws_session::on_ping(std::string_view payload) {
 void ws_session::on_pong(std::string_view) {}
 
 void ws_session::on_close(std::uint16_t code, std::string_view) {
-  peer_closed_ = true;
-  if (closing_) {
-    // Our close was answered: the handshake is complete.
+  if (state_ >= state::closing) {
+    // Our close was answered: the handshake is complete (a no-op once torn down).
     return teardown(close_why_);
   }
   // Echo the code (RFC 6455 5.5.1) and close once it is written.
   const std::uint16_t echo = code == static_cast<std::uint16_t>(ws::close_code::no_status)
                                  ? static_cast<std::uint16_t>(ws::close_code::normal)
                                  : code;
-  start_close(echo, {}, close_reason::client_close);
+  start_close(echo, {}, close_reason::client_close, state::peer_closed);
 }
 
 void ws_session::send_raw(std::string bytes) {
@@ -153,13 +153,13 @@ void ws_session::send_raw(std::string bytes) {
 }
 
 void ws_session::send_text(std::string text) {
-  if (closing_ || closed_) return;
+  if (state_ >= state::closing) return;
   out_.push_text(std::move(text));
   mark_dirty();
 }
 
 void ws_session::send_publication(const core::publication_ptr& pub, std::uint64_t seq) {
-  if (closing_ || closed_) return;
+  if (state_ >= state::closing) return;
   const std::size_t size = outbound_queue::publication_frame_bytes(*pub, seq);
   // The limit is on what the client has not taken: before judging, hand the kernel what it will accept now
   // (frames queued earlier in this batch would otherwise count against a client that reads at full speed).
@@ -176,12 +176,9 @@ void ws_session::send_publication(const core::publication_ptr& pub, std::uint64_
       }
       return;
     }
-    // Not from inside the hub's delivery loop: tear down on the next turn.
-    closing_ = true;
     w_.stats().dropped.add();
     spdlog::warn("slow consumer: {} bytes queued, policy=disconnect", out_.bytes());
-    boost::asio::post(w_.ioc(), [self = shared_from_this()] { self->teardown(close_reason::slow_consumer); });
-    return;
+    return drop_next_turn(close_reason::slow_consumer);  // not inside the hub's delivery loop: next turn
   }
   out_.push_publication(pub, seq);
   w_.stats().deliveries.add();
@@ -197,16 +194,16 @@ std::function<void(std::function<void()>)> ws_session::make_deferrer() {
     // dispatch runs inline when the broker answers on this thread already (the memory broker does).
     boost::asio::dispatch(ioc, [weak, fn = std::move(fn)] {
       auto self = weak.lock();
-      if (!self || self->closed_) return;
+      if (!self || self->state_ == state::closed) return;
       fn();
-      if (self->shutdown_pending_) self->close_for_shutdown();
+      if (self->state_ == state::draining) self->close_for_shutdown();
       self->w_.flush_dirty();
     });
   };
 }
 
 void ws_session::mark_dirty() {
-  if (dirty_ || closed_) return;
+  if (dirty_ || state_ == state::closed) return;
   dirty_ = true;
   w_.mark_dirty(shared_from_this());
 }
@@ -227,9 +224,7 @@ bool ws_session::write_now() {
       wait_writable();
       return true;
     }
-    const auto why = gone_reason();
-    closing_ = true;
-    boost::asio::post(w_.ioc(), [self = shared_from_this(), why] { self->teardown(why); });
+    drop_next_turn(gone_reason());
     return false;
   }
   return true;
@@ -237,7 +232,7 @@ bool ws_session::write_now() {
 
 std::size_t ws_session::gather_for_batch(iovec* iov, std::size_t max) const {
   // TLS goes through OpenSSL's records: flush_now() writes it.
-  if (closed_ || writing_ || io_.tls() || out_.empty()) return 0;
+  if (state_ == state::closed || writing_ || io_.tls() || out_.empty()) return 0;
   return out_.gather(iov, max);
 }
 
@@ -254,13 +249,10 @@ void ws_session::batch_written(int result, std::size_t requested) {
 
 void ws_session::flush_now() {
   dirty_ = false;
-  if (closed_ || writing_) return;
+  if (state_ == state::closed || writing_) return;
   if (!write_now() || !out_.empty()) return;
-  if (closing_ && peer_closed_) return teardown(close_why_);
-  if (closing_ && !half_closed_) {
-    half_closed_ = true;
-    io_.shutdown_send();  // our close frame is out: wait (bounded by the deadline) for the client's
-  }
+  if (state_ == state::peer_closed) return teardown(close_why_);  // our echo is out: the handshake is done
+  if (state_ == state::closing) half_close();
   pause_or_resume_reading();
 }
 
@@ -270,9 +262,9 @@ void ws_session::wait_writable() {
   socket_.async_wait(boost::asio::socket_base::wait_write,
                      [self = shared_from_this()](boost::system::error_code ec) {
                        self->writing_ = false;
-                       if (ec || self->closed_) return;
+                       if (ec || self->state_ == state::closed) return;
                        self->flush_now();
-                       if (self->read_wants_write_ && !self->closed_) {
+                       if (self->read_wants_write_ && self->state_ != state::closed) {
                          self->read_wants_write_ = false;
                          self->on_readable({});
                          return;
@@ -292,9 +284,13 @@ void ws_session::pause_or_resume_reading() {
   }
 }
 
-void ws_session::start_close(std::uint16_t code, std::string_view reason, close_reason why) {
-  if (closing_ || closed_) return;
-  closing_ = true;
+// open/draining -> closing (we close first) or peer_closed (echoing the client's close); a no-op from closing
+// on, so that every caller may ask.
+void ws_session::start_close(std::uint16_t code, std::string_view reason, close_reason why, state to) {
+  if (state_ >= state::closing) return;
+  assert(state_ == state::open || state_ == state::draining);
+  assert(to == state::closing || to == state::peer_closed);
+  state_ = to;
   close_why_ = why;
   close_deadline_ = std::chrono::steady_clock::now() + close_handshake_timeout;
   session_.drop_subscriptions();
@@ -306,20 +302,40 @@ void ws_session::start_close(std::uint16_t code, std::string_view reason, close_
   read_paused_ = false;
 }
 
+// open/draining -> closing with no close frame: the connection is dropped (slow consumer, write error). Not
+// from inside the hub's delivery loop, which may be running: the teardown is posted to the next turn. From
+// closing or peer_closed (a write error while closing) the state stays and the teardown is posted all the
+// same.
+void ws_session::drop_next_turn(close_reason why) {
+  assert(state_ != state::closed && state_ != state::half_closed);
+  if (state_ < state::closing) state_ = state::closing;
+  boost::asio::post(w_.ioc(), [self = shared_from_this(), why] { self->teardown(why); });
+}
+
+// closing -> half_closed: our close frame is out; wait (bounded by the deadline) for the client's.
+void ws_session::half_close() {
+  assert(state_ == state::closing);
+  state_ = state::half_closed;
+  io_.shutdown_send();
+}
+
 void ws_session::close_for_shutdown() {
   session_.begin_drain();
   // Publishes already with the broker are answered before the close frame (bounded: the broker answers each
   // within its own timeout, and the server's shutdown timeout ends everything).
-  shutdown_pending_ = session_.publishes_in_flight() > 0;
-  if (shutdown_pending_) return;
+  // open -> draining; the deferrer calls again after each answer, and the last one moves on to closing.
+  if (session_.publishes_in_flight() > 0) {
+    if (state_ == state::open) state_ = state::draining;
+    return;
+  }
   start_close(static_cast<std::uint16_t>(ws::close_code::going_away), "server shutting down",
               close_reason::shutdown);
 }
 
 void ws_session::on_tick(std::chrono::steady_clock::time_point now) {
-  if (closed_) return;
+  if (state_ == state::closed) return;
   const auto& cfg = w_.config();
-  if (closing_) {
+  if (state_ >= state::closing) {
     if (now >= close_deadline_) teardown(close_why_);
     return;
   }
@@ -347,7 +363,7 @@ void ws_session::on_tick(std::chrono::steady_clock::time_point now) {
 
 std::chrono::steady_clock::time_point ws_session::next_due(std::chrono::steady_clock::time_point now) const {
   const auto& cfg = w_.config();
-  if (closing_) return close_deadline_;
+  if (state_ >= state::closing) return close_deadline_;
   if (!session_.authenticated()) return opened_ + cfg.auth_timeout;
   auto due = last_rx_ + (ping_outstanding_ ? cfg.idle_timeout : cfg.idle_timeout / 2);
   if (const std::int64_t exp = session_.expires_at(); exp != 0) {
@@ -363,13 +379,13 @@ std::chrono::steady_clock::time_point ws_session::next_due(std::chrono::steady_c
 // Why the connection is ending when the peer hangs up: if we had started a close (for a frame error, a rate
 // limit, a timeout), that reason stands, whether or not the client answered our close frame.
 close_reason ws_session::gone_reason() const {
-  return closing_ ? close_why_ : close_reason::client_gone;
+  return state_ >= state::closing ? close_why_ : close_reason::client_gone;
 }
 
+// any state -> closed, once.
 void ws_session::teardown(close_reason why) {
-  if (closed_) return;
-  closed_ = true;
-  closing_ = true;
+  if (state_ == state::closed) return;
+  state_ = state::closed;
   session_.drop_subscriptions();
   boost::system::error_code ec;
   socket_.close(ec);

@@ -24,6 +24,22 @@ class worker;
 // Reading never holds a buffer per connection: the session waits for readability, then reads into the
 // worker's shared buffer; only a frame split across reads is kept (by the parser). Writing is one
 // non-blocking sendmsg over everything queued; when the kernel buffer is full it waits for writability.
+//
+// The lifecycle is one `state`; each transition is one function, which asserts the states it may leave:
+//
+//   from          event                                        to            function
+//   open          shutdown, publishes still with the broker    draining      close_for_shutdown()
+//   open/draining we close (error, timeout, policy, shutdown)  closing       start_close()
+//   open/draining slow consumer or write error                 closing       drop_next_turn()
+//   open/draining the client's close frame (we echo it)        peer_closed   start_close(.., peer_closed)
+//   closing       our close frame written (queue drained)      half_closed   half_close()
+//   closing/half_closed/peer_closed  the client's close frame  closed        teardown() from on_close()
+//   peer_closed   our echoed close frame written               closed        teardown() from flush_now()
+//   any           read/write error, close deadline, abort      closed        teardown() (once)
+//
+// From `closing` on nothing more is queued (replies, publications, pongs, pings) and on_tick() only enforces
+// the close deadline. `closing` without a close frame is a connection being dropped: its teardown is posted
+// (never run inside the hub's delivery loop) and its deadline, never set, is already past.
 class ws_session final : public std::enable_shared_from_this<ws_session>,
                          public protocol::client_transport,
                          private ws::frame_handler {
@@ -52,6 +68,16 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
  private:
   friend class worker;
 
+  // The lifecycle (see the table above); ordered, so that "closing or later" is one compare.
+  enum class state : std::uint8_t {
+    open,         // reading and writing
+    draining,     // shutting down: the close frame waits for the answers to publishes in flight
+    closing,      // our close frame is queued (or a teardown posted): nothing else is sent
+    half_closed,  // our close frame is written and the write side shut: waiting for the client's
+    peer_closed,  // the client closed first: our echo is queued, the teardown follows once it is written
+    closed,       // torn down
+  };
+
   void wait_readable();
   void on_readable(boost::system::error_code ec);
   bool consume_input(std::uint8_t* data, std::size_t len);
@@ -62,7 +88,10 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
   void batch_written(int result, std::size_t requested);
   void wait_writable();
   void mark_dirty();
-  void start_close(std::uint16_t code, std::string_view reason, close_reason why);
+  // Transitions (see the table above).
+  void start_close(std::uint16_t code, std::string_view reason, close_reason why, state to = state::closing);
+  void drop_next_turn(close_reason why);
+  void half_close();
   void teardown(close_reason why);
   close_reason gone_reason() const;
   void pause_or_resume_reading();
@@ -83,19 +112,16 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
   std::chrono::steady_clock::time_point last_rx_;
   std::chrono::steady_clock::time_point close_deadline_{};
   close_reason close_why_ = close_reason::client_gone;
-  bool reading_ = false;      // a readability wait is pending
-  bool writing_ = false;      // a writability wait is pending
-  bool dirty_ = false;        // registered in the worker's dirty list
-  bool read_paused_ = false;  // our own replies piled up: stop reading until they drain
-  bool ping_outstanding_ = false;
-  bool closing_ = false;      // a close frame is queued: nothing else is sent
-  bool peer_closed_ = false;  // the client sent its close frame
-  bool closed_ = false;       // torn down
-  bool was_authenticated_ = false;
-  bool shutdown_pending_ = false;  // shutting down: the close frame waits for the answers to publishes
-  bool read_wants_write_ = false;
-  bool half_closed_ = false;   // TLS: a read must wait for writability first
-  std::uint32_t dropped_ = 0;  // frames skipped under the drop policy, for rate-limited logging
+  state state_ = state::open;
+  // Facts independent of the state and of each other:
+  bool reading_ = false;            // a readability wait is pending
+  bool writing_ = false;            // a writability wait is pending
+  bool dirty_ = false;              // registered in the worker's dirty list
+  bool read_paused_ = false;        // our own replies piled up: stop reading until they drain
+  bool ping_outstanding_ = false;   // we pinged an idle client
+  bool read_wants_write_ = false;   // TLS: a read must wait for writability first
+  bool was_authenticated_ = false;  // counted in the authenticated gauge
+  std::uint32_t dropped_ = 0;       // frames skipped under the drop policy, for rate-limited logging
   std::uint32_t wheel_slot_ = ~std::uint32_t{0};  // the worker's timer wheel: slot and list links
   ws_session* prev_ = nullptr;
   ws_session* next_ = nullptr;
