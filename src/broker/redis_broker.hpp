@@ -53,7 +53,6 @@ class redis_broker final : public broker {
 
   std::vector<redis_shard_stats> stats() const;  // any thread
   void append_metrics(std::string& out) const override;
-  std::size_t shard_count() const { return shards_.size(); }
 
   // The shard of a channel: FNV-1a (64-bit) of the channel name, mapped to [0, shards) by Jump Consistent
   // Hash (Lamping & Veach), as Centrifugo shards its Redis engine. Stable across nodes, restarts and

@@ -49,7 +49,6 @@ class worker {
   void add(ws_session& s);
   void remove(ws_session& s);
   void reschedule(ws_session& s);
-  std::size_t session_count() const { return sessions_; }
 
   // A session with new output registers here once; flush_dirty() then writes each of them once, so frames
   // queued in one turn of the loop leave in one gather-write per connection.

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <cstdint>
-#include <string_view>
 
 namespace bc::ws {
 
@@ -21,35 +20,6 @@ enum class close_code : std::uint16_t {
   internal_error = 1011,    // server bug or resource failure
   token_expired = 4001,     // connection token expired without a refresh (PROTOCOL.md)
 };
-
-// Short human-readable name, used as the close frame reason and as the log/metric label.
-constexpr std::string_view to_string(close_code code) {
-  switch (code) {
-    case close_code::normal:
-      return "normal";
-    case close_code::going_away:
-      return "going away";
-    case close_code::protocol_error:
-      return "protocol error";
-    case close_code::unsupported_data:
-      return "unsupported data";
-    case close_code::no_status:
-      return "no status";
-    case close_code::abnormal:
-      return "abnormal";
-    case close_code::invalid_payload:
-      return "invalid payload";
-    case close_code::policy_violation:
-      return "policy violation";
-    case close_code::message_too_big:
-      return "message too big";
-    case close_code::internal_error:
-      return "internal error";
-    case close_code::token_expired:
-      return "token expired";
-  }
-  return "unknown";
-}
 
 // Whether a peer may put `code` in a close frame (RFC 6455 7.4): 1004-1006 and 1015 are reserved for
 // local reporting, 1016-2999 are unassigned, 3000-4999 belong to libraries and applications.
