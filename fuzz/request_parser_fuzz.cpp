@@ -25,7 +25,10 @@
 #include "auth/jwt_verifier.hpp"
 #include "broker/memory_broker.hpp"
 #include "core/hub.hpp"
+#include "engine/node.hpp"
+#include "engine/thread_engine.hpp"
 #include "protocol/client_session.hpp"
+#include "protocol/encoder.hpp"
 #include "protocol/publisher.hpp"
 #include "protocol/request.hpp"
 #include "protocol/session_stats.hpp"
@@ -49,13 +52,15 @@ json::value parse_or_abort(std::string_view text) {
   return v;
 }
 
-class hub_sink : public broker::delivery_sink {
- public:
-  explicit hub_sink(core::hub& h) : hub_(h) {}
-  void deliver(core::publication_ptr pub) override { hub_.deliver(pub); }
-
- private:
-  core::hub& hub_;
+// The engine's one worker thread is the fuzzer's: a publish reaches the hub synchronously.
+struct direct_thread : engine::local_thread {
+  explicit direct_thread(core::hub& h) : hub(h) {}
+  bool may_have(std::uint64_t hash) const override { return hub.may_have(hash); }
+  bool inbox_full() const override { return false; }
+  void push(core::publication_ptr pub) override { hub.deliver(pub); }
+  void count_refused() override {}
+  void count_overflow() override {}
+  core::hub& hub;
 };
 
 class checking_transport : public protocol::client_transport {
@@ -128,13 +133,19 @@ std::string token(bool publish) {
 }
 
 struct world {
+  world() {
+    node.add_thread(thread);
+    node.attach(memory);
+  }
   core::hub hub{1};
-  hub_sink sink{hub};
-  broker::memory_broker memory{sink};
-  protocol::publisher pub{memory};
+  engine::node node{protocol::encode_publication};
+  direct_thread thread{hub};
+  broker::memory_broker memory{node};
+  engine::thread_engine engine{node, hub};
+  protocol::publisher pub{node};
   auth::jwt_verifier verifier{std::string(k_secret)};
   protocol::session_stats stats;
-  protocol::session_services services{hub, pub, memory, verifier, protocol::session_limits{3, 30}, stats};
+  protocol::session_services services{engine, pub, verifier, protocol::session_limits{3, 30}, stats};
   std::string full_token = token(true);
   std::string subscribe_token = token(false);
 };

@@ -18,7 +18,9 @@
 
 #include "auth/api_keys.hpp"
 #include "broker/memory_broker.hpp"
+#include "engine/node.hpp"
 #include "equal_json.hpp"
+#include "protocol/encoder.hpp"
 #include "protocol/error_code.hpp"
 #include "protocol/publisher.hpp"
 #include "protocol/rest_api.hpp"
@@ -40,16 +42,19 @@ json::value parse_or_abort(std::string_view text) {
   return v;
 }
 
+// What the broker hands on, encoded as the engine would.
 class recording_sink : public broker::delivery_sink {
  public:
-  void deliver(core::publication_ptr pub) override { pubs.push_back(std::move(pub)); }
+  void deliver(core::message msg) override { pubs.push_back(protocol::encode_publication(std::move(msg))); }
   std::vector<core::publication_ptr> pubs;
 };
 
 struct world {
+  world() { node.attach(memory); }
   recording_sink sink;
   broker::memory_broker memory{sink};
-  protocol::publisher pub{memory};
+  engine::node node{protocol::encode_publication};
+  protocol::publisher pub{node};
   auth::api_keys keys{{"fuzz-key-1", "fuzz-key-2"}};
   protocol::rest_api api{pub, keys};
   protocol::session_stats stats;

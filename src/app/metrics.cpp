@@ -4,10 +4,10 @@
 
 #include <algorithm>
 
-#include "app/channel_interest.hpp"
 #include "app/shard.hpp"
 #include "auth/jwt_verifier.hpp"
 #include "broker/broker.hpp"
+#include "engine/channel_interest.hpp"
 #include "util/prometheus.hpp"
 
 namespace bc::app {
@@ -24,7 +24,7 @@ std::uint64_t sum(const std::vector<std::unique_ptr<shard>>& shards, Get get) {
 }  // namespace
 
 std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
-                           const channel_interest& interest, const broker::broker& broker) {
+                           const engine::channel_interest& interest, const broker::broker& broker) {
   std::string out;
   out.reserve(4096);
   auto net = [&](auto field) {

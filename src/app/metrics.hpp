@@ -7,14 +7,16 @@
 namespace bc::broker {
 class broker;
 }
+namespace bc::engine {
+class channel_interest;
+}
 
 namespace bc::app {
 
 class shard;
-class channel_interest;
 
 // Renders the Prometheus text exposition, summing every shard's per-thread counters.
 std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
-                           const channel_interest& interest, const broker::broker& broker);
+                           const engine::channel_interest& interest, const broker::broker& broker);
 
 }  // namespace bc::app

@@ -84,18 +84,18 @@ server::server(config cfg)
       started_(std::chrono::steady_clock::now()),
       verifier_(cfg_.jwt_secret, std::chrono::seconds(cfg_.jwt_leeway_s)),
       api_keys_(cfg_.api_keys),
-      broker_(cfg_.broker == "redis"
-                  ? broker::make_redis_broker(*this, cfg_.redis_url, protocol::encode_publication)
-                  : std::make_unique<broker::memory_broker>(*this)),
-      interest_(*broker_),
-      publisher_(*broker_),
+      node_(protocol::encode_publication),
+      broker_(cfg_.broker == "redis" ? broker::make_redis_broker(node_, cfg_.redis_url)
+                                     : std::make_unique<broker::memory_broker>(node_)),
+      publisher_(node_),
       rest_(publisher_, api_keys_),
       shared_(cfg_.net) {
+  node_.attach(*broker_);
   if (!cfg_.net.tls_cert.empty())
     tls_ = std::make_unique<net::tls_context>(cfg_.net.tls_cert, cfg_.net.tls_key);
   http_ = std::make_unique<net::http_services>(net::http_services{
       rest_, [this] { return broker_->healthy(); },
-      [this] { return render_metrics(shards_, interest_, *broker_); }, [this] { return info(); },
+      [this] { return render_metrics(shards_, node_.interest(), *broker_); }, [this] { return info(); },
       cfg_.dev
           ? std::function<std::string(std::string_view)>([this](std::string_view q) { return dev_token(q); })
           : nullptr,
@@ -104,52 +104,14 @@ server::server(config cfg)
                                   cfg_.rate_burst};
   for (unsigned i = 0; i < cfg_.threads; ++i) {
     shards_.push_back(std::make_unique<shard>(
-        i, &interest_, publisher_, *broker_, verifier_, limits, shared_,
+        i, node_, publisher_, verifier_, limits, shared_,
         std::chrono::milliseconds(cfg_.threads > 1 ? cfg_.handover_delay_ms : 0), cfg_.inbox_limit));
+    node_.add_thread(*shards_.back());
   }
 }
 
 server::~server() {
   for (auto& s : shards_) s->join();
-}
-
-// The inboxes are bounded in bytes (--inbox-limit): a thread that falls behind its hand-overs must not let
-// publishers grow memory without limit. A local publish is refused as a whole (no thread gets it) when any
-// thread it is for is full; a publication from the broker cannot be refused, so the broker's thread waits for
-// room, which holds back what Redis sends this node (Redis buffers it, up to its own output limit for
-// subscribers), and queues it anyway after max_inbox_wait, counted, rather than lose it.
-void server::deliver(core::publication_ptr pub) {
-  constexpr auto max_inbox_wait = std::chrono::seconds(1);
-  const auto hash = core::channel_filter::hash(pub->msg.channel);
-  const auto deadline = std::chrono::steady_clock::now() + max_inbox_wait;
-  for (auto& s : shards_) {
-    if (!s->hub().may_have(hash)) continue;
-    while (s->inbox_full() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
-    if (s->inbox_full()) s->count_overflow();
-  }
-  push_to_shards(pub, hash);
-}
-
-bool server::try_deliver(core::publication_ptr pub) {
-  const auto hash = core::channel_filter::hash(pub->msg.channel);
-  for (auto& s : shards_) {
-    if (s->hub().may_have(hash) && s->inbox_full()) {
-      s->count_refused();
-      return false;
-    }
-  }
-  push_to_shards(pub, hash);
-  return true;
-}
-
-void server::push_to_shards(const core::publication_ptr& pub, std::uint64_t hash) {
-  // Wake only the threads that may hold subscribers of the channel: with small channels (one user's
-  // notifications) that is one thread, not all of them.
-  for (auto& s : shards_) {
-    if (s->hub().may_have(hash)) s->push(pub);
-  }
 }
 
 std::string server::dev_token(std::string_view query) const {
@@ -181,7 +143,7 @@ std::string server::info() const {
          ",\"threads\":" + std::to_string(shards_.size()) +
          ",\"connections\":" + std::to_string(connections) +
          ",\"subscriptions\":" + std::to_string(subscriptions) +
-         ",\"channels\":" + std::to_string(interest_.channel_count()) + ",\"configFile\":" +
+         ",\"channels\":" + std::to_string(node_.interest().channel_count()) + ",\"configFile\":" +
          (cfg_.config_file.empty() ? std::string("null") : protocol::json_quote(cfg_.config_file)) +
          ",\"broker\":{\"kind\":" + protocol::json_quote(cfg_.broker) +
          ",\"healthy\":" + (broker_->healthy() ? "true" : "false") +

@@ -6,33 +6,28 @@
 #include <memory>
 #include <vector>
 
-#include "app/channel_interest.hpp"
 #include "app/config.hpp"
 #include "app/shard.hpp"
 #include "auth/api_keys.hpp"
 #include "auth/jwt_verifier.hpp"
 #include "broker/broker.hpp"
+#include "engine/node.hpp"
 #include "net/tls_context.hpp"
 #include "protocol/publisher.hpp"
 #include "protocol/rest_api.hpp"
 
 namespace bc::app {
 
-class server final : public broker::delivery_sink {
+class server {
  public:
   explicit server(config cfg);
-  ~server() override;
+  ~server();
 
   // Binds, starts the threads, and blocks until SIGINT/SIGTERM and a graceful shutdown. Returns the exit
   // code.
   int run();
 
  private:
-  // broker::delivery_sink (for the broker only): every publication goes to every shard's inbox (one post per
-  // shard per burst).
-  void deliver(core::publication_ptr pub) override;
-  bool try_deliver(core::publication_ptr pub) override;
-  void push_to_shards(const core::publication_ptr& pub, std::uint64_t hash);
   std::string dev_token(std::string_view query) const;
   std::string info() const;
   void print_dev_banner(std::uint16_t port) const;
@@ -44,8 +39,8 @@ class server final : public broker::delivery_sink {
   std::chrono::steady_clock::time_point started_;
   auth::jwt_verifier verifier_;
   auth::api_keys api_keys_;
+  engine::node node_;
   std::unique_ptr<broker::broker> broker_;
-  channel_interest interest_;
   protocol::publisher publisher_;
   protocol::rest_api rest_;
   net::node_shared shared_;

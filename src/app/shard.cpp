@@ -19,17 +19,17 @@ thread_local const shard* this_thread_shard = nullptr;  // the shard whose threa
 // What a queued publication holds on to, for the inbox's bound: its frame pieces and what every publication
 // costs besides (the control block, the inbox slot).
 std::size_t queued_bytes(const core::publication& pub) {
-  return pub.head.size() + pub.tail.size() + pub.msg.payload.size() + pub.msg.channel.size() +
-         pub.msg.event.size() + 160;
+  return pub.channel.size() + pub.head.size() + pub.tail.size() + 160;
 }
 }  // namespace
 
-shard::shard(std::uint32_t index, core::interest_listener* interest, protocol::publisher& pub,
-             broker::broker& broker, const auth::jwt_verifier& verifier, protocol::session_limits limits,
-             net::node_shared& shared, std::chrono::milliseconds handover_delay, std::size_t inbox_limit)
+shard::shard(std::uint32_t index, engine::node& node, protocol::publisher& pub,
+             const auth::jwt_verifier& verifier, protocol::session_limits limits, net::node_shared& shared,
+             std::chrono::milliseconds handover_delay, std::size_t inbox_limit)
     : work_(ioc_.get_executor()),
-      hub_(index, interest),
-      services_{hub_, pub, broker, verifier, limits, stats_},
+      hub_(index, &node.interest_listener()),
+      engine_(node, hub_),
+      services_{engine_, pub, verifier, limits, stats_},
       worker_(ioc_, services_, shared),
       inbox_limit_(inbox_limit),
       handover_delay_(handover_delay),
@@ -44,12 +44,11 @@ shard::~shard() {
 }
 
 void shard::start() {
-  thread_ = std::thread([this] {
-    // Named for top -H, ps -L and perf; the kernel keeps 15 characters.
-    const std::string name = "bc-worker-" + std::to_string(hub_.shard_index());
-    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
-    run();
-  });
+  thread_ = std::thread([this] { run(); });
+  // Named for top -H, ps -L and perf (the kernel keeps 15 characters), from here rather than by the thread
+  // itself, so that the name is there once start() returns.
+  const std::string name = "bc-worker-" + std::to_string(hub_.shard_index());
+  pthread_setname_np(thread_.native_handle(), name.substr(0, 15).c_str());
 }
 
 // Asio's run(), one handler at a time, with a drain of the inbox posted whenever it holds something: behind

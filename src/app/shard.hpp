@@ -12,6 +12,9 @@
 
 #include "core/hub.hpp"
 #include "core/local_counter.hpp"
+#include "engine/local_thread.hpp"
+#include "engine/node.hpp"
+#include "engine/thread_engine.hpp"
 #include "net/listener.hpp"
 #include "net/worker.hpp"
 #include "protocol/client_session.hpp"
@@ -19,22 +22,23 @@
 
 namespace bc::app {
 
-class shard {
+class shard final : public engine::local_thread {
  public:
-  shard(std::uint32_t index, core::interest_listener* interest, protocol::publisher& pub,
-        broker::broker& broker, const auth::jwt_verifier& verifier, protocol::session_limits limits,
-        net::node_shared& shared, std::chrono::milliseconds handover_delay, std::size_t inbox_limit = 0);
-  ~shard();
+  shard(std::uint32_t index, engine::node& node, protocol::publisher& pub, const auth::jwt_verifier& verifier,
+        protocol::session_limits limits, net::node_shared& shared, std::chrono::milliseconds handover_delay,
+        std::size_t inbox_limit = 0);
+  ~shard() override;
 
   // Called from any thread. Publications queue up and the shard drains them all in one task, so every
   // connection they touch is written once per drain. Waking a sleeping thread is what a hand-over costs most
   // on a VM (see run()): while other threads keep handing over, they do not wake this one; it takes their
   // publications when it wakes for its own work, or after handover_delay at most.
-  void push(core::publication_ptr pub);
+  void push(core::publication_ptr pub) override;
+  bool may_have(std::uint64_t channel_hash) const override { return hub_.may_have(channel_hash); }
 
   // The inbox holds inbox_limit bytes or more (never with a limit of 0). Any thread; a hint, since other
   // threads push meanwhile: the limit is exceeded by at most what they push between the check and the push.
-  bool inbox_full() const {
+  bool inbox_full() const override {
     return inbox_limit_ != 0 && inbox_bytes_.load(std::memory_order_relaxed) >= inbox_limit_;
   }
   std::size_t inbox_bytes() const { return inbox_bytes_.load(std::memory_order_relaxed); }
@@ -42,8 +46,8 @@ class shard {
   std::size_t inbox_peak() const { return inbox_peak_.load(std::memory_order_relaxed); }
   // Publishes refused because this inbox was full; publications from the broker queued over the limit after
   // the longest wait. Rare events, counted from any thread.
-  void count_refused() { refused_.fetch_add(1, std::memory_order_relaxed); }
-  void count_overflow() { overflows_.fetch_add(1, std::memory_order_relaxed); }
+  void count_refused() override { refused_.fetch_add(1, std::memory_order_relaxed); }
+  void count_overflow() override { overflows_.fetch_add(1, std::memory_order_relaxed); }
   std::uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
   std::uint64_t overflows() const { return overflows_.load(std::memory_order_relaxed); }
 
@@ -69,6 +73,7 @@ class shard {
   boost::asio::io_context ioc_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   core::hub hub_;
+  engine::thread_engine engine_;
   protocol::session_stats stats_;
   protocol::session_services services_;
   net::worker worker_;

@@ -10,18 +10,19 @@
 
 namespace bc::broker {
 
-// Where a broker hands every message that must reach this node's subscribers: the node's fan-out, which
-// posts it to each shard. Thread-safe; called from any thread; order of calls is delivery order.
+// Where a broker hands every message that must reach this node's subscribers, once it has ordered it: the
+// node's engine, which encodes it once and routes it to each worker thread. Thread-safe; called from any
+// thread; order of calls is delivery order.
 class delivery_sink {
  public:
   virtual ~delivery_sink() = default;
-  // Must take the publication (a message that came from another node cannot be refused): it may wait,
-  // boundedly, for room in the node's queues.
-  virtual void deliver(core::publication_ptr pub) = 0;
-  // For a publication accepted on this node (the embedded broker): refuses it, delivering it nowhere, when
-  // the node's queues are full, so that the publisher can be told to slow down instead of memory growing.
-  virtual bool try_deliver(core::publication_ptr pub) {
-    deliver(std::move(pub));
+  // Must take the message (one that came from another node cannot be refused): it may wait, boundedly, for
+  // room in the node's queues.
+  virtual void deliver(core::message msg) = 0;
+  // For a message published on this node (the embedded broker): refuses it, delivering it nowhere, when the
+  // node's queues are full, so that the publisher can be told to slow down instead of memory growing.
+  virtual bool try_deliver(core::message msg) {
+    deliver(std::move(msg));
     return true;
   }
 };
@@ -44,8 +45,9 @@ class broker {
   virtual void start() = 0;
   virtual void stop() = 0;
 
-  // `done` is called exactly once, on any thread (possibly inside this call).
-  virtual void publish(core::publication_ptr pub, std::function<void(publish_status)> done) = 0;
+  // `msg` is stamped (id, create time). `done` is called exactly once, on any thread (possibly inside this
+  // call).
+  virtual void publish(core::message msg, std::function<void(publish_status)> done) = 0;
 
   // Node-level interest: called when the first local subscriber of `channel` appears on this node and when
   // the last one leaves (the caller counts across shards). A broker that delivers everything may ignore it.

@@ -2,8 +2,9 @@
 
 namespace bc::broker {
 
-void memory_broker::publish(core::publication_ptr pub, std::function<void(publish_status)> done) {
-  done(sink_.try_deliver(std::move(pub)) ? publish_status::ok : publish_status::overloaded);
+void memory_broker::publish(core::message msg, std::function<void(publish_status)> done) {
+  // The ordering point of a single node: the order of these calls.
+  done(sink_.try_deliver(std::move(msg)) ? publish_status::ok : publish_status::overloaded);
 }
 
 }  // namespace bc::broker

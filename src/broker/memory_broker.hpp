@@ -11,7 +11,7 @@ class memory_broker final : public broker {
 
   void start() override {}
   void stop() override {}
-  void publish(core::publication_ptr pub, std::function<void(publish_status)> done) override;
+  void publish(core::message msg, std::function<void(publish_status)> done) override;
   void subscribe(std::string_view) override {}
   void unsubscribe(std::string_view) override {}
   bool healthy() const override { return true; }

@@ -14,11 +14,9 @@ namespace bc::broker {
 
 namespace asio = boost::asio;
 
-redis_broker::redis_broker(delivery_sink& sink, std::vector<redis_endpoint> shards,
-                           publication_encoder encode, redis_options opts)
-    : sink_(sink), encode_(std::move(encode)), opts_(std::move(opts)), work_(asio::make_work_guard(ioc_)) {
+redis_broker::redis_broker(delivery_sink& sink, std::vector<redis_endpoint> shards, redis_options opts)
+    : sink_(sink), opts_(std::move(opts)), work_(asio::make_work_guard(ioc_)) {
   if (shards.empty()) throw std::invalid_argument("the Redis broker needs at least one Redis instance");
-  if (!encode_) throw std::invalid_argument("the Redis broker needs a publication encoder");
   for (std::size_t i = 0; i < shards.size(); ++i) {
     shards_.push_back(
         std::make_unique<redis_shard>(ioc_, i, std::move(shards[i]), opts_,
@@ -88,12 +86,12 @@ void redis_broker::stop() {
   spdlog::info("redis broker: stopped");
 }
 
-void redis_broker::publish(core::publication_ptr pub, std::function<void(publish_status)> done) {
-  auto& shard = shard_for(pub->msg.channel);
+void redis_broker::publish(core::message msg, std::function<void(publish_status)> done) {
+  auto& shard = shard_for(msg.channel);
   if (shard.up()) {
     // Envelope built on the caller's thread: the broker thread only writes bytes.
-    std::string redis_channel = opts_.channel_prefix + pub->msg.channel;
-    std::string envelope = encode_envelope(pub->msg);
+    std::string redis_channel = opts_.channel_prefix + msg.channel;
+    std::string envelope = encode_envelope(msg);
     std::unique_lock lock(gate_);
     if (accepting_) {
       asio::post(ioc_, [&shard, ch = std::move(redis_channel), env = std::move(envelope),
@@ -139,7 +137,7 @@ void redis_broker::on_message(redis_shard& from, std::string_view redis_channel,
     return;
   }
   try {
-    sink_.deliver(encode_(std::move(msg)));
+    sink_.deliver(std::move(msg));
   } catch (const std::exception& e) {  // never unwind through hiredis's C frames
     from.count_invalid();
     spdlog::error("redis shard {}: cannot deliver a message on {}: {}", from.index(), redis_channel,
@@ -188,9 +186,8 @@ std::size_t redis_broker::shard_of(std::string_view channel, std::size_t shards)
 }
 
 std::unique_ptr<broker> make_redis_broker(delivery_sink& sink, std::string_view redis_url,
-                                          publication_encoder encode, redis_options opts) {
-  return std::make_unique<redis_broker>(sink, parse_redis_urls(redis_url), std::move(encode),
-                                        std::move(opts));
+                                          redis_options opts) {
+  return std::make_unique<redis_broker>(sink, parse_redis_urls(redis_url), std::move(opts));
 }
 
 void redis_broker::append_metrics(std::string& out) const {

@@ -19,10 +19,6 @@
 
 namespace bc::broker {
 
-// Builds the shared broadcast frame pieces of a message that arrived from Redis (protocol::encode_publication
-// in the server). Injected so that the broker layer does not depend on the protocol layer.
-using publication_encoder = std::function<core::publication_ptr(core::message)>;
-
 // A publish goes to Redis (PUBLISH on the channel's shard) and comes back to every node subscribed to that
 // channel, this one included, which rebuilds the frame and hands it to its delivery_sink. A node subscribes
 // in Redis only to channels with local subscribers (subscribe/unsubscribe from channel_interest).
@@ -38,13 +34,12 @@ using publication_encoder = std::function<core::publication_ptr(core::message)>;
 // and, when this node has subscribers on the channel, the message has come back to it (redis_shard.hpp).
 class redis_broker final : public broker {
  public:
-  redis_broker(delivery_sink& sink, std::vector<redis_endpoint> shards, publication_encoder encode,
-               redis_options opts = {});
+  redis_broker(delivery_sink& sink, std::vector<redis_endpoint> shards, redis_options opts = {});
   ~redis_broker() override;
 
   void start() override;
   void stop() override;
-  void publish(core::publication_ptr pub, std::function<void(publish_status)> done) override;
+  void publish(core::message msg, std::function<void(publish_status)> done) override;
   void subscribe(std::string_view channel) override;
   void unsubscribe(std::string_view channel) override;
   bool await_subscribed(std::string_view channel, std::function<void()> ready) override;
@@ -66,7 +61,6 @@ class redis_broker final : public broker {
   redis_shard& shard_for(std::string_view channel) { return *shards_[shard_of(channel, shards_.size())]; }
 
   delivery_sink& sink_;
-  publication_encoder encode_;
   const redis_options opts_;
   boost::asio::io_context ioc_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
@@ -79,6 +73,6 @@ class redis_broker final : public broker {
 // The factory the server calls for `--broker redis`: parses REDIS_URL (throws std::invalid_argument naming a
 // bad entry) and builds the broker.
 std::unique_ptr<broker> make_redis_broker(delivery_sink& sink, std::string_view redis_url,
-                                          publication_encoder encode, redis_options opts = {});
+                                          redis_options opts = {});
 
 }  // namespace bc::broker

@@ -58,12 +58,19 @@ void hub::remove(subscription& s) {
 }
 
 std::size_t hub::deliver(const publication_ptr& pub) {
-  auto it = channels_.find(std::string_view(pub->msg.channel));
+  auto it = channels_.find(std::string_view(pub->channel));
   if (it == channels_.end()) return 0;
   auto& slots = it->second->slots;
   // Subscribers may not unsubscribe from inside deliver() (see subscriber), so the vector is stable here.
   for (slot& s : slots) s.target->deliver(pub, ++s.seq);
   return slots.size();
+}
+
+void hub::deliver_to(subscription& sub, const publication_ptr& pub) {
+  auto& entry = *static_cast<channel_entry*>(sub.channel_);
+  assert(sub.index_ < entry.slots.size() && entry.slots[sub.index_].owner == &sub);
+  slot& s = entry.slots[sub.index_];
+  s.target->deliver(pub, ++s.seq);
 }
 
 std::size_t hub::subscriber_count(std::string_view channel) const {

@@ -17,11 +17,12 @@ struct message {
   std::string payload;
 };
 
-// A message together with its wire bytes, built once per publish by an encoder (protocol layer) and shared,
-// immutable, by every shard and every subscriber. A subscriber's frame is `head + seq + tail`; the core only
-// carries these bytes, it never reads them.
+// A message's wire form, built once per node by an encoder (protocol layer, injected into the engine) after
+// the broker has ordered the message, and shared, immutable, by every shard and every subscriber. A
+// subscriber's frame is `head + seq + tail`; the core only routes by `channel` and carries the bytes, it
+// never reads them. The message's fields live in the bytes only: the payload is stored once.
 struct publication {
-  message msg;
+  std::string channel;
   std::string head;
   std::string tail;
 };

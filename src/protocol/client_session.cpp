@@ -16,12 +16,18 @@ client_session::client_session(session_services& services, client_transport& tra
     : services_(services), transport_(transport) {}
 
 client_session::~client_session() {
-  services_.stats.subscriptions.sub(subscriptions_.size());
+  drop_subscriptions();
 }
 
 void client_session::drop_subscriptions() {
-  services_.stats.subscriptions.sub(subscriptions_.size());
-  subscriptions_.clear();
+  for (auto it = subscriptions_.begin(); it != subscriptions_.end();) it = leave(it);
+}
+
+std::vector<std::unique_ptr<core::subscription>>::iterator client_session::leave(
+    std::vector<std::unique_ptr<core::subscription>>::iterator it) {
+  services_.engine.unsubscribe(std::move(*it));
+  services_.stats.subscriptions.sub();
+  return subscriptions_.erase(it);
 }
 
 client_session::admission client_session::admit() {
@@ -155,11 +161,10 @@ void client_session::do_auth(request& req) {
 }
 
 void client_session::prune_subscriptions() {
-  auto gone = std::remove_if(subscriptions_.begin(), subscriptions_.end(), [&](const auto& s) {
-    return !claims_.can_subscribe || !claims_.authorizes(s->channel());
-  });
-  services_.stats.subscriptions.sub(static_cast<std::uint64_t>(subscriptions_.end() - gone));
-  subscriptions_.erase(gone, subscriptions_.end());
+  for (auto it = subscriptions_.begin(); it != subscriptions_.end();) {
+    const bool allowed = claims_.can_subscribe && claims_.authorizes((*it)->channel());
+    it = allowed ? std::next(it) : leave(it);
+  }
 }
 
 std::vector<std::unique_ptr<core::subscription>>::iterator client_session::find_subscription(
@@ -200,33 +205,35 @@ void client_session::do_subscribe(request& req) {
     return reply_error(req.id_json, error_code::resource_exhausted,
                        "too many subscriptions on this connection");
   }
-  auto sub = services_.hub.subscribe(*channel, *this);
-  const auto id = sub->id();
-  subscriptions_.push_back(std::move(sub));
-  services_.stats.subscriptions.add();
-  if (req.id_json.empty()) return;  // a notification: no reply to hold back
+  if (req.id_json.empty()) {  // a notification: no reply to hold back
+    subscriptions_.push_back(services_.engine.subscribe(*channel, *this, nullptr).subscription);
+    services_.stats.subscriptions.add();
+    return;
+  }
   // With a cross-node broker the reply waits until messages published on other nodes reach this one, so that
   // "subscribed" means every later message arrives. Messages published here may arrive before the reply.
-  auto defer = transport_.make_deferrer();
-  auto send = [this, id, id_json = std::move(req.id_json)] {
+  auto send = [this, id_json = std::move(req.id_json)](std::uint64_t id) {
     // A string (PROTOCOL: clients of the original decode it into a string field), unique on this node as the
     // hub's subscription id is; digits only after the prefix, so it needs no escaping.
     transport_.send_text(encode_result(id_json, "{\"subscriptionId\":\"sub-" + std::to_string(id) +
                                                     "\",\"timestamp\":\"" + format_rfc3339_ms(now_unix_ms()) +
                                                     "\"}"));
   };
-  if (services_.broker.await_subscribed(*channel, [defer, send]() mutable { defer(std::move(send)); }))
-    send();
+  auto joined = services_.engine.subscribe(
+      *channel, *this, [send, defer = transport_.make_deferrer()](std::uint64_t id) {
+        defer([send, id] { send(id); });  // back on this connection's thread; dropped if it closed
+      });
+  const auto id = joined.subscription->id();
+  subscriptions_.push_back(std::move(joined.subscription));
+  services_.stats.subscriptions.add();
+  if (joined.live) send(id);
 }
 
 void client_session::do_unsubscribe(request& req) {
   auto channel = authenticated_channel(req);
   if (!channel) return;
   auto it = find_subscription(*channel);
-  if (it != subscriptions_.end()) {
-    subscriptions_.erase(it);
-    services_.stats.subscriptions.sub();
-  }
+  if (it != subscriptions_.end()) leave(it);
   reply(req, R"({"success":true})");
 }
 

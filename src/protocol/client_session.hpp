@@ -15,6 +15,7 @@
 #include "broker/broker.hpp"
 #include "core/hub.hpp"
 #include "core/subscriber.hpp"
+#include "engine/thread_engine.hpp"
 #include "protocol/error_code.hpp"
 #include "protocol/publisher.hpp"
 #include "protocol/request.hpp"
@@ -49,9 +50,8 @@ struct session_limits {
 
 // What every session on one thread shares: that thread's hub and the node-wide services.
 struct session_services {
-  core::hub& hub;
+  engine::thread_engine& engine;  // subscriptions, on this thread's hub
   publisher& pub;
-  broker::broker& broker;  // only to learn when a new subscription is live across nodes
   const auth::jwt_verifier& verifier;
   session_limits limits;
   session_stats& stats;
@@ -106,6 +106,9 @@ class client_session final : public core::subscriber {
   void reply_error(std::string_view id_json, error_code code, std::string_view message);
   // Drops subscriptions the current claims no longer authorize (after a refresh).
   void prune_subscriptions();
+  // The one way out of a subscription (unsubscribe, refresh, close): returns the next one.
+  std::vector<std::unique_ptr<core::subscription>>::iterator leave(
+      std::vector<std::unique_ptr<core::subscription>>::iterator it);
   std::vector<std::unique_ptr<core::subscription>>::iterator find_subscription(std::string_view channel);
 
   session_services& services_;

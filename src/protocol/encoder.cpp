@@ -81,7 +81,7 @@ core::publication_ptr encode_publication(core::message msg) {
   t += ",\"payload\":";
   t += msg.payload;
   t += "}}";
-  pub->msg = std::move(msg);
+  pub->channel = std::move(msg.channel);
   return pub;
 }
 

@@ -1,6 +1,5 @@
 #include "protocol/publisher.hpp"
 
-#include "core/message_id.hpp"
 #include "protocol/encoder.hpp"
 #include "protocol/request.hpp"
 #include "protocol/time_format.hpp"
@@ -29,32 +28,29 @@ std::optional<publish_outcome> publisher::validate(const boost::json::object& pa
 
 bool publisher::publish(const boost::json::object& params, std::string_view payload_json,
                         std::function<void(publish_outcome)> done) {
-  thread_local core::message_id_generator ids;
   if (payload_json.empty()) {  // validate() found a payload in the DOM, so the caller lost its text
     done(failure(error_code::internal, "payload text missing"));
     return false;
   }
   core::message msg;
   msg.payload = payload_json;  // as sent: no number rounded, no escape rewritten
-  msg.create_time_ms = now_unix_ms();
-  msg.id = ids.next(msg.create_time_ms);
   msg.channel = params.at("channel").get_string();
   msg.event = params.at("event").get_string();
+  engine::node::stamp(msg);
   std::string result = encode_publish_result(msg);
-  auto pub = encode_publication(std::move(msg));
-  broker_.publish(std::move(pub),
-                  [done = std::move(done), result = std::move(result)](broker::publish_status s) {
-                    switch (s) {
-                      case broker::publish_status::ok:
-                        return done({true, error_code::internal, result});
-                      case broker::publish_status::overloaded:
-                        return done({false, error_code::resource_exhausted,
-                                     "server overloaded (its delivery queues are full), retry later", 503});
-                      case broker::publish_status::unavailable:
-                        break;
-                    }
-                    done(failure(error_code::unavailable, "broker unavailable, retry later"));
-                  });
+  node_.publish(std::move(msg),
+                [done = std::move(done), result = std::move(result)](broker::publish_status s) {
+                  switch (s) {
+                    case broker::publish_status::ok:
+                      return done({true, error_code::internal, result});
+                    case broker::publish_status::overloaded:
+                      return done({false, error_code::resource_exhausted,
+                                   "server overloaded (its delivery queues are full), retry later", 503});
+                    case broker::publish_status::unavailable:
+                      break;
+                  }
+                  done(failure(error_code::unavailable, "broker unavailable, retry later"));
+                });
   return true;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
-// The one publish path shared by WebSocket clients and the REST API: validate, stamp, encode once, hand to
-// the broker.
+// The one publish path shared by WebSocket clients and the REST API: validate, build the message from the
+// publisher's own bytes, have the engine stamp it and hand it to the broker.
 
 #include <boost/json/object.hpp>
 #include <functional>
@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "broker/broker.hpp"
+#include "engine/node.hpp"
 #include "protocol/error_code.hpp"
 
 namespace bc::protocol {
@@ -22,10 +23,10 @@ struct publish_outcome {
   unsigned http_status = 0;
 };
 
-// Thread-safe: holds no per-call state (the id generator is per thread).
+// Thread-safe: holds no per-call state.
 class publisher {
  public:
-  explicit publisher(broker::broker& b) : broker_(b) {}
+  explicit publisher(engine::node& n) : node_(n) {}
 
   // Checks `params` ({"channel","event","payload"}) for shape and validity; on success returns nullopt and
   // leaves the channel in `channel`.
@@ -39,7 +40,7 @@ class publisher {
                std::function<void(publish_outcome)> done);
 
  private:
-  broker::broker& broker_;
+  engine::node& node_;
 };
 
 }  // namespace bc::protocol

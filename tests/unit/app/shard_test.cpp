@@ -14,6 +14,7 @@
 #include "auth/jwt_verifier.hpp"
 #include "broker/memory_broker.hpp"
 #include "core/subscriber.hpp"
+#include "engine/node.hpp"
 #include "net/net_config.hpp"
 #include "net/worker.hpp"
 #include "protocol/publisher.hpp"
@@ -28,7 +29,7 @@ class recording_subscriber : public core::subscriber {
  public:
   void deliver(const core::publication_ptr& pub, std::uint64_t) override {
     std::lock_guard lock(mutex_);
-    payloads_.push_back(pub->msg.payload);
+    payloads_.push_back(pub->tail);
     changed_.notify_all();
   }
   // The payloads once there are `n` of them, or what came within `timeout`.
@@ -44,16 +45,11 @@ class recording_subscriber : public core::subscriber {
   std::vector<std::string> payloads_;
 };
 
-struct null_sink : broker::delivery_sink {
-  void deliver(core::publication_ptr) override {}
-};
-
 core::publication_ptr make_pub(std::string payload) {
   auto p = std::make_shared<core::publication>();
-  p->msg.channel = "news";
-  p->msg.payload = std::move(payload);
+  p->channel = "news";
   p->head = "H";
-  p->tail = "T";
+  p->tail = std::move(payload);  // the tests read it back from here
   return p;
 }
 
@@ -61,8 +57,9 @@ core::publication_ptr make_pub(std::string payload) {
 class shard_test : public ::testing::Test {
  protected:
   void start(std::chrono::milliseconds handover_delay, std::size_t inbox_limit = 0) {
-    s_ = std::make_unique<shard>(0, nullptr, publisher_, broker_, verifier_, protocol::session_limits{},
-                                 shared_, handover_delay, inbox_limit);
+    node_.attach(broker_);
+    s_ = std::make_unique<shard>(0, node_, publisher_, verifier_, protocol::session_limits{}, shared_,
+                                 handover_delay, inbox_limit);
     s_->start();
     std::promise<void> subscribed;
     boost::asio::post(s_->ioc(), [&] {
@@ -87,9 +84,10 @@ class shard_test : public ::testing::Test {
     return true;
   }
 
-  null_sink sink_;
-  broker::memory_broker broker_{sink_};
-  protocol::publisher publisher_{broker_};
+  // The shard is pushed to by hand: the node routes to no thread.
+  engine::node node_{[](core::message) { return core::publication_ptr{}; }};
+  broker::memory_broker broker_{node_};
+  protocol::publisher publisher_{node_};
   auth::jwt_verifier verifier_{"secret"};
   net::net_config config_;
   net::node_shared shared_{config_};

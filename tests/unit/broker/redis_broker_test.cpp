@@ -24,7 +24,7 @@ struct node {
   recording_sink sink;
   redis_broker broker;
   node(const std::string& url, redis_options opts = fast_options())
-      : broker(sink, parse_redis_urls(url), &test_encoder, std::move(opts)) {
+      : broker(sink, parse_redis_urls(url), std::move(opts)) {
     broker.start();
   }
   bool wait_healthy(std::chrono::milliseconds t = 5s) {
@@ -49,13 +49,11 @@ TEST(redis_broker, round_trip_through_redis) {
   EXPECT_EQ(publish_and_wait(a.broker, pub), publish_status::ok);
   ASSERT_TRUE(a.sink.wait_for(1));
   const auto got = a.sink.got().front();
-  EXPECT_NE(got, pub) << "the delivered publication is rebuilt from the envelope";
-  EXPECT_EQ(got->msg.id, pub->msg.id);
-  EXPECT_EQ(got->msg.create_time_ms, pub->msg.create_time_ms);
-  EXPECT_EQ(got->msg.channel, "news");
-  EXPECT_EQ(got->msg.event, "greeting");
-  EXPECT_EQ(got->msg.payload, R"({"text":"hi","n":[1,2]})");
-  EXPECT_EQ(got->tail, pub->tail) << "rebuilt with the injected encoder";
+  EXPECT_EQ(got->id, pub.id);
+  EXPECT_EQ(got->create_time_ms, pub.create_time_ms);
+  EXPECT_EQ(got->channel, "news");
+  EXPECT_EQ(got->event, "greeting");
+  EXPECT_EQ(got->payload, R"({"text":"hi","n":[1,2]})");
 
   const auto st = a.broker.stats().at(0);
   EXPECT_TRUE(st.publish_up && st.subscribe_up);
@@ -104,7 +102,7 @@ TEST(redis_broker, one_thousand_publishes_from_one_thread_arrive_in_order_on_eve
     ASSERT_TRUE(sink->wait_for(n, 10s));
     const auto got = sink->got();
     ASSERT_EQ(got.size(), static_cast<std::size_t>(n));
-    for (int i = 0; i < n; ++i) ASSERT_EQ(got[i]->msg.payload, std::to_string(i)) << "at " << i;
+    for (int i = 0; i < n; ++i) ASSERT_EQ(got[i]->payload, std::to_string(i)) << "at " << i;
   }
 }
 
@@ -128,8 +126,8 @@ TEST(redis_broker, unsubscribe_stops_delivery) {
   ASSERT_TRUE(a.sink.wait_for(2));
   const auto got = a.sink.got();
   ASSERT_EQ(got.size(), 2u);
-  EXPECT_EQ(got[0]->msg.payload, "before");
-  EXPECT_EQ(got[1]->msg.payload, "m");
+  EXPECT_EQ(got[0]->payload, "before");
+  EXPECT_EQ(got[1]->payload, "m");
   EXPECT_EQ(a.broker.stats().at(0).channels, 1u);
 }
 
@@ -147,7 +145,7 @@ TEST(redis_broker, unsubscribe_then_subscribe_again_quickly_keeps_the_subscripti
   ASSERT_TRUE(wait_numsub(redis.port(), "flap", 1));
   EXPECT_EQ(publish_and_wait(a.broker, make_pub("flap", "still here")), publish_status::ok);
   ASSERT_TRUE(a.sink.wait_for(1));
-  EXPECT_EQ(a.sink.got().at(0)->msg.payload, "still here");
+  EXPECT_EQ(a.sink.got().at(0)->payload, "still here");
   a.broker.unsubscribe("flap");
   ASSERT_TRUE(wait_numsub(redis.port(), "flap", 0));
   EXPECT_TRUE(a.broker.healthy());
@@ -277,7 +275,7 @@ TEST(redis_broker, channels_are_sharded_over_two_redis_instances) {
   for (const auto& ch : channels) EXPECT_EQ(publish_and_wait(a.broker, make_pub(ch, ch)), publish_status::ok);
   ASSERT_TRUE(b.sink.wait_for(channels.size()));
   std::set<std::string> got;
-  for (const auto& p : b.sink.got()) got.insert(p->msg.payload);
+  for (const auto& p : b.sink.got()) got.insert(p->payload);
   EXPECT_EQ(got, std::set<std::string>(channels.begin(), channels.end()));
   const auto sa = a.broker.stats(), sb = b.broker.stats();
   EXPECT_GT(sa[0].published, 0u);
@@ -354,8 +352,8 @@ TEST(redis_broker, restarted_redis_gets_every_interested_channel_again_and_deliv
   EXPECT_EQ(publish_and_wait(a.broker, make_pub("r1", "again")), publish_status::ok);
   EXPECT_EQ(publish_and_wait(a.broker, make_pub("r3", "new")), publish_status::ok);
   ASSERT_TRUE(b.sink.wait_for(2));
-  EXPECT_EQ(b.sink.got().at(0)->msg.payload, "again");
-  EXPECT_EQ(b.sink.got().at(1)->msg.payload, "new");
+  EXPECT_EQ(b.sink.got().at(0)->payload, "again");
+  EXPECT_EQ(b.sink.got().at(1)->payload, "new");
   EXPECT_GE(b.broker.stats().at(0).reconnects, 2u) << "publish and subscribe connections";
 }
 
@@ -373,7 +371,7 @@ TEST(redis_broker, unreachable_at_start_is_unhealthy_then_connects_when_redis_ap
   EXPECT_EQ(redis_probe(port).numsub(std::string(prefix) + "early"), 1);
   EXPECT_EQ(publish_and_wait(a.broker, make_pub("early", "y")), publish_status::ok);
   ASSERT_TRUE(a.sink.wait_for(1));
-  EXPECT_EQ(a.sink.got().at(0)->msg.payload, "y");
+  EXPECT_EQ(a.sink.got().at(0)->payload, "y");
 }
 
 TEST(redis_broker, hung_redis_times_publishes_out_then_recovers) {
@@ -394,7 +392,7 @@ TEST(redis_broker, hung_redis_times_publishes_out_then_recovers) {
   ASSERT_TRUE(a.wait_healthy(5s));
   EXPECT_EQ(publish_and_wait(a.broker, make_pub("h", "fine")), publish_status::ok);
   ASSERT_TRUE(
-      wait_until([&] { return !a.sink.got().empty() && a.sink.got().back()->msg.payload == "fine"; }, 5s));
+      wait_until([&] { return !a.sink.got().empty() && a.sink.got().back()->payload == "fine"; }, 5s));
 }
 
 TEST(redis_broker, hung_redis_is_noticed_by_heartbeats_without_any_publish) {
@@ -454,8 +452,8 @@ TEST(redis_broker, a_lost_subscribe_connection_refuses_publishes_until_it_has_re
   ASSERT_TRUE(a.sink.wait_for(2));
   const auto got = a.sink.got();
   ASSERT_EQ(got.size(), 2u);
-  EXPECT_EQ(got[0]->msg.payload, "before");
-  EXPECT_EQ(got[1]->msg.payload, "after");
+  EXPECT_EQ(got[0]->payload, "before");
+  EXPECT_EQ(got[1]->payload, "after");
   st = a.broker.stats().at(0);
   EXPECT_EQ(st.publish_failures, 2u);
   EXPECT_EQ(st.published, 2u);
@@ -527,7 +525,7 @@ TEST(redis_broker, a_hung_subscribe_connection_is_noticed_by_its_ping_and_publis
   ASSERT_TRUE(a.wait_healthy());
   EXPECT_EQ(publish_and_wait(a.broker, make_pub("hang", "back")), publish_status::ok);
   ASSERT_TRUE(a.sink.wait_for(1));
-  EXPECT_EQ(a.sink.got().at(0)->msg.payload, "back");
+  EXPECT_EQ(a.sink.got().at(0)->payload, "back");
 }
 
 TEST(redis_broker, every_publish_answered_ok_reaches_the_local_sink_across_a_lost_subscribe_connection) {
@@ -547,7 +545,7 @@ TEST(redis_broker, every_publish_answered_ok_reaches_the_local_sink_across_a_los
     for (int i = 0; !stop; ++i) {
       auto pub = make_pub("flow", std::to_string(i));
       ++sent;
-      a.broker.publish(pub, [&, id = pub->msg.id](publish_status s) {
+      a.broker.publish(pub, [&, id = pub.id](publish_status s) {
         if (s == publish_status::ok) {
           std::lock_guard lock(m);
           ok_ids.push_back(id);
@@ -573,7 +571,7 @@ TEST(redis_broker, every_publish_answered_ok_reaches_the_local_sink_across_a_los
   ASSERT_TRUE(wait_until([&] { return answered == sent; }, 5s));
 
   std::set<std::string> delivered;
-  for (const auto& p : a.sink.got()) delivered.insert(p->msg.id);
+  for (const auto& p : a.sink.got()) delivered.insert(p->id);
   std::size_t lost = 0;
   for (const auto& id : ok_ids) lost += delivered.count(id) == 0 ? 1 : 0;
   EXPECT_EQ(lost, 0u) << "of " << ok_ids.size() << " answered ok (" << refused << " refused)";
@@ -609,14 +607,14 @@ TEST(redis_broker, foreign_bytes_on_a_channel_are_dropped_and_counted) {
   EXPECT_EQ(probe.publish("broadcaster:junk", std::string("\xBC\x01\xFF", 3)), 1);
   EXPECT_EQ(publish_and_wait(a.broker, make_pub("junk", "real")), publish_status::ok);
   ASSERT_TRUE(a.sink.wait_for(1));
-  EXPECT_EQ(a.sink.got().at(0)->msg.payload, "real");
+  EXPECT_EQ(a.sink.got().at(0)->payload, "real");
   EXPECT_EQ(a.broker.stats().at(0).invalid, 2u);
 }
 
 TEST(redis_broker, stop_answers_everything_and_refuses_afterwards) {
   redis_server redis;
   recording_sink sink;
-  auto b = std::make_unique<redis_broker>(sink, parse_redis_urls(redis.url()), &test_encoder, fast_options());
+  auto b = std::make_unique<redis_broker>(sink, parse_redis_urls(redis.url()), fast_options());
   b->start();
   ASSERT_TRUE(wait_until([&] { return b->healthy(); }, 5s));
   std::atomic<int> answered{0};
@@ -631,7 +629,7 @@ TEST(redis_broker, stop_answers_everything_and_refuses_afterwards) {
 
 TEST(redis_broker, never_started_broker_refuses_and_destroys_cleanly) {
   recording_sink sink;
-  redis_broker b(sink, parse_redis_urls("redis://127.0.0.1:1"), &test_encoder);
+  redis_broker b(sink, parse_redis_urls("redis://127.0.0.1:1"));
   b.subscribe("x");
   EXPECT_FALSE(b.healthy());
   EXPECT_EQ(publish_and_wait(b, make_pub("x", "1")), publish_status::unavailable);
@@ -639,9 +637,9 @@ TEST(redis_broker, never_started_broker_refuses_and_destroys_cleanly) {
 
 TEST(redis_broker, factory_rejects_a_bad_url) {
   recording_sink sink;
-  EXPECT_THROW(make_redis_broker(sink, "http://x", &test_encoder), std::invalid_argument);
-  EXPECT_THROW(make_redis_broker(sink, "redis://h:1,,redis://h:2", &test_encoder), std::invalid_argument);
-  EXPECT_NE(make_redis_broker(sink, "redis://127.0.0.1:6379,127.0.0.1:6380", &test_encoder), nullptr);
+  EXPECT_THROW(make_redis_broker(sink, "http://x"), std::invalid_argument);
+  EXPECT_THROW(make_redis_broker(sink, "redis://h:1,,redis://h:2"), std::invalid_argument);
+  EXPECT_NE(make_redis_broker(sink, "redis://127.0.0.1:6379,127.0.0.1:6380"), nullptr);
 }
 
 }  // namespace

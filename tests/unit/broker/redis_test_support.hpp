@@ -208,19 +208,19 @@ class redis_server {
   pid_t pid_ = -1;
 };
 
-// Records every publication the broker delivers, in order. Thread-safe.
+// Records every message the broker delivers, in order. Thread-safe.
 class recording_sink final : public delivery_sink {
  public:
-  void deliver(core::publication_ptr pub) override {
+  void deliver(core::message msg) override {
     std::lock_guard lock(m_);
-    got_.push_back(std::move(pub));
+    got_.push_back(std::make_shared<const core::message>(std::move(msg)));
     cv_.notify_all();
   }
   bool wait_for(std::size_t n, std::chrono::milliseconds timeout = 5s) {
     std::unique_lock lock(m_);
     return cv_.wait_for(lock, timeout, [&] { return got_.size() >= n; });
   }
-  std::vector<core::publication_ptr> got() {
+  std::vector<std::shared_ptr<const core::message>> got() {
     std::lock_guard lock(m_);
     return got_;
   }
@@ -232,20 +232,11 @@ class recording_sink final : public delivery_sink {
  private:
   std::mutex m_;
   std::condition_variable cv_;
-  std::vector<core::publication_ptr> got_;
+  std::vector<std::shared_ptr<const core::message>> got_;
 };
 
-// Stands in for protocol::encode_publication: the frame pieces just echo the message.
-inline core::publication_ptr test_encoder(core::message m) {
-  auto p = std::make_shared<core::publication>();
-  p->head = "head:";
-  p->tail = ":" + m.channel + ":" + m.payload;
-  p->msg = std::move(m);
-  return p;
-}
-
-inline core::publication_ptr make_pub(const std::string& channel, const std::string& payload,
-                                      const std::string& event = "ev") {
+inline core::message make_pub(const std::string& channel, const std::string& payload,
+                              const std::string& event = "ev") {
   static std::atomic<int> n{0};
   core::message m;
   m.id = "id-" + std::to_string(++n);
@@ -253,11 +244,11 @@ inline core::publication_ptr make_pub(const std::string& channel, const std::str
   m.channel = channel;
   m.event = event;
   m.payload = payload;
-  return test_encoder(std::move(m));
+  return m;
 }
 
 // Publishes and waits for the answer (fails the test by returning nullopt-like `unavailable` on timeout).
-inline std::optional<publish_status> publish_and_wait(broker& b, core::publication_ptr pub,
+inline std::optional<publish_status> publish_and_wait(broker& b, core::message pub,
                                                       std::chrono::milliseconds timeout = 5s) {
   auto done = std::make_shared<std::promise<publish_status>>();
   auto f = done->get_future();

@@ -25,7 +25,7 @@ class recording_subscriber : public subscriber {
     std::uint64_t seq;
   };
   void deliver(const publication_ptr& pub, std::uint64_t seq) override {
-    got.push_back({pub->msg.channel, pub->msg.payload, seq});
+    got.push_back({pub->channel, pub->tail, seq});
   }
   std::vector<std::uint64_t> seqs() const {
     std::vector<std::uint64_t> out;
@@ -45,10 +45,9 @@ class recording_listener : public interest_listener {
 
 publication_ptr make_pub(std::string channel, std::string payload = "{}") {
   auto p = std::make_shared<publication>();
-  p->msg.channel = std::move(channel);
-  p->msg.payload = std::move(payload);
+  p->channel = std::move(channel);
   p->head = "H";
-  p->tail = "T";
+  p->tail = std::move(payload);  // read back by recording_subscriber
   return p;
 }
 
@@ -378,6 +377,24 @@ TEST(hub, ids_increase_within_a_shard_and_are_never_reused) {
     EXPECT_GT(sub->id(), last);
     last = sub->id();
   }
+}
+
+TEST(hub, deliver_to_reaches_one_subscription_with_its_next_seq) {
+  hub h(0);
+  recording_subscriber a, b;
+  auto sa = h.subscribe("news", a);
+  auto sb = h.subscribe("news", b);
+  h.deliver(make_pub("news", "live-1"));
+  h.deliver_to(*sb, make_pub("news", "replayed"));
+  h.deliver(make_pub("news", "live-2"));
+  EXPECT_EQ(a.seqs(), (seqs{1, 2}));
+  EXPECT_EQ(b.seqs(), (seqs{1, 2, 3}));
+  ASSERT_EQ(b.got.size(), 3u);
+  EXPECT_EQ(b.got[1].payload, "replayed");
+  // After the subscription next to it left (a swap-remove moved it), it is still found.
+  sa.reset();
+  h.deliver_to(*sb, make_pub("news", "again"));
+  EXPECT_EQ(b.seqs(), (seqs{1, 2, 3, 4}));
 }
 
 }  // namespace

@@ -18,6 +18,9 @@
 #include "broker/broker.hpp"
 #include "broker/memory_broker.hpp"
 #include "core/hub.hpp"
+#include "engine/node.hpp"
+#include "engine/thread_engine.hpp"
+#include "protocol/encoder.hpp"
 #include "protocol/publisher.hpp"
 #include "protocol/session_stats.hpp"
 #include "protocol/time_format.hpp"
@@ -61,14 +64,27 @@ class fake_transport : public client_transport {
   std::vector<std::pair<std::uint16_t, std::string>> closes;
 };
 
-// The broker's sink is this thread's hub: a publish reaches local subscribers synchronously.
-class hub_sink : public broker::delivery_sink {
- public:
-  explicit hub_sink(core::hub& h) : hub_(h) {}
-  void deliver(core::publication_ptr pub) override { hub_.deliver(pub); }
+// The engine's one worker thread is this test's: a publish reaches local subscribers synchronously.
+struct direct_thread : engine::local_thread {
+  explicit direct_thread(core::hub& h) : hub(h) {}
+  bool may_have(std::uint64_t hash) const override { return hub.may_have(hash); }
+  bool inbox_full() const override { return false; }
+  void push(core::publication_ptr pub) override { hub.deliver(pub); }
+  void count_refused() override {}
+  void count_overflow() override {}
+  core::hub& hub;
+};
 
- private:
-  core::hub& hub_;
+// A node with its own broker, delivering into `h` (for the tests with a broker that answers later).
+struct node_over {
+  node_over(core::hub& h, broker::broker& b) : thread(h), engine(node, h) {
+    node.add_thread(thread);
+    node.attach(b);
+  }
+  engine::node node{encode_publication};
+  direct_thread thread;
+  engine::thread_engine engine;
+  publisher pub{node};
 };
 
 using bc::testing::same_json;
@@ -158,14 +174,21 @@ struct connection {
 
 class client_session_test : public ::testing::Test {
  protected:
+  client_session_test() {
+    node.add_thread(thread);
+    node.attach(memory);
+  }
+
   // Declaration order is destruction order in reverse: sessions go before the hub.
   core::hub hub{k_shard};
-  hub_sink sink{hub};
-  broker::memory_broker memory{sink};
-  publisher pub{memory};
+  engine::node node{encode_publication};
+  direct_thread thread{hub};
+  broker::memory_broker memory{node};
+  engine::thread_engine engine{node, hub};
+  publisher pub{node};
   auth::jwt_verifier verifier{std::string(k_secret)};
   session_stats stats;
-  session_services services{hub, pub, memory, verifier, session_limits{}, stats};
+  session_services services{engine, pub, verifier, session_limits{}, stats};
   connection a{services};
   connection b{services};
 
@@ -1021,7 +1044,7 @@ class deferred_broker : public broker::broker {
  public:
   void start() override {}
   void stop() override {}
-  void publish(core::publication_ptr, std::function<void(bc::broker::publish_status)> done) override {
+  void publish(core::message, std::function<void(bc::broker::publish_status)> done) override {
     pending.push_back(std::move(done));
   }
   void subscribe(std::string_view) override {}
@@ -1038,8 +1061,8 @@ class deferred_broker : public broker::broker {
 
 TEST_F(client_session_test, subscribe_reply_waits_until_the_broker_has_the_channel) {
   deferred_broker slow;
-  publisher slow_pub{slow};
-  session_services slow_services{hub, slow_pub, slow, verifier, session_limits{}, stats};
+  node_over slow_node{hub, slow};
+  session_services slow_services{slow_node.engine, slow_node.pub, verifier, session_limits{}, stats};
   connection c{slow_services};
   authenticate(c);
   const std::size_t before = c.transport.texts.size();
@@ -1059,8 +1082,8 @@ TEST_F(client_session_test, subscribe_reply_waits_until_the_broker_has_the_chann
 
 TEST_F(client_session_test, subscribe_notification_neither_replies_nor_waits) {
   deferred_broker slow;
-  publisher slow_pub{slow};
-  session_services slow_services{hub, slow_pub, slow, verifier, session_limits{}, stats};
+  node_over slow_node{hub, slow};
+  session_services slow_services{slow_node.engine, slow_node.pub, verifier, session_limits{}, stats};
   connection c{slow_services};
   authenticate(c);
   c.notify(request("", "subscribe", channel_params("news")));
@@ -1070,8 +1093,8 @@ TEST_F(client_session_test, subscribe_notification_neither_replies_nor_waits) {
 
 TEST_F(client_session_test, refused_subscribe_does_not_wait_for_the_broker) {
   deferred_broker slow;
-  publisher slow_pub{slow};
-  session_services slow_services{hub, slow_pub, slow, verifier, session_limits{}, stats};
+  node_over slow_node{hub, slow};
+  session_services slow_services{slow_node.engine, slow_node.pub, verifier, session_limits{}, stats};
   connection c{slow_services};
   authenticate(c);
   expect_error(c.call(request("1", "subscribe", channel_params("not-mine"))), json::value(1),
@@ -1081,8 +1104,8 @@ TEST_F(client_session_test, refused_subscribe_does_not_wait_for_the_broker) {
 
 TEST_F(client_session_test, broker_failure_is_unavailable_with_request_id) {
   deferred_broker slow;
-  publisher slow_pub{slow};
-  session_services slow_services{hub, slow_pub, slow, verifier, session_limits{}, stats};
+  node_over slow_node{hub, slow};
+  session_services slow_services{slow_node.engine, slow_node.pub, verifier, session_limits{}, stats};
   connection c{slow_services};
   authenticate(c);
   c.session->on_text(request(R"("p")", "publish", publish_params("news")));

@@ -1,0 +1,66 @@
+#pragma once
+// The node: the one path every publication takes between the protocol and the worker threads' hubs.
+//
+//   protocol (publisher, client_session)          the engine knows no JSON and no sockets:
+//        | stamp(), publish()                       the encoder is injected
+//        v
+//   broker (memory | redis): orders the message  <- the channel's single ordering point
+//        | delivery_sink::deliver / try_deliver
+//        v
+//   node: encodes once per node, routes to the threads whose hubs may hold the channel
+//        | local_thread::push (bounded inbox)
+//        v
+//   hub (per thread): seq per subscription, fan-out
+//
+// Both brokers hand the node the message *after* ordering it, so the wire form is built exactly once per node
+// and per-channel positions (offsets, epochs) can later be stamped at that point. Subscriptions go through a
+// thread_engine (one per worker thread), which holds that thread's hub.
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "broker/broker.hpp"
+#include "core/message.hpp"
+#include "engine/channel_interest.hpp"
+#include "engine/local_thread.hpp"
+
+namespace bc::engine {
+
+// Builds a message's shared wire pieces (protocol::encode_publication).
+using publication_encoder = std::function<core::publication_ptr(core::message)>;
+
+// Thread-safety: attach() and add_thread() before start; everything else from any thread.
+class node final : public broker::delivery_sink {
+ public:
+  explicit node(publication_encoder encode);
+
+  void attach(broker::broker& b);
+  void add_thread(local_thread& t);
+
+  // Gives `msg` its node-independent identity: a UUIDv7 id (unique across nodes, time-ordered) and the create
+  // time. The publisher's answer is built from them, before the broker has ordered the message.
+  static void stamp(core::message& msg);
+  // Hands a stamped message to the broker. `done` is called exactly once, on any thread, possibly inside.
+  void publish(core::message msg, std::function<void(broker::publish_status)> done);
+
+  broker::broker& broker() { return *broker_; }
+  // What the hubs tell when a channel gains its first or loses its last subscriber on their thread.
+  core::interest_listener& interest_listener() { return interest_; }
+  const channel_interest& interest() const { return interest_; }
+
+  // broker::delivery_sink
+  void deliver(core::message msg) override;
+  bool try_deliver(core::message msg) override;
+
+ private:
+  bool wanted(std::uint64_t hash) const;
+  void push(const core::publication_ptr& pub, std::uint64_t hash);
+
+  publication_encoder encode_;
+  broker::broker* broker_ = nullptr;
+  channel_interest interest_;
+  std::vector<local_thread*> threads_;
+};
+
+}  // namespace bc::engine
