@@ -19,8 +19,8 @@ using core::local_counter;
 // it). Prometheus-style cumulative buckets are built at scrape time from these per-bucket counts.
 class latency_histogram {
  public:
-  static constexpr std::array<std::uint64_t, 12> bounds_us{
-      50, 100, 250, 500, 1'000, 2'500, 5'000, 10'000, 25'000, 100'000, 250'000, 1'000'000};
+  static constexpr auto bounds_us = std::to_array<std::uint64_t>(
+      {50, 100, 250, 500, 1'000, 2'500, 5'000, 10'000, 25'000, 100'000, 250'000, 1'000'000});
   void observe(std::uint64_t us) {
     std::size_t i = 0;
     while (i < bounds_us.size() && us > bounds_us[i]) ++i;
