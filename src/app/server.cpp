@@ -184,6 +184,10 @@ void server::print_dev_banner(std::uint16_t port) const {
 
 int server::run() {
   std::signal(SIGPIPE, SIG_IGN);
+  // SIGINT/SIGTERM are caught from here on, before anything listens: a signal sent as soon as the node
+  // answers (an orchestrator, a test) is queued by the signal_set and handled, never the default action.
+  boost::asio::io_context control;
+  boost::asio::signal_set signals(control, SIGINT, SIGTERM);
   const auto address = boost::asio::ip::make_address(cfg_.host);
   boost::asio::ip::tcp::endpoint endpoint(address, cfg_.port);
   // SO_REUSEPORT would let this process join another one's listening port: make sure nobody holds it first.
@@ -224,8 +228,6 @@ int server::run() {
   spdlog::default_logger()->set_level(level);
   if (cfg_.dev) print_dev_banner(endpoint.port());
 
-  boost::asio::io_context control;
-  boost::asio::signal_set signals(control, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
     spdlog::info("received signal {}, shutting down", sig);
