@@ -34,10 +34,12 @@ enum class publish_status { ok, unavailable, overloaded };
 // Delivery guarantee: a publish answered `ok` will be delivered as far as this node can know: the memory
 // broker handed it to the sink; the Redis broker had Redis accept it while both of the shard's connections
 // were up, and, for a channel with subscribers on this node, saw it come back on the subscribe connection.
-// Publications from one thread to one channel reach every node's sink in publish order. Nothing is retried
-// silently. `unavailable`: not delivered by this node's doing, though a message Redis accepted just before a
-// connection was lost may still have reached other nodes (docs/redis.md); `overloaded`: refused whole, sent
-// nowhere.
+// Either way, when `done(ok)` runs for a channel this node has interest in, the node's sink holds the
+// message. Publications from one thread to one channel reach every node's sink in publish order. Nothing is
+// retried silently. `unavailable`: not delivered by this node's doing, though a message Redis accepted just
+// before a connection was lost may still have reached other nodes (docs/redis.md); `overloaded`: refused
+// whole, sent nowhere. After stop(), every publish answers `unavailable`.
+// tests/unit/broker/broker_conformance_test.cpp checks this contract on every broker.
 class broker {
  public:
   virtual ~broker() = default;
@@ -55,10 +57,11 @@ class broker {
   virtual void unsubscribe(std::string_view channel) = 0;
 
   // For a client's subscribe reply: once it is sent, messages published to `channel` on any node must reach
-  // this node. Returns true when that holds already (a broker that delivers everything: the default). Else
-  // returns false and calls `ready` later, on any thread: when the broker has confirmed this node's
-  // subscription, or when waiting longer cannot help (connection lost, timeout, stopping). Call it after the
-  // subscribe() of `channel` that the new subscriber caused (if any), from the same thread.
+  // this node. Returns true when that holds already (a broker that delivers everything: the default), and
+  // then never calls `ready`. Else returns false and calls `ready` exactly once, later, on any thread: when
+  // the broker has confirmed this node's subscription, or when waiting longer cannot help (connection lost,
+  // timeout, stopping). Call it after the subscribe() of `channel` that the new subscriber caused (if any),
+  // from the same thread.
   virtual bool await_subscribed(std::string_view /*channel*/, std::function<void()> /*ready*/) {
     return true;
   }

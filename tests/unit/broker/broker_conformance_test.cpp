@@ -488,12 +488,8 @@ TYPED_TEST(broker_conformance, after_stop_healthy_tells_whether_a_publish_can_su
       << "healthy " << healthy << ", " << to_string(a->status);
 }
 
-// DISABLED: the memory broker fails it. The issue asks that a publish after stop() be answered `unavailable`,
-// never `ok`; broker.hpp says nothing about stop(), and memory_broker::stop() is a no-op: it goes on
-// delivering and answering `ok` (the Redis broker answers `unavailable` and passes). Decision pending: either
-// broker.hpp states it (and memory_broker refuses after stop) or this test goes. Run with
-// --gtest_also_run_disabled_tests.
-TYPED_TEST(broker_conformance, DISABLED_a_publish_after_stop_is_answered_unavailable_and_not_delivered) {
+// broker.hpp: after stop(), every publish answers `unavailable` (a node shutting down delivers nothing more).
+TYPED_TEST(broker_conformance, a_publish_after_stop_is_answered_unavailable_and_not_delivered) {
   ASSERT_TRUE(interest(this->b(), "late"));
   this->b().stop();
   const auto a = publish_and_wait(this->b(), make_message("late", "late-2"));
