@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../tests/support/direct_thread.hpp"
 #include "auth/jwt_signer.hpp"
 #include "auth/jwt_verifier.hpp"
 #include "broker/memory_broker.hpp"
@@ -52,17 +53,6 @@ json::value parse_or_abort(std::string_view text) {
   return v;
 }
 
-// The engine's one worker thread is the fuzzer's: a publish reaches the hub synchronously.
-struct direct_thread : engine::local_thread {
-  explicit direct_thread(core::hub& h) : hub(h) {}
-  bool may_have(std::uint64_t hash) const override { return hub.may_have(hash); }
-  bool inbox_full() const override { return false; }
-  void push(core::publication_ptr pub) override { hub.deliver(pub); }
-  void count_refused() override {}
-  void count_overflow() override {}
-  core::hub& hub;
-};
-
 class checking_transport : public protocol::client_transport {
  public:
   void send_text(std::string text) override { texts.push_back(std::move(text)); }
@@ -72,7 +62,7 @@ class checking_transport : public protocol::client_transport {
     const auto& params = v.at("params").as_object();
     check(params.at("seq") == json::value(seq));
     const std::string channel(params.at("channel").as_string());
-    check(channel == pub->msg.channel);
+    check(channel == pub->channel);
     // seq counts per subscription; the harness never unsubscribes between publishes without noticing.
     auto& last = last_seq[channel];
     check(seq == last + 1 || seq == 1);
@@ -139,7 +129,7 @@ struct world {
   }
   core::hub hub{1};
   engine::node node{protocol::encode_publication};
-  direct_thread thread{hub};
+  bc::testing::direct_thread thread{hub};
   broker::memory_broker memory{node};
   engine::thread_engine engine{node, hub};
   protocol::publisher pub{node};

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "../../support/direct_thread.hpp"
 #include "../../support/same_json.hpp"
 #include "auth/jwt_signer.hpp"
 #include "auth/jwt_verifier.hpp"
@@ -64,17 +65,6 @@ class fake_transport : public client_transport {
   std::vector<std::pair<std::uint16_t, std::string>> closes;
 };
 
-// The engine's one worker thread is this test's: a publish reaches local subscribers synchronously.
-struct direct_thread : engine::local_thread {
-  explicit direct_thread(core::hub& h) : hub(h) {}
-  bool may_have(std::uint64_t hash) const override { return hub.may_have(hash); }
-  bool inbox_full() const override { return false; }
-  void push(core::publication_ptr pub) override { hub.deliver(pub); }
-  void count_refused() override {}
-  void count_overflow() override {}
-  core::hub& hub;
-};
-
 // A node with its own broker, delivering into `h` (for the tests with a broker that answers later).
 struct node_over {
   node_over(core::hub& h, broker::broker& b) : thread(h), engine(node, h) {
@@ -82,7 +72,7 @@ struct node_over {
     node.attach(b);
   }
   engine::node node{encode_publication};
-  direct_thread thread;
+  bc::testing::direct_thread thread;
   engine::thread_engine engine;
   publisher pub{node};
 };
@@ -182,7 +172,7 @@ class client_session_test : public ::testing::Test {
   // Declaration order is destruction order in reverse: sessions go before the hub.
   core::hub hub{k_shard};
   engine::node node{encode_publication};
-  direct_thread thread{hub};
+  bc::testing::direct_thread thread{hub};
   broker::memory_broker memory{node};
   engine::thread_engine engine{node, hub};
   publisher pub{node};
