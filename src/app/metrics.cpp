@@ -21,6 +21,17 @@ std::uint64_t sum(const std::vector<std::unique_ptr<shard>>& shards, Get get) {
   return total;
 }
 
+// Renders a table of counter_metric rows (declared beside their counters), one header per family.
+template <class Stats, std::size_t N, class Sum>
+void append_table(std::string& out, const core::counter_metric<Stats> (&table)[N], Sum sum_of) {
+  std::string_view family;
+  for (const auto& m : table) {
+    if (m.name != family) util::append_metric_header(out, m.name, m.type, m.help);
+    family = m.name;
+    util::append_sample(out, m.name, m.labels, sum_of(m.field));
+  }
+}
+
 }  // namespace
 
 std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
@@ -31,15 +42,9 @@ std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
     return sum(shards, [&](shard& s) { return (s.worker().stats().*field).get(); });
   };
   auto proto = [&](auto field) { return sum(shards, [&](shard& s) { return (s.stats().*field).get(); }); };
+  append_table(out, net::net_metrics, net);
+  append_table(out, protocol::session_metrics, proto);
 
-  util::append_metric(out, "broadcaster_connections", "gauge", "Open WebSocket connections.",
-                      net(&net::net_stats::connections));
-  util::append_metric(out, "broadcaster_connections_authenticated", "gauge",
-                      "Authenticated WebSocket connections.", net(&net::net_stats::authenticated));
-  util::append_metric(out, "broadcaster_connections_accepted_total", "counter",
-                      "WebSocket connections accepted.", net(&net::net_stats::accepted));
-  util::append_metric(out, "broadcaster_connections_rejected_total", "counter",
-                      "WebSocket upgrades refused by max-connections.", net(&net::net_stats::rejected_limit));
   util::append_metric_header(out, "broadcaster_connections_closed_total", "counter",
                              "WebSocket connections closed, by reason.");
   for (std::size_t r = 0; r < static_cast<std::size_t>(net::close_reason::count_); ++r) {
@@ -49,22 +54,6 @@ std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
   }
   util::append_metric(out, "broadcaster_channels", "gauge",
                       "Channels with at least one subscriber on this node.", interest.channel_count());
-  util::append_metric(out, "broadcaster_subscriptions", "gauge", "Subscriptions on this node.",
-                      proto(&protocol::session_stats::subscriptions));
-  util::append_metric_header(out, "broadcaster_messages_published_total", "counter",
-                             "Messages accepted for publishing, by source.");
-  out += fmt::format("broadcaster_messages_published_total{{source=\"rest\"}} {}\n",
-                     proto(&protocol::session_stats::published_rest));
-  out += fmt::format("broadcaster_messages_published_total{{source=\"websocket\"}} {}\n",
-                     proto(&protocol::session_stats::published_ws));
-  util::append_metric(out, "broadcaster_deliveries_total", "counter",
-                      "Broadcast frames queued to subscribers.", net(&net::net_stats::deliveries));
-  util::append_metric(out, "broadcaster_deliveries_dropped_total", "counter",
-                      "Deliveries skipped for slow consumers.", net(&net::net_stats::dropped));
-  util::append_metric(out, "broadcaster_bytes_received_total", "counter", "WebSocket bytes received.",
-                      net(&net::net_stats::bytes_in));
-  util::append_metric(out, "broadcaster_bytes_sent_total", "counter", "WebSocket bytes sent.",
-                      net(&net::net_stats::bytes_out));
   util::append_metric(
       out, "broadcaster_handovers_total", "counter",
       "Batches of publications a worker thread took from another thread (REST, Redis, WebSocket publish).",
@@ -88,14 +77,6 @@ std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
   util::append_metric(out, "broadcaster_inbox_overflows_total", "counter",
                       "Publications from the broker queued over --inbox-limit after waiting 1 s for room.",
                       sum(shards, [](shard& s) { return s.overflows(); }));
-  util::append_metric(
-      out, "broadcaster_batched_sends_total", "counter",
-      "Connection writes submitted together through io_uring (stays 0 when writing with sendmsg).",
-      net(&net::net_stats::batched_sends));
-  util::append_metric(out, "broadcaster_http_requests_total", "counter",
-                      "HTTP requests (REST, health, metrics).", net(&net::net_stats::http_requests));
-  util::append_metric(out, "broadcaster_auth_failures_total", "counter",
-                      "Failed JWT auth and API key checks.", proto(&protocol::session_stats::auth_failures));
   util::append_metric_header(out, "broadcaster_auth_failures_by_reason_total", "counter",
                              "Failed authentications, by reason.");
   for (std::size_t r = 0; r < protocol::auth_failure_reasons; ++r) {
@@ -120,9 +101,6 @@ std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
     out += fmt::format("broadcaster_request_duration_seconds_sum{{method=\"{}\"}} {}\n", name, sum_us / 1e6);
     out += fmt::format("broadcaster_request_duration_seconds_count{{method=\"{}\"}} {}\n", name, cumulative);
   }
-  util::append_metric(out, "broadcaster_rate_limited_total", "counter",
-                      "Requests refused by the per-connection rate limit.",
-                      proto(&protocol::session_stats::rate_limited));
   util::append_metric_header(out, "broadcaster_requests_total", "counter", "WebSocket requests, by method.");
   for (std::size_t m = 0; m < protocol::method_count; ++m) {
     const auto n = sum(shards, [&](shard& s) { return s.stats().requests[m].get(); });

@@ -1,6 +1,7 @@
 #pragma once
 // Per-thread transport counters, summed over threads when scraped.
 
+#include "core/counter_metric.hpp"
 #include "protocol/session_stats.hpp"
 
 namespace bc::net {
@@ -36,6 +37,28 @@ struct net_stats {
   local_counter bytes_out;
   local_counter batched_sends;  // connection writes that went out in an io_uring batch
   local_counter http_requests;
+};
+
+// The series of the scalar counters above (the closed-by-reason family is rendered from close_reason).
+inline constexpr core::counter_metric<net_stats> net_metrics[] = {
+    {"broadcaster_connections", "gauge", "Open WebSocket connections.", &net_stats::connections},
+    {"broadcaster_connections_authenticated", "gauge", "Authenticated WebSocket connections.",
+     &net_stats::authenticated},
+    {"broadcaster_connections_accepted_total", "counter", "WebSocket connections accepted.",
+     &net_stats::accepted},
+    {"broadcaster_connections_rejected_total", "counter", "WebSocket upgrades refused by max-connections.",
+     &net_stats::rejected_limit},
+    {"broadcaster_deliveries_total", "counter", "Broadcast frames queued to subscribers.",
+     &net_stats::deliveries},
+    {"broadcaster_deliveries_dropped_total", "counter", "Deliveries skipped for slow consumers.",
+     &net_stats::dropped},
+    {"broadcaster_bytes_received_total", "counter", "WebSocket bytes received.", &net_stats::bytes_in},
+    {"broadcaster_bytes_sent_total", "counter", "WebSocket bytes sent.", &net_stats::bytes_out},
+    {"broadcaster_batched_sends_total", "counter",
+     "Connection writes submitted together through io_uring (stays 0 when writing with sendmsg).",
+     &net_stats::batched_sends},
+    {"broadcaster_http_requests_total", "counter", "HTTP requests (REST, health, metrics).",
+     &net_stats::http_requests},
 };
 
 }  // namespace bc::net

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "auth/jwt_verifier.hpp"
+#include "core/counter_metric.hpp"
 #include "core/local_counter.hpp"
 
 #include "protocol/error_code.hpp"
@@ -48,6 +49,20 @@ struct session_stats {
   local_counter published_ws;
   local_counter published_rest;
   local_counter subscriptions;  // gauge
+};
+
+// The series of the scalar counters above (the families by method, code and reason are rendered from their
+// enums).
+inline constexpr core::counter_metric<session_stats> session_metrics[] = {
+    {"broadcaster_subscriptions", "gauge", "Subscriptions on this node.", &session_stats::subscriptions},
+    {"broadcaster_messages_published_total", "counter", "Messages accepted for publishing, by source.",
+     &session_stats::published_rest, "source=\"rest\""},
+    {"broadcaster_messages_published_total", "counter", "Messages accepted for publishing, by source.",
+     &session_stats::published_ws, "source=\"websocket\""},
+    {"broadcaster_auth_failures_total", "counter", "Failed JWT auth and API key checks.",
+     &session_stats::auth_failures},
+    {"broadcaster_rate_limited_total", "counter", "Requests refused by the per-connection rate limit.",
+     &session_stats::rate_limited},
 };
 
 }  // namespace bc::protocol
