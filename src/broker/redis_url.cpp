@@ -3,6 +3,8 @@
 #include <charconv>
 #include <stdexcept>
 
+#include "util/hex.hpp"
+
 namespace bc::broker {
 
 namespace {
@@ -17,29 +19,10 @@ std::string_view trim(std::string_view s) {
   throw std::invalid_argument("invalid REDIS_URL entry '" + redact_redis_url(url) + "': " + std::string(why));
 }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 std::string percent_decode(std::string_view s, std::string_view url) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size()) bad(url, "bad percent-encoding");
-    const int hi = hex_digit(s[i + 1]);
-    const int lo = hex_digit(s[i + 2]);
-    if (hi < 0 || lo < 0) bad(url, "bad percent-encoding");
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
+  auto out = util::percent_decode(s);
+  if (!out) bad(url, "bad percent-encoding");
+  return std::move(*out);
 }
 
 int parse_int(std::string_view s, int min, int max, std::string_view url, std::string_view what) {

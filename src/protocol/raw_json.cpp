@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "util/hex.hpp"
+
 namespace bc::protocol::raw_json {
 
 namespace {
@@ -51,19 +53,12 @@ std::size_t skip_value(std::string_view t, std::size_t i) {
   return i;
 }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // The four hex digits at t[i..i+4), or -1.
 long hex4(std::string_view t, std::size_t i) {
   if (i + 4 > t.size()) return -1;
   long v = 0;
   for (std::size_t k = 0; k < 4; ++k) {
-    const int d = hex_digit(t[i + k]);
+    const int d = util::hex_value(t[i + k]);
     if (d < 0) return -1;
     v = v * 16 + d;
   }
