@@ -78,6 +78,18 @@ void obs_fold_detector::feed(std::string_view bytes) {
   }
 }
 
+std::string_view origin_form(std::string_view target) {
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (target.size() < scheme.size() || !boost::beast::iequals(target.substr(0, scheme.size()), scheme))
+      continue;
+    const auto rest = target.substr(scheme.size());
+    const auto path = rest.find_first_of("/?");
+    if (path == std::string_view::npos) return "/";
+    return rest.substr(path);
+  }
+  return target;
+}
+
 std::optional<framing_error> check_request_framing(unsigned version, const http::fields& head) {
   // RFC 9112 3.2: exactly one Host in HTTP/1.1, at most one in 1.0, and a valid value.
   const auto hosts = head.count(http::field::host);

@@ -35,6 +35,10 @@ class obs_fold_detector {
   bool found_ = false;
 };
 
+// The origin-form (path and query) of a request target: RFC 9112 3.2.2 says a server must accept the
+// absolute-form ("http://host/path?q", as sent to proxies) too. Other targets are returned as they are.
+std::string_view origin_form(std::string_view target);
+
 // `version` is 10 or 11 (the parser refuses the others). Returns the error to answer with, or nothing when
 // the head is acceptable. The caller closes the connection after answering an error.
 std::optional<framing_error> check_request_framing(unsigned version, const boost::beast::http::fields& head);

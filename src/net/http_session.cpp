@@ -193,7 +193,7 @@ void http_session::read_more() {
 
 void http_session::route(request& req) {
   const std::string_view base = w_.config().base_path;
-  std::string_view target = req.target();
+  std::string_view target = origin_form(req.target());
   const auto q = target.find('?');
   std::string_view path = target.substr(0, q);
   if (path.substr(0, base.size()) != base) {

@@ -187,3 +187,15 @@ async def test_smuggled_publish_is_never_delivered(server):
         assert msg["event"] == "marker", msg
     finally:
         await c.close()
+
+
+# RFC 9112 §3.2.2: a server must accept the absolute-form of a request target (as sent to a proxy).
+def test_absolute_form_targets_are_served(server):
+    for target in (f"http://127.0.0.1:{server.port}{BASE}/health", f"HTTP://Example.COM{BASE}/health"):
+        raw, _ = exchange(server.port, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        got = responses(raw)
+        assert [r[0] for r in got] == [200] and got[0][2] == b"ok", (target, raw[:200])
+    body = json.dumps({"channel": "news", "event": "e", "payload": 1}).encode()
+    raw, _ = exchange(server.port, (f"POST http://x{BASE}/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
+                                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body)
+    assert [r[0] for r in responses(raw)] == [200], raw[:300]

@@ -93,5 +93,15 @@ TEST(http_framing, obs_fold_detector_stops_at_the_end_of_the_head) {
   EXPECT_TRUE(tab.found());
 }
 
+TEST(http_framing, absolute_form_targets_become_origin_form) {
+  EXPECT_EQ(origin_form("/broadcaster/health"), "/broadcaster/health");
+  EXPECT_EQ(origin_form("http://example.com/broadcaster/health"), "/broadcaster/health");
+  EXPECT_EQ(origin_form("HTTPS://example.com:8443/a?b=c"), "/a?b=c");
+  EXPECT_EQ(origin_form("http://example.com"), "/");
+  EXPECT_EQ(origin_form("http://example.com?x"), "?x");
+  EXPECT_EQ(origin_form("*"), "*");
+  EXPECT_EQ(origin_form("ftp://example.com/a"), "ftp://example.com/a");
+}
+
 }  // namespace
 }  // namespace bc::net
