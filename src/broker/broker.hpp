@@ -3,12 +3,17 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/message.hpp"
 
 namespace bc::broker {
+
+// overloaded: refused for a full queue on this node, nothing delivered (retry later).
+enum class publish_status { ok, unavailable, overloaded };
 
 // Where a broker hands every message that must reach this node's subscribers, once it has ordered it: the
 // node's engine, which encodes it once and routes it to each worker thread. Thread-safe; called from any
@@ -25,10 +30,36 @@ class delivery_sink {
     deliver(std::move(msg));
     return true;
   }
+  // In delivery order with deliver(): the messages of `channel` with offsets last_offset-count+1 …
+  // last_offset were published but will never be delivered here (lost on the way, not in history). Every
+  // subscription of the channel on this node then skips `count` seq numbers, so that its client sees the gap.
+  virtual void deliver_gap(std::string channel, std::uint64_t last_offset, std::uint64_t count) = 0;
 };
 
-// overloaded: refused for a full queue on this node, nothing delivered (retry later).
-enum class publish_status { ok, unavailable, overloaded };
+// A channel's position (PROTOCOL "(ext) Channel positions"): the offset of its last message in `epoch`.
+struct stream_position {
+  std::string epoch;
+  std::uint64_t offset = 0;
+  bool operator==(const stream_position&) const = default;
+};
+
+struct history_request {
+  std::string channel;
+  // Absent: the newest `limit` messages. Present: the first `limit` messages after it (none when its epoch is
+  // not the channel's).
+  std::optional<stream_position> since;
+  std::size_t limit = 0;  // 0: the position only
+};
+
+struct history_result {
+  // `unavailable`: the broker cannot answer now (Redis down); nothing else is meaningful then.
+  publish_status status = publish_status::ok;
+  stream_position top;                  // the channel's position when read; epoch never empty when ok
+  std::vector<core::message> messages;  // oldest first, offsets strictly increasing, each stamped
+  // With `since`: `messages` hold every message after `since` up to `top`, without a hole (same epoch,
+  // nothing trimmed, `limit` not reached). Without `since`: false.
+  bool complete = false;
+};
 
 // Thread-safety: every member may be called from any thread.
 // Delivery guarantee: a publish answered `ok` will be delivered as far as this node can know: the memory
@@ -47,9 +78,16 @@ class broker {
   virtual void start() = 0;
   virtual void stop() = 0;
 
-  // `msg` is stamped (id, create time). `done` is called exactly once, on any thread (possibly inside this
-  // call).
+  // `msg` is stamped (id, create time). The broker gives it the channel's next offset (and the epoch) at the
+  // channel's ordering point, keeps it in the channel's history when the channel's rule says so, and hands
+  // it to every node's sink with them, in offset order. `done` is called exactly once, on any thread
+  // (possibly inside this call).
   virtual void publish(core::message msg, std::function<void(publish_status)> done) = 0;
+
+  // The channel's position and, per `req`, messages from its history. `done` is called exactly once, on any
+  // thread (possibly inside this call). A channel never published to has a position too (offset 0, an epoch
+  // that its first publish keeps).
+  virtual void history(history_request req, std::function<void(history_result)> done) = 0;
 
   // Node-level interest: called when the first local subscriber of `channel` appears on this node and when
   // the last one leaves (the caller counts across shards). A broker that delivers everything may ignore it.

@@ -17,6 +17,11 @@ class memory_broker final : public broker {
   void publish(core::message msg, std::function<void(publish_status)> done) override;
   void subscribe(std::string_view) override {}
   void unsubscribe(std::string_view) override {}
+  void history(history_request, std::function<void(history_result)> done) override {
+    history_result r;
+    r.status = publish_status::unavailable;  // TODO: being written
+    done(std::move(r));
+  }
   bool healthy() const override { return !stopped_.load(std::memory_order_relaxed); }
   std::string describe() const override { return "memory"; }
 

@@ -126,6 +126,12 @@ bool redis_broker::await_subscribed(std::string_view channel, std::function<void
        ready = std::move(ready)]() mutable { shard.await_subscribed(ch, std::move(ready)); });
 }
 
+void redis_broker::history(history_request, std::function<void(history_result)> done) {
+  history_result r;
+  r.status = publish_status::unavailable;  // TODO(issue 17): positions and history in Redis
+  done(std::move(r));
+}
+
 void redis_broker::on_message(redis_shard& from, std::string_view redis_channel, std::string_view bytes) {
   core::message msg;
   const std::string_view prefix = opts_.channel_prefix;

@@ -43,6 +43,7 @@ class redis_broker final : public broker {
   void subscribe(std::string_view channel) override;
   void unsubscribe(std::string_view channel) override;
   bool await_subscribed(std::string_view channel, std::function<void()> ready) override;
+  void history(history_request req, std::function<void(history_result)> done) override;
   bool healthy() const override;          // every shard has both connections up
   std::string describe() const override;  // "redis 2 shards, 2 up"
 

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <string>
 
+#include "core/channel_rules.hpp"
+
 namespace bc::broker {
 
 struct redis_options {
@@ -32,6 +34,9 @@ struct redis_options {
   // answers `unavailable` (bounded memory when Redis is slow).
   std::size_t max_in_flight = 100000;
   std::size_t max_in_flight_bytes = 64u << 20;
+
+  // History and presence per channel (HISTORY_SIZE, HISTORY_TTL, [[channels]] rules).
+  core::channel_rules channels;
 };
 
 }  // namespace bc::broker

@@ -15,16 +15,27 @@ struct message {
   std::string channel;
   std::string event;
   std::string payload;
+  // The channel position, given by the broker at the channel's single ordering point (PROTOCOL "(ext)
+  // Channel positions"): the next offset of the channel in `epoch`. 0 / empty until the broker ordered it,
+  // and from a peer too old to send one.
+  std::uint64_t offset = 0;
+  std::string epoch;
 };
 
 // A message's wire form, built once per node by an encoder (protocol layer, injected into the engine) after
 // the broker has ordered the message, and shared, immutable, by every shard and every subscriber. A
 // subscriber's frame is `head + seq + tail`; the core only routes by `channel` and carries the bytes, it
 // never reads them. The message's fields live in the bytes only: the payload is stored once.
+//
+// A gap marker (`skipped` > 0) carries no bytes: the messages with offsets offset-skipped+1 … offset were
+// published but cannot be delivered (lost between nodes, no history to fetch them from). Each subscription's
+// seq advances past them, so that its client sees the gap (hub::deliver).
 struct publication {
   std::string channel;
   std::string head;
   std::string tail;
+  std::uint64_t offset = 0;  // the message's channel offset (0: unknown)
+  std::uint64_t skipped = 0;
 };
 
 using publication_ptr = std::shared_ptr<const publication>;

@@ -82,3 +82,7 @@ void node::push(const core::publication_ptr& pub, std::uint64_t hash) {
 }
 
 }  // namespace bc::engine
+
+namespace bc::engine {
+void node::deliver_gap(std::string, std::uint64_t, std::uint64_t) {}  // TODO: being written
+}  // namespace bc::engine

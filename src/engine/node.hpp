@@ -52,6 +52,7 @@ class node final : public broker::delivery_sink {
   // broker::delivery_sink
   void deliver(core::message msg) override;
   bool try_deliver(core::message msg) override;
+  void deliver_gap(std::string channel, std::uint64_t last_offset, std::uint64_t count) override;
 
  private:
   bool wanted(std::uint64_t hash) const;

@@ -104,6 +104,20 @@ class recording_sink final : public delivery_sink {
     deliver(std::move(msg));
     return true;
   }
+  void deliver_gap(std::string channel, std::uint64_t last_offset, std::uint64_t count) override {
+    std::lock_guard lock(m_);
+    gaps_.push_back({std::move(channel), last_offset, count});
+    cv_.notify_all();
+  }
+  struct gap {
+    std::string channel;
+    std::uint64_t last_offset;
+    std::uint64_t count;
+  };
+  std::vector<gap> gaps() {
+    std::lock_guard lock(m_);
+    return gaps_;
+  }
   void refuse(bool on) { refuse_ = on; }
   int refused() const { return refused_; }
 
@@ -136,6 +150,7 @@ class recording_sink final : public delivery_sink {
   }
 
  private:
+  std::vector<gap> gaps_;
   std::mutex m_;
   std::condition_variable cv_;
   std::vector<core::message> got_;

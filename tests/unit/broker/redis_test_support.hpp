@@ -216,6 +216,20 @@ class recording_sink final : public delivery_sink {
     got_.push_back(std::make_shared<const core::message>(std::move(msg)));
     cv_.notify_all();
   }
+  void deliver_gap(std::string channel, std::uint64_t last_offset, std::uint64_t count) override {
+    std::lock_guard lock(m_);
+    gaps_.push_back({std::move(channel), last_offset, count});
+    cv_.notify_all();
+  }
+  struct gap {
+    std::string channel;
+    std::uint64_t last_offset;
+    std::uint64_t count;
+  };
+  std::vector<gap> gaps() {
+    std::lock_guard lock(m_);
+    return gaps_;
+  }
   bool wait_for(std::size_t n, std::chrono::milliseconds timeout = 5s) {
     std::unique_lock lock(m_);
     return cv_.wait_for(lock, timeout, [&] { return got_.size() >= n; });
@@ -233,6 +247,7 @@ class recording_sink final : public delivery_sink {
   std::mutex m_;
   std::condition_variable cv_;
   std::vector<std::shared_ptr<const core::message>> got_;
+  std::vector<gap> gaps_;
 };
 
 inline core::message make_pub(const std::string& channel, const std::string& payload,

@@ -1045,6 +1045,11 @@ class deferred_broker : public broker::broker {
     awaiting.emplace_back(std::string(channel), std::move(ready));
     return false;
   }
+  void history(bc::broker::history_request, std::function<void(bc::broker::history_result)> done) override {
+    bc::broker::history_result r;
+    r.top = {"e", 0};
+    done(std::move(r));
+  }
   std::vector<std::function<void(bc::broker::publish_status)>> pending;
   std::vector<std::pair<std::string, std::function<void()>>> awaiting;
 };
