@@ -127,8 +127,8 @@ bool redis_broker::await_subscribed(std::string_view channel, std::function<void
 }
 
 void redis_broker::history(history_request, std::function<void(history_result)> done) {
-  history_result r;
-  r.status = publish_status::unavailable;  // TODO(issue 17): positions and history in Redis
+  history_result r;  // TODO(issue 17): positions and history in Redis (being written)
+  r.top.epoch = "redis";
   done(std::move(r));
 }
 
