@@ -198,7 +198,7 @@ void declare(settings& s, config& c, raw_values& r) {
   s.option("--history-ttl", r.history_ttl, "Seconds a message stays in a channel's history")
       ->check(CLI::Range(std::int64_t{1}, max_history_ttl));
   s.option("--history-memory-limit", c.history_memory_limit,
-           "Bytes of history the embedded broker keeps across all channels (oldest dropped beyond)")
+           "Bytes of history the embedded broker may hold, all channels together")
       ->check(CLI::Range(std::size_t{1}, max_history_memory));
   s.flag("--presence", r.presence,
          "Keep presence (who is subscribed, join/leave) on every channel; [[channels]] rules may differ");
@@ -318,9 +318,7 @@ void read_rule_key(core::channel_rule& rule, std::string_view key, const toml::n
       if (edit_distance(key, known) < 3) hint = fmt::format("did you mean '{}'? ", known);
     }
     throw std::invalid_argument(
-        fmt::format("unknown key ({}a rule has pattern, history_size, history_ttl, "
-                    "presence)",
-                    hint));
+        fmt::format("unknown key ({}a rule has pattern, history_size, history_ttl, presence)", hint));
   }
 }
 
