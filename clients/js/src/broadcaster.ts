@@ -673,7 +673,17 @@ export class Broadcaster extends Emitter<ClientEvents> {
       this.onFrame(ev.data);
     };
     ws.onerror = () => {
-      /* a close event follows */
+      // Browsers follow an error with a close event; Node's built-in WebSocket (undici) fires only `error` when
+      // the connection is refused, and would leave us waiting for the connect timeout. An error always ends
+      // the WebSocket (WHATWG "fail the WebSocket connection"), so end this transport here, with close code 1006.
+      if (ws !== this.ws) return;
+      this.detach(ws);
+      try {
+        ws.close();
+      } catch {
+        /* ignore */
+      }
+      this.closed(1006, "connection error");
     };
     ws.onclose = (ev: { code?: number; reason?: string }) => {
       if (ws !== this.ws) return;

@@ -9,7 +9,9 @@ export class FakeServer {
   constructor() {
     this.sockets = [];
     this.received = []; // { ws, msg }
-    this.refuse = false; // new sockets fail to open
+    // new sockets fail to open: true = error then close (browsers); "error-only" = an error event and no close
+    // (Node 20's built-in WebSocket on ECONNREFUSED)
+    this.refuse = false;
     this.nextSub = 0;
     this.nextMsg = 0;
     this.handlers = {
@@ -29,7 +31,9 @@ export class FakeServer {
         this.closedBy = null;
         server.sockets.push(this);
         setTimeout(() => {
-          if (server.refuse) {
+          if (server.refuse === "error-only") {
+            this.onerror?.({}); // and nothing else: readyState stays CONNECTING, as with undici
+          } else if (server.refuse) {
             this.readyState = 3;
             this.onerror?.({});
             this.onclose?.({ code: 1006, reason: "" });

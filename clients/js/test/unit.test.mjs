@@ -1,5 +1,6 @@
 // Unit tests of the compiled SDK (dist/broadcaster.js) against the in-process fake server.
 import { test, afterEach } from "node:test";
+import net from "node:net";
 import assert from "node:assert/strict";
 import { Broadcaster, BroadcasterError, backoffDelay, decodeJwtClaims } from "../dist/broadcaster.js";
 import { FakeServer, jwt, sleep, waitFor, nextEvent } from "./fake-server.mjs";
@@ -530,4 +531,55 @@ test("without a WebSocket implementation connect() rejects clearly", async () =>
   const client = new Broadcaster("ws://x", { WebSocket: undefined, token: "t" });
   if (typeof globalThis.WebSocket !== "undefined") return; // Node >= 22 / --experimental-websocket has one
   await assert.rejects(client.connect(), /WebSocket/);
+});
+
+// ----- connection failures that report only `error` (issue 19) ---------------------------------------------
+
+test("an error event without a close event (Node 20 on ECONNREFUSED) retries on the backoff schedule", async () => {
+  const { server, client } = setup({ connectTimeout: 5000, minReconnectDelay: 10, maxReconnectDelay: 20 });
+  server.refuse = "error-only";
+  const codes = [];
+  client.on("connecting", (e) => codes.push(e.code));
+  const t0 = Date.now();
+  client.connect();
+  await waitFor(() => server.sockets.length >= 4, 1500, "4 attempts well within one connect timeout");
+  assert.ok(Date.now() - t0 < 1500);
+  assert.deepEqual(codes.slice(0, 3), [0, 1006, 1006]);
+  server.refuse = false;
+  await client.connect();
+  assert.equal(client.state, "connected");
+});
+
+/** A local TCP port nobody listens on (bound, then released). */
+async function closedPort() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, "127.0.0.1", r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+test("with Node's built-in WebSocket a reconnect against a closed port follows the backoff, not the connect timeout", { skip: typeof WebSocket === "undefined" && "no built-in WebSocket" }, async () => {
+  const port = await closedPort();
+  const client = track(new Broadcaster(`ws://127.0.0.1:${port}/broadcaster/websocket`, {
+    token: "t",
+    connectTimeout: 10000,
+    minReconnectDelay: 20,
+    maxReconnectDelay: 40,
+    heartbeatInterval: 0,
+  }));
+  const failures = [];
+  const three = new Promise((resolve) =>
+    client.on("connecting", (e) => {
+      if (e.code !== 0) failures.push({ code: e.code, at: Date.now() });
+      if (failures.length === 3) resolve();
+    }),
+  );
+  const t0 = Date.now();
+  client.connect();
+  await Promise.race([three, sleep(5000).then(() => assert.fail(`only ${failures.length} failed attempts in 5 s`))]);
+  const took = Date.now() - t0;
+  assert.ok(took < 3000, `3 refused attempts took ${took} ms (connect timeout 10000)`);
+  assert.deepEqual(failures.map((f) => f.code), [1006, 1006, 1006]);
+  assert.equal(client.state, "connecting");
 });
