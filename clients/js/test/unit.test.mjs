@@ -18,8 +18,8 @@ function track(c) {
   return c;
 }
 
-function setup(opts = {}) {
-  const server = new FakeServer();
+function setup(opts = {}, serverOpts = {}) {
+  const server = new FakeServer(serverOpts);
   let n = 0;
   const tokens = [];
   const client = track(new Broadcaster("ws://fake/broadcaster/websocket", {
@@ -99,8 +99,8 @@ test("a seq gap is reported on the subscription and on the client", async () => 
   for (const s of [1, 2, 5, 6, 9]) server.last.broadcast("news", s);
   assert.deepEqual(seqs, [1, 2, 5, 6, 9]);
   assert.deepEqual(gaps, [
-    { channel: "news", expected: 3, got: 5, missed: 2 },
-    { channel: "news", expected: 7, got: 9, missed: 2 },
+    { channel: "news", reason: "seq", expected: 3, got: 5, missed: 2 },
+    { channel: "news", reason: "seq", expected: 7, got: 9, missed: 2 },
   ]);
   assert.deepEqual(clientGaps, gaps);
   client.disconnect();
@@ -531,6 +531,267 @@ test("without a WebSocket implementation connect() rejects clearly", async () =>
   const client = new Broadcaster("ws://x", { WebSocket: undefined, token: "t" });
   if (typeof globalThis.WebSocket !== "undefined") return; // Node >= 22 / --experimental-websocket has one
   await assert.rejects(client.connect(), /WebSocket/);
+});
+
+// ----- channel positions, recovery and history (PROTOCOL.md "(ext) Channel positions, history and recovery") -----
+
+const POS = { positions: true };
+
+/** Records a subscription's messages and events in order; `until(n)` awaits n messages. */
+function record(emitter) {
+  const log = [];
+  const msgs = [];
+  const waiters = [];
+  emitter.on("message", (m) => {
+    msgs.push(m);
+    log.push(`message ${m.offset}/${m.seq}`);
+    for (const w of [...waiters]) if (msgs.length >= w.n) w.resolve(msgs);
+  });
+  emitter.on("subscribed", (e) => log.push(`subscribed ${e.recovered}`));
+  emitter.on("gap", (g) => log.push(`gap ${g.reason}`));
+  msgs.log = log;
+  msgs.until = (n, timeout = 2000) =>
+    msgs.length >= n
+      ? Promise.resolve(msgs)
+      : new Promise((resolve, reject) => {
+          waiters.push({ n, resolve });
+          setTimeout(() => reject(new Error(`got ${msgs.length} of ${n} messages`)), timeout);
+        });
+  return msgs;
+}
+
+/** Connects and subscribes to `channel`; resolves with the subscription once subscribed. */
+async function connectedAndSubscribed(client, channel = "news") {
+  const sub = client.subscribe(channel);
+  await client.connect();
+  await sub.ready(1000);
+  return sub;
+}
+
+test("broadcasts carry offset and epoch; the subscription tracks its position from the result and every message", async () => {
+  const { server, client } = setup({}, POS);
+  server.publish("news"); // offset 1, before anyone subscribes
+  const sub = client.subscribe("news");
+  const subscribed = nextEvent(sub, "subscribed");
+  await client.connect();
+  const ev = await subscribed;
+  assert.equal(ev.recovered, undefined, "no since sent on a first subscribe");
+  assert.equal(ev.since, null);
+  assert.deepEqual(ev.position, { epoch: "e1", offset: 1 });
+  assert.equal(server.sent("subscribe")[0].params.since, undefined);
+  assert.deepEqual(sub.position, { epoch: "e1", offset: 1 });
+  assert.equal(sub.recovered, undefined);
+
+  const got = record(sub);
+  server.publish("news", "a", 1);
+  server.publish("news", "b", 2);
+  await got.until(2);
+  assert.deepEqual(got.map((m) => [m.seq, m.offset, m.epoch]), [[1, 2, "e1"], [2, 3, "e1"]]);
+  assert.deepEqual(sub.position, { epoch: "e1", offset: 3 });
+  sub.position.offset = 99; // a copy
+  assert.equal(sub.position.offset, 3);
+});
+
+test("after a reconnect the resubscribe sends since; the missed messages are replayed (seq 1, 2, …), then live ones", async () => {
+  const { server, client } = setup({}, POS);
+  const sub = await connectedAndSubscribed(client);
+  const got = record(sub);
+  const clientGaps = [];
+  client.on("gap", (g) => clientGaps.push(g));
+  server.publish("news", "live", 1);
+  server.publish("news", "live", 2);
+  await got.until(2);
+  const resubscribed = nextEvent(client, "subscribed");
+  server.last.serverClose(1006, "");
+  for (let i = 3; i <= 5; i++) server.publish("news", "missed", i); // nobody is connected
+  const ev = await resubscribed;
+  assert.equal(ev.resubscribed, true);
+  assert.equal(ev.recovered, true);
+  assert.deepEqual(ev.since, { epoch: "e1", offset: 2 });
+  assert.deepEqual(ev.position, { epoch: "e1", offset: 5 });
+  assert.deepEqual(server.sent("subscribe", server.last)[0].params, { channel: "news", since: { epoch: "e1", offset: 2 } });
+  assert.equal(sub.recovered, true);
+  // the replay came in the same read as the result; it is delivered after the subscribed event
+  await got.until(5);
+  server.publish("news", "live", 6);
+  await got.until(6);
+  assert.deepEqual(got.log, ["message 1/1", "message 2/2", "subscribed true", "message 3/1", "message 4/2", "message 5/3", "message 6/4"]);
+  assert.deepEqual(got.map((m) => m.payload), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(clientGaps, []);
+  assert.deepEqual(sub.position, { epoch: "e1", offset: 6 });
+});
+
+test("a connection lost during a replay resumes from the last replayed message, not from the result's offset", async () => {
+  const { server, client } = setup({}, POS);
+  const sub = await connectedAndSubscribed(client);
+  const got = record(sub);
+  server.last.serverClose(1006, "");
+  for (let i = 1; i <= 4; i++) server.publish("news", "missed", i);
+  // the next connection dies right after the result and the first replayed message
+  const orig = server.subscribeNow.bind(server);
+  server.subscribeNow = (msg, ws) => {
+    const r = orig(msg, ws);
+    server.subscribeNow = orig;
+    return { ...r, after: () => (ws.deliver(server.channel("news").pubs[0]), ws.serverClose(1006, "")) };
+  };
+  await got.until(4);
+  const since = server.sent("subscribe").map((m) => m.params.since);
+  assert.deepEqual(since, [undefined, { epoch: "e1", offset: 0 }, { epoch: "e1", offset: 1 }]);
+  assert.deepEqual(got.map((m) => m.offset), [1, 2, 3, 4]);
+});
+
+test("a resubscribe that cannot recover reports recovered: false and a gap with reason recovery", async () => {
+  const { server, client } = setup({}, { ...POS, historySize: 2 });
+  const sub = await connectedAndSubscribed(client);
+  const got = record(sub);
+  const clientGaps = [];
+  client.on("gap", (g) => clientGaps.push(g));
+  server.publish("news", "live", 1);
+  await got.until(1);
+  const gap = nextEvent(sub, "gap");
+  server.last.serverClose(1006, "");
+  for (let i = 2; i <= 6; i++) server.publish("news", "missed", i); // history keeps only 5 and 6
+  const g = await gap;
+  assert.deepEqual(g, {
+    channel: "news",
+    reason: "recovery",
+    expected: 2,
+    got: 7,
+    missed: 5,
+    since: { epoch: "e1", offset: 1 },
+    position: { epoch: "e1", offset: 6 },
+  });
+  assert.deepEqual(clientGaps, [g]);
+  assert.equal(sub.recovered, false);
+  assert.deepEqual(sub.position, { epoch: "e1", offset: 6 }, "tracking goes on from the channel's position");
+  server.publish("news", "live", 7);
+  await got.until(2);
+  assert.deepEqual(got.log, ["message 1/1", "subscribed false", "gap recovery", "message 7/1"]);
+
+  // the channel's history is lost: a new epoch, the number of lost messages is unknown
+  const gap2 = nextEvent(sub, "gap");
+  server.last.serverClose(1006, "");
+  server.newEpoch("news", "e2");
+  server.publish("news", "new-epoch", 8);
+  const g2 = await gap2;
+  assert.equal(g2.reason, "recovery");
+  assert.equal(g2.missed, null);
+  assert.deepEqual(g2.since, { epoch: "e1", offset: 7 });
+  assert.deepEqual(g2.position, { epoch: "e2", offset: 1 });
+  assert.deepEqual(sub.position, { epoch: "e2", offset: 1 });
+});
+
+test("recovered: false with nothing published meanwhile is not a gap", async () => {
+  const { server, client } = setup({}, { ...POS, historySize: 0 });
+  const sub = await connectedAndSubscribed(client);
+  server.publish("news"); // not kept: history is off
+  await waitFor(() => sub.lastSeq === 1, 1000, "message");
+  const gaps = [];
+  sub.on("gap", (g) => gaps.push(g));
+  server.handlers.subscribe = (msg, ws) => {
+    const r = server.subscribeNow(msg, ws);
+    r.result.recovered = false; // history off: the server cannot tell that nothing was missed
+    return r;
+  };
+  const ev = nextEvent(sub, "subscribed");
+  server.last.serverClose(1006, "");
+  assert.equal((await ev).recovered, false);
+  assert.deepEqual(gaps, []);
+});
+
+test("a server without positions: no since is sent, recovered stays undefined, offset and epoch are null", async () => {
+  const { server, client } = setup();
+  const sub = await connectedAndSubscribed(client);
+  server.last.broadcast("news", 1);
+  assert.equal(sub.position, null);
+  const ev = nextEvent(sub, "subscribed");
+  server.last.serverClose(1006, "");
+  const e = await ev;
+  assert.equal(e.recovered, undefined);
+  assert.equal(e.position, null);
+  assert.deepEqual(server.sent("subscribe", server.last)[0].params, { channel: "news" });
+  const got = record(sub);
+  server.last.broadcast("news", 1);
+  assert.equal(got[0].offset, null);
+  assert.equal(got[0].epoch, null);
+});
+
+test("a since the server does not answer with recovered: true counts as not recovered", async () => {
+  const { server, client } = setup();
+  const sub = client.subscribe("news", { since: { epoch: "e1", offset: 4 } });
+  const gap = nextEvent(sub, "gap");
+  await client.connect();
+  assert.deepEqual(server.sent("subscribe")[0].params.since, { epoch: "e1", offset: 4 });
+  const g = await gap;
+  assert.equal(sub.recovered, false);
+  assert.deepEqual(g, { channel: "news", reason: "recovery", expected: 5, got: 5, missed: null, since: { epoch: "e1", offset: 4 }, position: null });
+});
+
+test("subscribe(channel, { since }) resumes from a stored position; unsubscribe forgets the position", async () => {
+  const { server, client } = setup({ recover: false }, POS);
+  for (let i = 1; i <= 3; i++) server.publish("news", "old", i);
+  await client.connect();
+  const sub = client.subscribe("news", { since: { epoch: "e1", offset: 1 } });
+  const got = record(sub);
+  await got.until(2);
+  assert.equal(sub.recovered, true);
+  assert.deepEqual(got.map((m) => [m.offset, m.seq]), [[2, 1], [3, 2]]);
+  assert.equal(client.subscribe("news", { since: { epoch: "e1", offset: 0 } }), sub, "ignored while active");
+
+  // recover: false: a reconnect does not ask to resume
+  const resub = nextEvent(sub, "subscribed");
+  server.last.serverClose(1006, "");
+  assert.equal((await resub).recovered, undefined);
+  assert.equal(server.sent("subscribe", server.last)[0].params.since, undefined);
+
+  await sub.unsubscribe();
+  assert.equal(sub.position, null);
+  assert.equal(sub.recovered, undefined);
+  client.subscribe("news");
+  await sub.ready(1000);
+  assert.equal(server.sent("subscribe", server.last)[1].params.since, undefined);
+});
+
+test("history() sends channel, limit and since and resolves with the typed result", async () => {
+  const { server, client } = setup({}, POS);
+  for (let i = 1; i <= 5; i++) server.publish("news", "e", i);
+  await client.connect();
+  const latest = await client.history("news", { limit: 2 });
+  assert.deepEqual(server.sent("history")[0].params, { channel: "news", limit: 2 });
+  assert.equal(latest.epoch, "e1");
+  assert.equal(latest.offset, 5);
+  assert.deepEqual(latest.publications.map((p) => [p.offset, p.payload, p.channel, p.event]), [[4, 4, "news", "e"], [5, 5, "news", "e"]]);
+  assert.equal(typeof latest.publications[0].createTime, "string");
+  const after = await client.history("news", { since: { epoch: "e1", offset: 3 } });
+  assert.deepEqual(server.sent("history")[1].params, { channel: "news", since: { epoch: "e1", offset: 3 } });
+  assert.deepEqual(after.publications.map((p) => p.offset), [4, 5]);
+  const other = await client.history("news", { since: { epoch: "old", offset: 3 } });
+  assert.deepEqual(other.publications, []);
+  assert.equal(other.epoch, "e1");
+  await client.history("news");
+  assert.deepEqual(server.sent("history")[3].params, { channel: "news" }, "no limit, no since");
+
+  server.handlers.history = () => ({ error: { code: "PermissionDenied", message: "no" } });
+  await assert.rejects(client.history("secret"), (e) => e instanceof BroadcasterError && e.code === "PermissionDenied");
+  server.handlers.history = () => ({ result: { epoch: "e1" } });
+  await assert.rejects(client.history("news"), (e) => e.code === "BadResponse");
+});
+
+test("a subscribe on a socket that is already closing waits for the reconnect instead of giving up", async () => {
+  const { server, client } = setup();
+  await client.connect();
+  const first = server.last;
+  first.readyState = 2; // closing: send() throws, the close event has not arrived yet
+  const sub = client.subscribe("news");
+  const errors = [];
+  sub.on("error", (e) => errors.push(e));
+  await sleep(5); // let the failed send settle
+  assert.equal(sub.state, "subscribing");
+  first.readyState = 3;
+  first.onclose?.({ code: 1006, reason: "" });
+  await sub.ready(1000);
+  assert.notEqual(server.last, first);
+  assert.deepEqual(errors, []);
 });
 
 // ----- connection failures that report only `error` (issue 19) ---------------------------------------------
