@@ -90,6 +90,8 @@ export interface BroadcasterOptions {
    * missed (servers that send channel positions). Default true.
    */
   recover?: boolean;
+  /** Log what the client does: `true` logs through `console.debug`, a function receives the same arguments. */
+  debug?: boolean | ((...args: unknown[]) => void);
 }
 
 /** A place in a channel's stream: the message with `offset` in `epoch` (PROTOCOL.md, channel positions). */
@@ -357,6 +359,12 @@ function positionOf(epoch: unknown, offset: unknown): StreamPosition | null {
   return { epoch, offset };
 }
 
+/** True only where a browser says there is no network (`navigator.onLine === false`). */
+function isOffline(): boolean {
+  const nav = (globalThis as any).navigator;
+  return !!nav && nav.onLine === false;
+}
+
 type Timer = ReturnType<typeof setTimeout>;
 
 interface Pending {
@@ -592,10 +600,11 @@ export class Subscription extends Emitter<SubscriptionEvents> {
  */
 export class Broadcaster extends Emitter<ClientEvents> {
   readonly url: string;
-  private readonly opts: Required<Omit<BroadcasterOptions, "getToken" | "token" | "WebSocket">> & {
+  private readonly opts: Required<Omit<BroadcasterOptions, "getToken" | "token" | "WebSocket" | "debug">> & {
     getToken?: BroadcasterOptions["getToken"];
     token?: string;
   };
+  private readonly logger: ((...args: unknown[]) => void) | null;
   private readonly WS: WebSocketConstructor | undefined;
   private _state: ClientState = "disconnected";
   private ws: WebSocketLike | null = null;
@@ -611,6 +620,8 @@ export class Broadcaster extends Emitter<ClientEvents> {
   private connectTimer: Timer | null = null;
   private heartbeatTimer: Timer | null = null;
   private refreshTimer: Timer | null = null;
+  /** The browser window whose online/offline events we listen to while not disconnected. */
+  private watched: { removeEventListener(type: string, fn: () => void): void } | null = null;
 
   constructor(url: string, options: BroadcasterOptions = {}) {
     super();
@@ -630,6 +641,8 @@ export class Broadcaster extends Emitter<ClientEvents> {
       random: options.random ?? Math.random,
       recover: options.recover ?? true,
     };
+    const debug = options.debug;
+    this.logger = typeof debug === "function" ? debug : debug ? (...args) => console.debug(...args) : null;
   }
 
   get state(): ClientState {
@@ -648,6 +661,8 @@ export class Broadcaster extends Emitter<ClientEvents> {
     // Callers may fire and forget connect(): a later rejection must not count as an unhandled one.
     p.catch(() => {});
     if (this._state === "disconnected") {
+      this.log("connect", this.url);
+      this.watchNetwork();
       this.setState("connecting");
       this.emit("connecting", { code: 0, reason: "" });
       void this.attempt();
@@ -792,7 +807,9 @@ export class Broadcaster extends Emitter<ClientEvents> {
       }
     }
     this.transportGone(new BroadcasterError("Disconnected", reason));
+    this.unwatchNetwork();
     this.attempts = 0;
+    this.log("stopped", code, reason, error ? error.message : "");
     this.setState("disconnected");
     this.emit("disconnected", { code, reason, error });
     this.settleWaiters(error ?? new BroadcasterError("Disconnected", reason));
@@ -819,6 +836,7 @@ export class Broadcaster extends Emitter<ClientEvents> {
       return this.stop(0, "no WebSocket implementation", new BroadcasterError("Internal", "no WebSocket available; pass options.WebSocket"));
     }
     let ws: WebSocketLike;
+    this.log("opening WebSocket", this.url);
     try {
       ws = new this.WS(this.url);
     } catch (e) {
@@ -830,6 +848,7 @@ export class Broadcaster extends Emitter<ClientEvents> {
     this.connectTimer = setTimeout(() => this.drop(ws, 4000, "connect timeout"), this.opts.connectTimeout);
     ws.onopen = () => {
       if (ws !== this.ws) return;
+      this.log("WebSocket open", token === undefined ? "(no token)" : "authenticating");
       this.lastRecv = Date.now();
       this.authenticate(ws, token);
     };
@@ -842,6 +861,7 @@ export class Broadcaster extends Emitter<ClientEvents> {
       // the connection is refused, and would leave us waiting for the connect timeout. An error always ends
       // the WebSocket (WHATWG "fail the WebSocket connection"), so end this transport here, with close code 1006.
       if (ws !== this.ws) return;
+      this.log("WebSocket error");
       this.detach(ws);
       try {
         ws.close();
@@ -878,6 +898,7 @@ export class Broadcaster extends Emitter<ClientEvents> {
     this.attempts = 0;
     const reconnected = this.everConnected;
     this.everConnected = true;
+    this.log(reconnected ? "reconnected" : "connected");
     this.setState("connected");
     this.armHeartbeat(ws);
     this.scheduleRefresh(token);
@@ -892,6 +913,7 @@ export class Broadcaster extends Emitter<ClientEvents> {
   private closed(code: number, reason: string): void {
     this.transportGone(new BroadcasterError("ConnectionClosed", `connection closed (${code}${reason ? " " + reason : ""})`));
     if (this._state === "disconnected") return;
+    this.log("connection closed", code, reason);
     if (!this.opts.reconnect) return this.stop(code, reason || "connection closed", undefined);
     this.setState("connecting");
     this.emit("connecting", { code, reason });
@@ -902,13 +924,56 @@ export class Broadcaster extends Emitter<ClientEvents> {
     if (!this.opts.reconnect) {
       return this.stop(0, "connection failed", new BroadcasterError("Unavailable", "connection failed"));
     }
-    const delay = backoffDelay(this.attempts++, this.opts.minReconnectDelay, this.opts.maxReconnectDelay, this.opts.random);
+    let delay = backoffDelay(this.attempts++, this.opts.minReconnectDelay, this.opts.maxReconnectDelay, this.opts.random);
+    if (isOffline()) {
+      // No network: an `online` event retries at once (onOnline); until then only probe slowly, in case the
+      // browser's idea of being offline is wrong.
+      delay = Math.max(delay, this.opts.maxReconnectDelay);
+      this.log("offline: next attempt on the online event or in", delay, "ms");
+    } else {
+      this.log("reconnecting in", delay, "ms (attempt", this.attempts + ")");
+    }
     const epoch = this.epoch;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       if (epoch === this.epoch && this._state === "connecting") void this.attempt();
     }, delay);
+  }
+
+  // ----- browser online/offline -------------------------------------------------------------------------
+
+  private readonly onOnline = (): void => {
+    // Waiting for a retry (not in the middle of an attempt): try now instead of at the end of the backoff.
+    if (this._state !== "connecting" || !this.reconnectTimer) return;
+    this.log("online: reconnecting now");
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.attempts = 0;
+    void this.attempt();
+  };
+
+  private readonly onOffline = (): void => {
+    this.log("offline");
+  };
+
+  private watchNetwork(): void {
+    const w = (globalThis as any).window;
+    if (this.watched || !w || typeof w.addEventListener !== "function") return; // Node, workers
+    w.addEventListener("online", this.onOnline);
+    w.addEventListener("offline", this.onOffline);
+    this.watched = w;
+  }
+
+  private unwatchNetwork(): void {
+    if (!this.watched) return;
+    this.watched.removeEventListener("online", this.onOnline);
+    this.watched.removeEventListener("offline", this.onOffline);
+    this.watched = null;
+  }
+
+  private log(...args: unknown[]): void {
+    if (this.logger) this.logger("[broadcaster]", ...args);
   }
 
   private transportGone(error: BroadcasterError): void {
@@ -941,6 +1006,7 @@ export class Broadcaster extends Emitter<ClientEvents> {
     } catch {
       /* ignore */
     }
+    this.log("dropping the connection:", reason);
     this.emit("error", { type: "transport", error: new BroadcasterError("Unavailable", reason) });
     this.closed(code, reason);
   }
@@ -1028,7 +1094,10 @@ export class Broadcaster extends Emitter<ClientEvents> {
       m.epoch = pos.epoch;
     }
     const gap = sub._deliver(m);
-    if (gap) this.emit("gap", gap);
+    if (gap) {
+      this.log("gap on", sub.channel, "expected seq", gap.expected, "got", gap.got);
+      this.emit("gap", gap);
+    }
     this.emit("message", m);
   }
 
@@ -1076,6 +1145,7 @@ export class Broadcaster extends Emitter<ClientEvents> {
     if (since) params.since = since;
     sub._setState("subscribing");
     sub._resetSeq();
+    this.log("subscribe", sub.channel, since ? `since ${since.epoch}:${since.offset}` : "");
     // The result must be applied synchronously: replayed broadcasts may follow it in the same read.
     this.call(
       ws,
@@ -1085,6 +1155,7 @@ export class Broadcaster extends Emitter<ClientEvents> {
       (result) => {
         if (gen !== sub._gen || ws !== this.ws) return;
         const ev = sub._subscribed(result, resubscribed, since);
+        this.log("subscribed", sub.channel, ev.subscriptionId, ev.recovered === undefined ? "" : ev.recovered ? "recovered" : "NOT recovered");
         this.emit("subscribed", ev);
         const gap = sub._recoveryGap(ev);
         if (gap) this.emit("gap", gap);
@@ -1098,6 +1169,7 @@ export class Broadcaster extends Emitter<ClientEvents> {
         }
         // The socket is closing (send failed): its close event follows, and the reconnect resubscribes.
         if (e.code === "ConnectionClosed") return;
+        this.log("subscribe failed", sub.channel, e.code);
         this.emit("error", { type: "subscribe", error: e, channel: sub.channel });
         if (TRANSIENT_CODES.has(e.code)) {
           sub._emitError(e);

@@ -844,3 +844,106 @@ test("with Node's built-in WebSocket a reconnect against a closed port follows t
   assert.deepEqual(failures.map((f) => f.code), [1006, 1006, 1006]);
   assert.equal(client.state, "connecting");
 });
+
+// ----- debug logging and browser online/offline (issue 19) -------------------------------------------------
+
+test("debug: a logger function receives what the client does; debug: true uses console.debug", async () => {
+  const lines = [];
+  const { server, client } = setup({ debug: (...args) => lines.push(args.join(" ")) }, POS);
+  const sub = client.subscribe("news");
+  await client.connect();
+  await sub.ready(1000);
+  server.publish("news");
+  await waitFor(() => sub.lastSeq === 1, 1000, "message");
+  const resub = nextEvent(sub, "subscribed");
+  server.last.serverClose(1006, "");
+  await resub;
+  assert.ok(lines.every((l) => l.startsWith("[broadcaster] ")), lines.join("\n"));
+  const text = lines.join("\n");
+  for (const want of [/connect ws:\/\/fake/, /opening WebSocket/, /^\[broadcaster\] connected$/m, /subscribe news since e1:1/, /connection closed 1006/, /reconnecting in \d+ ms/, /subscribed news sub-2 recovered/]) {
+    assert.match(text, want);
+  }
+
+  const saved = console.debug;
+  const seen = [];
+  console.debug = (...args) => seen.push(args);
+  try {
+    const c = track(new Broadcaster("ws://fake", { ...FAST, WebSocket: server.WebSocket, token: "t", debug: true }));
+    await c.connect();
+  } finally {
+    console.debug = saved;
+  }
+  assert.ok(seen.length > 0 && seen.every((a) => a[0] === "[broadcaster]"));
+
+  const quiet = track(new Broadcaster("ws://fake", { ...FAST, WebSocket: server.WebSocket, token: "t" }));
+  console.debug = (...args) => seen.push(args);
+  const n = seen.length;
+  try {
+    await quiet.connect();
+  } finally {
+    console.debug = saved;
+  }
+  assert.equal(seen.length, n, "silent by default");
+});
+
+/** Runs fn with a browser-like `window` (an EventTarget) and `navigator.onLine`, then restores the globals. */
+async function withBrowserGlobals(fn) {
+  const savedWindow = Object.getOwnPropertyDescriptor(globalThis, "window");
+  const savedNavigator = Object.getOwnPropertyDescriptor(globalThis, "navigator");
+  const win = new EventTarget();
+  const nav = { onLine: true };
+  Object.defineProperty(globalThis, "window", { value: win, configurable: true, writable: true });
+  Object.defineProperty(globalThis, "navigator", { value: nav, configurable: true, writable: true });
+  try {
+    await fn(win, nav);
+  } finally {
+    for (const [name, d] of [["window", savedWindow], ["navigator", savedNavigator]]) {
+      if (d) Object.defineProperty(globalThis, name, d);
+      else delete globalThis[name];
+    }
+  }
+}
+
+test("browsers: offline holds the retries back; the online event reconnects at once", async () => {
+  await withBrowserGlobals(async (win, nav) => {
+    const { server, client } = setup({ minReconnectDelay: 10, maxReconnectDelay: 10000 });
+    await client.connect();
+    nav.onLine = false;
+    server.refuse = true;
+    const lost = nextEvent(client, "connecting");
+    server.last.serverClose(1006, "");
+    await lost;
+    await sleep(150); // checks that nothing happens: at 10 ms backoff this would be several attempts
+    assert.equal(server.sockets.length, 1, "no attempt while offline (only a probe after maxReconnectDelay)");
+    nav.onLine = true;
+    server.refuse = false;
+    const t0 = Date.now();
+    const back = nextEvent(client, "connected", 1000);
+    win.dispatchEvent(new Event("online"));
+    await back;
+    assert.ok(Date.now() - t0 < 1000);
+
+    // while connected an online event changes nothing; after disconnect() the client stops listening
+    win.dispatchEvent(new Event("online"));
+    assert.equal(server.sockets.length, 2);
+    client.disconnect();
+    win.dispatchEvent(new Event("online"));
+    await sleep(30);
+    assert.equal(client.state, "disconnected");
+    assert.equal(server.sockets.length, 2);
+  });
+});
+
+test("browsers: an online event during the backoff skips the rest of it", async () => {
+  await withBrowserGlobals(async (win) => {
+    const { server, client } = setup({ minReconnectDelay: 5000, maxReconnectDelay: 5000 });
+    await client.connect();
+    const lost = nextEvent(client, "connecting");
+    server.last.serverClose(1006, "");
+    await lost;
+    const back = nextEvent(client, "connected", 1000);
+    win.dispatchEvent(new Event("online"));
+    await back;
+    assert.equal(server.sockets.length, 2);
+  });
+});
