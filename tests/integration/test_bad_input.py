@@ -121,7 +121,7 @@ async def test_unknown_params_fields_ignored_and_last_seen_accepted(server):
     await c.subscribe(ch, lastSeenMessageId=None, futureOption={"a": [1, 2]})
     res = await c.ok("publish", {"channel": ch, "event": "e", "payload": 1, "ttl": 30, "meta": {"x": 1}})
     b = await c.next_broadcast()
-    assert b["id"] == res["id"] and set(b) == {"id", "seq", "createTime", "channel", "event", "payload"}
+    assert b["id"] == res["id"] and set(b) == {"id", "seq", "createTime", "channel", "offset", "epoch", "event", "payload"}
     await c.close()
 
 
