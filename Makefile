@@ -53,7 +53,8 @@ asan: deps
 # ThreadSanitizer: the unit tests, and the integration tests where threads meet (fan-out across shards,
 # shutdown, slow consumers, TLS) against a TSan build of the server.
 TSAN_SUITES = tests/integration/test_broadcast_seq.py tests/integration/test_shutdown.py \
-              tests/integration/test_limits.py tests/integration/test_tls.py tests/integration/test_publish_ws.py
+              tests/integration/test_limits.py tests/integration/test_tls.py tests/integration/test_publish_ws.py \
+              tests/integration/test_history.py
 tsan: deps
 	@cmake -S . -B $(BUILD_TSAN) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBROADCASTER_SANITIZE=thread -DBROADCASTER_BENCH=OFF >/dev/null
 	@ninja -C $(BUILD_TSAN)
