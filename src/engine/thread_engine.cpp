@@ -20,6 +20,7 @@ std::unique_ptr<core::subscription> thread_engine::subscribe(std::string_view ch
       subscribe_answer a;
       a.status = r.status;
       a.top = std::move(r.top);
+      if (asked) a.recovered = false;
       if (asked && r.status == broker::publish_status::ok) {
         a.recovered = r.complete;
         // Only a complete replay: a partial one would leave a hole the client's seq could not show.

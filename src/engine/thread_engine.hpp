@@ -17,8 +17,8 @@ namespace bc::engine {
 
 // What a subscription starts from (PROTOCOL "(ext) Channel positions, history and recovery").
 struct subscribe_answer {
-  // `unavailable`: the broker could not say where the channel stands (Redis down); the subscription must be
-  // dropped and the client told to retry.
+  // `unavailable`: the broker could not say where the channel stands (Redis down): the subscription goes live
+  // without a position (and without recovery); messages flow once the broker is back.
   broker::publish_status status = broker::publish_status::ok;
   broker::stream_position top;  // the channel's position when the subscription started
   // With a `since`: whether every message after it is in `replay` (nothing is replayed otherwise).

@@ -245,16 +245,16 @@ void client_session::finish_subscribe(std::uint64_t id, std::string_view id_json
     if (subscribing_) early_answer_ = early_answer{id, std::string(id_json), answer};
     return;  // else unsubscribed (or pruned) meanwhile: nothing to answer
   }
-  if (answer.status != broker::publish_status::ok) {
-    leave(it);
-    return reply_error(id_json, error_code::unavailable,
-                       "the broker is unavailable, so the subscription could not start; retry later");
-  }
+  // Without a position (the broker is unreachable) the subscription starts all the same, as it always could:
+  // nothing can be published meanwhile, and messages flow once the broker is back. The answer then has no
+  // epoch and offset, and a `since` is not recovered.
+  const bool positioned = answer.status == broker::publish_status::ok;
   if (!id_json.empty()) {
     // A string (PROTOCOL: clients of the original decode it into a string field), unique on this node as the
     // hub's subscription id is; digits only after the prefix, so it needs no escaping.
     std::string result = "{\"subscriptionId\":\"sub-" + std::to_string(id) + "\",\"timestamp\":\"" +
-                         format_rfc3339_ms(now_unix_ms()) + "\"," + encode_position(answer.top);
+                         format_rfc3339_ms(now_unix_ms()) + "\"";
+    if (positioned) result += "," + encode_position(answer.top);
     if (answer.recovered) result += *answer.recovered ? ",\"recovered\":true" : ",\"recovered\":false";
     result += '}';
     transport_.send_text(encode_result(id_json, result));
