@@ -58,11 +58,11 @@ class redis_broker final : public broker {
  private:
   template <class Handler>
   bool post_if_accepting(Handler&& h);
-  void on_message(redis_shard& from, std::string_view redis_channel, std::string_view bytes);
   redis_shard& shard_for(std::string_view channel) { return *shards_[shard_of(channel, shards_.size())]; }
 
   delivery_sink& sink_;
   const redis_options opts_;
+  const bool any_history_ = opts_.channels.any_history();
   boost::asio::io_context ioc_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::vector<std::unique_ptr<redis_shard>> shards_;  // after ioc_: destroyed before it
