@@ -30,7 +30,9 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 local o = string.format('%d', offset)
 local env = '\188\2' .. string.char(#epoch) .. epoch .. string.char(#o) .. o .. ARGV[6]
 if tonumber(ARGV[3]) > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], o .. '-0', 'm', env)
+  local t = redis.call('TIME')
+  local ms = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], o .. '-0', 'm', env, 't', ms)
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 redis.call('PUBLISH', ARGV[1], env)
@@ -38,6 +40,8 @@ return offset
 )lua";
 
 const char* const read = R"lua(
+local t = redis.call('TIME')
+local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 local m = redis.call('HMGET', KEYS[1], 'e', 'o')
 local epoch, top = m[1], m[2]
 if not epoch then
@@ -49,18 +53,18 @@ if not epoch then
 end
 if not top then top = '0' end
 local count = tonumber(ARGV[6])
-if count == 0 then return {epoch, top} end
+if count == 0 then return {epoch, top, now} end
 if ARGV[3] == 'n' then
-  return {epoch, top, redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', count)}
+  return {epoch, top, now, redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', count)}
 end
 local first = tonumber(ARGV[5])
 if ARGV[4] ~= epoch then
-  if ARGV[3] ~= 'A' then return {epoch, top} end
+  if ARGV[3] ~= 'A' then return {epoch, top, now} end
   first = 1
 end
 local window = tonumber(ARGV[7])
 if window > 0 and tonumber(top) - window + 1 > first then first = tonumber(top) - window + 1 end
-return {epoch, top, redis.call('XRANGE', KEYS[2], string.format('%d', first), '+', 'COUNT', count)}
+return {epoch, top, now, redis.call('XRANGE', KEYS[2], string.format('%d', first), '+', 'COUNT', count)}
 )lua";
 
 }  // namespace bc::broker::redis_scripts

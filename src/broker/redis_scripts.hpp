@@ -11,7 +11,8 @@ namespace bc::broker::redis_scripts {
 // that a Redis Cluster keeps them in one slot:
 //   P{C}:meta    hash: `e` the epoch, `o` the last offset given. Expires `position_ttl` after the last
 //                publish (30 days by default), so positions survive idle periods.
-//   P{C}:stream  stream: the channel's history, entry id `<offset>-0`, field `m` = the version-2 envelope.
+//   P{C}:stream  stream: the channel's history, entry id `<offset>-0`, field `m` = the version-2 envelope,
+//                field `t` = Redis's clock (unix ms) when appended: history_ttl is judged by Redis's clock.
 //                Trimmed by XADD MAXLEN ~ history_size; expires history_ttl after the last publish.
 std::string meta_key(std::string_view prefix, std::string_view channel);
 std::string stream_key(std::string_view prefix, std::string_view channel);
@@ -29,7 +30,8 @@ extern const char* const publish;
 // `window` offsets are skipped: the channel's history_size, exact although MAXLEN ~ keeps a few more). Modes:
 // `n` the newest `count` entries, newest first; `a` entries from offset ARGV[5] on, oldest first, when
 // ARGV[4] is the channel's epoch (none otherwise); `A` the same, but from offset 1 when the epoch differs.
-// Returns {epoch, offset, entries?} with entries as XRANGE gives them: {{id, {"m", envelope}}, ...}.
+// Returns {epoch, offset, now, entries?}: `now` Redis's clock in unix ms, entries as XRANGE gives them:
+// {{id, {"m", envelope, "t", unix ms}}, ...}.
 extern const char* const read;
 
 }  // namespace bc::broker::redis_scripts

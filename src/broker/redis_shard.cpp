@@ -41,17 +41,21 @@ bool to_u64(const redisReply* r, std::uint64_t& v) {
   return true;
 }
 
-// The read script's answer: {epoch, offset, entries?}, entries as XRANGE gives them, each decoded and checked
-// to belong to `channel`. False when it is not that (an error, or no reply at all).
+// The read script's answer: {epoch, offset, now, entries?}, entries as XRANGE gives them, each decoded and
+// checked to belong to `channel`; `times` gets each entry's append time (Redis's clock, unix ms), `now` the
+// time of the read. False when it is not that (an error, or no reply at all).
 bool parse_read(const redisReply* r, const std::string& channel, std::string& epoch, std::uint64_t& top,
-                std::vector<core::message>& messages) {
-  if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || !is_string(r->element[0]) ||
-      !to_u64(r->element[1], top)) {
+                std::vector<core::message>& messages, std::vector<std::uint64_t>* times = nullptr,
+                std::uint64_t* now = nullptr) {
+  std::uint64_t read_at = 0;
+  if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 3 || !is_string(r->element[0]) ||
+      !to_u64(r->element[1], top) || !to_u64(r->element[2], read_at)) {
     return false;
   }
   epoch.assign(r->element[0]->str, r->element[0]->len);
-  if (r->elements < 3) return true;
-  const redisReply* entries = r->element[2];
+  if (now != nullptr) *now = read_at;
+  if (r->elements < 4) return true;
+  const redisReply* entries = r->element[3];
   if (entries->type != REDIS_REPLY_ARRAY) return false;
   messages.reserve(entries->elements);
   for (std::size_t i = 0; i < entries->elements; ++i) {
@@ -64,15 +68,16 @@ bool parse_read(const redisReply* r, const std::string& channel, std::string& ep
     if (!decode_envelope(text_of(e->element[1]->element[1]), m) || m.channel != channel || m.offset == 0) {
       return false;
     }
+    if (times != nullptr) {
+      std::uint64_t t = 0;
+      const redisReply* f = e->element[1];
+      if (f->elements >= 4 && is_string(f->element[2]) && text_of(f->element[2]) == "t")
+        to_u64(f->element[3], t);
+      times->push_back(t);
+    }
     messages.push_back(std::move(m));
   }
   return true;
-}
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace
@@ -178,7 +183,8 @@ void redis_shard::on_ping_reply(redisAsyncContext*, void* reply, void* privdata)
   if (r == nullptr) return;  // connection going away
   if (is_string(r) && text_of(r) == "PONG") {
     if (self->publish_script_.sha.empty() || self->read_script_.sha.empty()) return;  // drop_later queued
-    return self->pub_.mark_ready();
+    self->pub_.mark_ready();
+    return self->check_positions();
   }
   spdlog::log(self->pub_.failure_level(), "redis shard {}: unexpected answer to PING: {}", self->index_,
               r->type == REDIS_REPLY_ERROR ? std::string(text_of(r)) : "not PONG");
@@ -346,6 +352,13 @@ void redis_shard::on_pong() {
   release_acked();
 }
 
+void redis_shard::check_positions() {
+  // The reads go over the publish connection: when the subscribe connection is back first, on its turn.
+  if (!check_owed_ || !pub_.ready() || !sub_.ready()) return;
+  check_owed_ = false;
+  tracker_.check_all();
+}
+
 void redis_shard::release_acked() {
   // While the tracker holds messages (a repair in flight) an acknowledged one may be among them.
   if (!tracker_.idle()) return;
@@ -488,9 +501,9 @@ void redis_shard::fetch(const std::string& channel, const std::string& epoch, st
 struct redis_shard::history_op {
   history_request req;
   std::function<void(history_result)> done;
-  std::size_t window = 0;   // the channel's history_size: only the newest `window` offsets count
-  std::int64_t oldest = 0;  // unix ms: messages created before are expired
-  std::uint64_t first = 0;  // next offset to read (with `since`)
+  std::size_t window = 0;    // the channel's history_size: only the newest `window` offsets count
+  std::uint64_t ttl_ms = 0;  // entries appended longer ago (by Redis's clock) are expired
+  std::uint64_t first = 0;   // next offset to read (with `since`)
   history_result result;
 };
 
@@ -503,7 +516,8 @@ void redis_shard::history(history_request req, std::function<void(history_result
   auto op = std::make_shared<history_op>();
   const auto rule = opts_.channels.for_channel(req.channel);
   op->window = rule.history_size;
-  op->oldest = now_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(rule.history_ttl).count();
+  op->ttl_ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(rule.history_ttl).count());
   op->first = req.since ? req.since->offset + 1 : 0;
   op->req = std::move(req);
   op->done = std::move(done);
@@ -520,19 +534,25 @@ void redis_shard::history_step(std::shared_ptr<history_op> op) {
               std::string epoch;
               std::uint64_t top = 0;
               std::vector<core::message> got;
-              if (!parse_read(r, op->req.channel, epoch, top, got)) {
+              std::vector<std::uint64_t> times;
+              std::uint64_t now = 0;
+              if (!parse_read(r, op->req.channel, epoch, top, got, &times, &now)) {
                 history_result failed;
                 failed.status = publish_status::unavailable;
                 return op->done(std::move(failed));
               }
-              if (!op->req.since) std::reverse(got.begin(), got.end());  // XREVRANGE: newest first
+              if (!op->req.since) {  // XREVRANGE: newest first
+                std::reverse(got.begin(), got.end());
+                std::reverse(times.begin(), times.end());
+              }
               const std::uint64_t floor = top > op->window ? top - op->window : 0;
               const std::size_t asked = op->window == 0 ? 0 : op->req.limit - res.messages.size();
               const bool full = got.size() >= asked && asked > 0;
               bool expired = false;
-              for (auto& m : got) {
+              for (std::size_t i = 0; i < got.size(); ++i) {
+                auto& m = got[i];
                 op->first = m.offset + 1;
-                if (m.offset <= floor || m.create_time_ms < op->oldest) {
+                if (m.offset <= floor || times[i] + op->ttl_ms < now) {
                   expired = true;
                   continue;
                 }
@@ -605,7 +625,8 @@ void redis_shard::on_sub_reply(redisAsyncContext*, void* reply, void* privdata) 
     if (!self->sub_pings_.empty()) return self->on_pong();
     if (!self->sub_.ready()) {
       self->sub_.mark_ready();
-      self->tracker_.check_all();  // what was published while the connection was down
+      self->check_owed_ = true;  // what was published while the connection was down
+      self->check_positions();
     }
   } else if (kind == "subscribe") {
     self->confirmed(std::string(channel));

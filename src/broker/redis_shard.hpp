@@ -187,6 +187,7 @@ class redis_shard {
   void history_step(std::shared_ptr<history_op> op);
   void on_sub_message(std::string_view redis_channel, std::string_view bytes);
   void release_acked();
+  void check_positions();
   std::string new_epoch();
   void release(const std::string& redis_channel);
   void fail_held();
@@ -220,8 +221,9 @@ class redis_shard {
   };
   script publish_script_;
   script read_script_;
-  bool reloading_ = false;  // a SCRIPT LOAD after NOSCRIPT is in flight
-  std::mt19937_64 rng_;     // epochs for channels that have none yet
+  bool reloading_ = false;   // a SCRIPT LOAD after NOSCRIPT is in flight
+  bool check_owed_ = false;  // the subscribe connection came back: the tracker must check positions
+  std::mt19937_64 rng_;      // epochs for channels that have none yet
   std::deque<in_flight> in_flight_;
   std::size_t in_flight_bytes_ = 0;
   std::chrono::steady_clock::time_point last_sent_{};
