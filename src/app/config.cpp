@@ -8,6 +8,8 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <cstdint>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -124,7 +126,18 @@ class settings {
 struct raw_values {
   std::string api_keys, policy = "disconnect", origins;
   double auth_timeout = 10, idle_timeout = 60, handshake_timeout = 10, keepalive_timeout = 75;
+  // The defaults of config::channels, its rules (the file's [[channels]]), and config::presence_ttl.
+  std::size_t history_size = 0;
+  std::int64_t history_ttl = 300, presence_ttl = 60;
+  bool presence = false;
+  std::vector<core::channel_rule> channels;
 };
+
+// Bounds of the history and presence settings, shared by the settings and the [[channels]] rules.
+constexpr std::size_t max_history_size = 1'000'000;
+constexpr std::int64_t max_history_ttl = 30 * 24 * 3600;          // 30 days
+constexpr std::size_t max_history_memory = std::size_t{1} << 40;  // 1 TiB
+constexpr std::int64_t max_presence_ttl = 24 * 3600;
 
 void declare(settings& s, config& c, raw_values& r) {
   s.option("--port", c.port, "TCP port (0 = pick a free one and log it)");
@@ -178,6 +191,20 @@ void declare(settings& s, config& c, raw_values& r) {
            shape::urls);
   s.option("--tls-cert", c.net.tls_cert, "PEM certificate chain: serve wss:// and https:// (with --tls-key)");
   s.option("--tls-key", c.net.tls_key, "PEM private key of --tls-cert");
+  s.option("--history-size", r.history_size,
+           "Messages kept per channel for recovery and the history method (0 = no history); [[channels]] "
+           "rules in the file may differ per channel")
+      ->check(CLI::Range(std::size_t{0}, max_history_size));
+  s.option("--history-ttl", r.history_ttl, "Seconds a message stays in a channel's history")
+      ->check(CLI::Range(std::int64_t{1}, max_history_ttl));
+  s.option("--history-memory-limit", c.history_memory_limit,
+           "Bytes of history the embedded broker may hold, all channels together")
+      ->check(CLI::Range(std::size_t{1}, max_history_memory));
+  s.flag("--presence", r.presence,
+         "Keep presence (who is subscribed, join/leave) on every channel; [[channels]] rules may differ");
+  s.option("--presence-ttl", r.presence_ttl,
+           "Seconds within which the members of a node that died disappear from presence")
+      ->check(CLI::Range(std::int64_t{1}, max_presence_ttl));
 }
 
 // ---- sources and the file
@@ -248,6 +275,84 @@ toml::table read_toml(const std::string& path) {
   }
 }
 
+// ---- [[channels]] rules
+
+std::string toml_quote(std::string_view s);
+
+constexpr std::string_view rule_keys[] = {"pattern", "history_size", "history_ttl", "presence"};
+
+// Channel-name characters (letters, digits, '_', '-', ':') and '*', at most a channel name long.
+bool is_valid_pattern(std::string_view p) {
+  if (p.empty() || p.size() > 255) return false;
+  return std::all_of(p.begin(), p.end(), [](unsigned char ch) {
+    return std::isalnum(ch) || ch == '_' || ch == '-' || ch == ':' || ch == '*';
+  });
+}
+
+std::int64_t rule_integer(const toml::node& n, std::int64_t lo, std::int64_t hi, std::string_view unit) {
+  const auto* v = n.as_integer();
+  if (!v || v->get() < lo || v->get() > hi)
+    throw std::invalid_argument(fmt::format("expected an integer from {} to {}{}", lo, hi, unit));
+  return v->get();
+}
+
+// One key of a [[channels]] table into `rule`; throws invalid_argument saying what is wrong with it.
+void read_rule_key(core::channel_rule& rule, std::string_view key, const toml::node& n) {
+  if (key == "pattern") {
+    const auto* v = n.as_string();
+    if (!v || !is_valid_pattern(v->get()))
+      throw std::invalid_argument("expected a string of 1 to 255 letters, digits, '_', '-', ':' and '*'");
+    rule.pattern = v->get();
+  } else if (key == "history_size") {
+    rule.history_size = static_cast<std::size_t>(
+        rule_integer(n, 0, static_cast<std::int64_t>(max_history_size), " (messages)"));
+  } else if (key == "history_ttl") {
+    rule.history_ttl = std::chrono::seconds(rule_integer(n, 1, max_history_ttl, " (seconds)"));
+  } else if (key == "presence") {
+    const auto* v = n.as_boolean();
+    if (!v) throw std::invalid_argument("expected true or false");
+    rule.presence = v->get();
+  } else {
+    std::string hint;
+    for (const auto known : rule_keys) {
+      if (edit_distance(key, known) < 3) hint = fmt::format("did you mean '{}'? ", known);
+    }
+    throw std::invalid_argument(
+        fmt::format("unknown key ({}a rule has pattern, history_size, history_ttl, presence)", hint));
+  }
+}
+
+// The file's `channels` key: an array of tables ([[channels]]), read in order; the first matching rule wins.
+// Anything wrong is one line naming the rule (number, pattern) and the key.
+std::vector<core::channel_rule> read_channel_rules(const toml::node& node, const std::string& path) {
+  const auto* rules = node.as_array();
+  if (!rules || (!rules->empty() && !rules->is_array_of_tables()))
+    throw config_error(
+        fmt::format("config file {} line {}: channels: expected [[channels]] tables, one per "
+                    "rule (pattern = \"chat:*\", history_size, history_ttl, presence)",
+                    path, node.source().begin.line));
+  std::vector<core::channel_rule> out;
+  for (std::size_t i = 0; i < rules->size(); ++i) {
+    const auto& t = *(*rules)[i].as_table();
+    const auto* pattern = t.get_as<std::string>("pattern");
+    const auto where = [&](const toml::source_region& at) {
+      return fmt::format("config file {} line {}: [[channels]] rule {}{}: ", path, at.begin.line, i + 1,
+                         pattern ? " (pattern " + toml_quote(pattern->get()) + ")" : "");
+    };
+    core::channel_rule rule;
+    for (auto&& [k, value] : t) {
+      try {
+        read_rule_key(rule, k.str(), value);
+      } catch (const std::invalid_argument& e) {
+        throw config_error(where(k.source()) + std::string(k.str()) + ": " + e.what());
+      }
+    }
+    if (rule.pattern.empty()) throw config_error(where(t.source()) + "pattern: missing (it is required)");
+    out.push_back(std::move(rule));
+  }
+  return out;
+}
+
 // Gives `text` to the option as if typed: CLI11 converts and validates it into the bound variable.
 void feed(CLI::Option& option, const std::string& text) {
   option.add_result(text);
@@ -257,11 +362,16 @@ void feed(CLI::Option& option, const std::string& text) {
 // Applies the file under the flags and the environment. Every value is checked, also one a flag or the
 // environment overrides (on `scratch`: the same settings bound to throwaway variables), so that a file which
 // works today still works when the flag goes away.
-void apply_file(const std::string& path, std::vector<setting>& all, std::vector<setting>& scratch) {
+void apply_file(const std::string& path, std::vector<setting>& all, std::vector<setting>& scratch,
+                std::vector<core::channel_rule>& channels) {
   const toml::table table = read_toml(path);
   for (auto&& [k, node] : table) {
     const std::string key(k.str());
     const auto where = fmt::format("config file {} line {}: ", path, k.source().begin.line);
+    if (key == "channels") {
+      channels = read_channel_rules(node, path);
+      continue;
+    }
     auto it = std::find_if(all.begin(), all.end(), [&](const setting& s) { return s.key == key; });
     if (it == all.end()) throw config_error(where + "unknown key '" + key + "'" + suggestion(key, all));
     try {
@@ -325,6 +435,19 @@ std::string render_config(const std::vector<setting>& all, const std::string& fi
   return out;
 }
 
+// The [[channels]] rules as TOML tables, after every top-level key (TOML wants tables last).
+std::string render_channel_rules(const std::vector<core::channel_rule>& rules) {
+  if (rules.empty()) return "";
+  std::string out = "\n# [[channels]] rules (file), in order: the first whose pattern matches a channel wins";
+  for (const auto& r : rules) {
+    out += "\n[[channels]]\npattern = " + toml_quote(r.pattern) + "\n";
+    if (r.history_size) out += fmt::format("history_size = {}\n", *r.history_size);
+    if (r.history_ttl) out += fmt::format("history_ttl = {}\n", r.history_ttl->count());
+    if (r.presence) out += fmt::format("presence = {}\n", *r.presence);
+  }
+  return out;
+}
+
 // ---- checks
 
 // Turns the raw values into the config and checks it; returns the line to print when it is unusable.
@@ -341,6 +464,9 @@ std::optional<std::string> finish(config& c, const raw_values& r) {
   if (c.net.max_connections == 0)
     c.net.max_connections = std::numeric_limits<std::size_t>::max();  // unlimited
   if (c.rate_burst < 1) c.rate_burst = 1;
+  c.channels =
+      core::channel_rules({r.history_size, std::chrono::seconds(r.history_ttl), r.presence}, r.channels);
+  c.presence_ttl = std::chrono::seconds(r.presence_ttl);
 
   if (!c.dev && c.jwt_secret.empty())
     return "JWT_SECRET is required (set JWT_SECRET or --jwt-secret, or use --dev)";
@@ -404,7 +530,7 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
     for (auto& one : s.all()) {
       if (one.option->count() > 0) one.source = on_command_line(argc, argv, one.flag) ? "flag" : "env";
     }
-    if (!c.config_file.empty()) apply_file(c.config_file, s.all(), scratch.all());
+    if (!c.config_file.empty()) apply_file(c.config_file, s.all(), scratch.all(), r.channels);
   } catch (const CLI::ParseError& e) {
     exit_code = app.exit(e) == 0 ? 0 : 2;
     return std::nullopt;
@@ -420,7 +546,9 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
       one.source = "dev";
     }
   }
-  const std::string effective = print ? render_config(s.all(), c.config_file) : "";  // before normalising
+  const std::string effective = print
+                                    ? render_config(s.all(), c.config_file) + render_channel_rules(r.channels)
+                                    : "";  // before normalising
   if (auto error = finish(c, r)) return fail(*error);
   if (print) {
     std::cout << effective << std::flush;

@@ -2,11 +2,13 @@
 // The server's configuration: one aggregate with defaults, filled in one place from (lowest to highest) the
 // defaults below, an optional TOML file (--config / CONFIG), the environment and the flags.
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/channel_rules.hpp"
 #include "net/net_config.hpp"
 
 namespace bc::app {
@@ -31,6 +33,12 @@ struct config {
   std::string redis_url;
   std::string config_file;  // the TOML file the settings came from, if any (for logs and /info)
   net::net_config net;
+  // History and presence per channel: the defaults are HISTORY_SIZE / HISTORY_TTL / PRESENCE, the rules the
+  // file's [[channels]] tables in order (PROTOCOL "(ext) Channel positions, history and recovery", "(ext)
+  // Presence").
+  core::channel_rules channels;
+  std::size_t history_memory_limit = 256u << 20;  // bytes of history the embedded broker holds, all channels
+  std::chrono::seconds presence_ttl{60};          // a dead node's members leave presence within this
 };
 
 // Parses flags, environment and the TOML file named by --config or CONFIG: a flag wins over its environment

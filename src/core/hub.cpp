@@ -19,7 +19,7 @@ hub::~hub() {
   assert(subscriptions_ == 0 && "subscriptions must not outlive their hub");
 }
 
-std::unique_ptr<subscription> hub::subscribe(std::string_view channel, subscriber& s) {
+std::unique_ptr<subscription> hub::subscribe(std::string_view channel, subscriber& s, bool buffered) {
   auto it = channels_.find(channel);
   if (it == channels_.end()) {
     auto entry = std::make_unique<channel_entry>();
@@ -34,7 +34,8 @@ std::unique_ptr<subscription> hub::subscribe(std::string_view channel, subscribe
   const std::uint64_t id = (static_cast<std::uint64_t>(shard_index_) << 40) | ++next_id_;
   std::unique_ptr<subscription> sub(new subscription(*this, &entry, id));
   sub->index_ = static_cast<std::uint32_t>(entry.slots.size());
-  entry.slots.push_back(slot{&s, 0, sub.get()});
+  sub->buffering_ = buffered;
+  entry.slots.push_back(slot{&s, 0, sub.get(), buffered});
   ++subscriptions_;
   return sub;
 }
@@ -62,8 +63,48 @@ std::size_t hub::deliver(const publication_ptr& pub) {
   if (it == channels_.end()) return 0;
   auto& slots = it->second->slots;
   // Subscribers may not unsubscribe from inside deliver() (see subscriber), so the vector is stable here.
-  for (slot& s : slots) s.target->deliver(pub, ++s.seq);
+  if (pub->skipped != 0) {
+    for (slot& s : slots) {
+      if (s.buffering) {
+        s.owner->held_.push_back(pub);
+      } else {
+        s.seq += pub->skipped;
+      }
+    }
+    return 0;
+  }
+  for (slot& s : slots) {
+    if (s.buffering) {
+      s.owner->held_.push_back(pub);
+    } else {
+      s.target->deliver(pub, ++s.seq);
+    }
+  }
   return slots.size();
+}
+
+void hub::go_live(subscription& sub, const std::vector<publication_ptr>& replay, std::string_view epoch,
+                  std::uint64_t offset) {
+  auto& entry = *static_cast<channel_entry*>(sub.channel_);
+  assert(sub.index_ < entry.slots.size() && entry.slots[sub.index_].owner == &sub);
+  slot& s = entry.slots[sub.index_];
+  for (const auto& pub : replay) s.target->deliver(pub, ++s.seq);
+  auto held = std::move(sub.held_);
+  sub.held_.clear();
+  sub.buffering_ = false;
+  s.buffering = false;
+  for (const auto& pub : held) {
+    // A gap marker carries no epoch: its broker reports it in the channel's current one.
+    const bool same_epoch = pub->offset != 0 && (pub->epoch == epoch || pub->epoch.empty());
+    if (same_epoch && pub->offset <= offset) continue;  // covered by the position (and the replay)
+    if (pub->skipped != 0) {
+      // Only the part after the position is a loss for this subscription.
+      const std::uint64_t first = pub->offset - pub->skipped + 1;
+      s.seq += same_epoch && first <= offset ? pub->offset - offset : pub->skipped;
+      continue;
+    }
+    s.target->deliver(pub, ++s.seq);
+  }
 }
 
 void hub::deliver_to(subscription& sub, const publication_ptr& pub) {

@@ -35,6 +35,8 @@ class subscription {
 
   std::uint64_t id() const { return id_; }
   const std::string& channel() const;
+  // Not yet live: what is published meanwhile is held back until hub::go_live.
+  bool buffering() const { return buffering_; }
 
  private:
   friend class hub;
@@ -43,6 +45,8 @@ class subscription {
   void* channel_;            // hub::channel_entry, opaque outside the hub
   std::uint32_t index_ = 0;  // position in the channel's slot vector, kept current by the hub
   std::uint64_t id_;
+  bool buffering_ = false;
+  std::vector<publication_ptr> held_;  // while buffering
 };
 
 // Owns one thread's channel index. Not thread-safe by design: everything happens on the owning thread, and
@@ -58,11 +62,20 @@ class hub {
   std::uint32_t shard_index() const { return shard_index_; }
 
   // Adds `s` to `channel`; the returned subscription removes itself when destroyed. Its seq starts at 0, so
-  // the first delivered message carries seq 1.
-  std::unique_ptr<subscription> subscribe(std::string_view channel, subscriber& s);
+  // the first delivered message carries seq 1. A `buffered` subscription holds back what is published to it
+  // until go_live(): the channel's position is read, and a replay from history fetched, in between.
+  std::unique_ptr<subscription> subscribe(std::string_view channel, subscriber& s, bool buffered = false);
+
+  // The hand-over from history to the live stream, without a duplicate or a hole: delivers `replay` (the
+  // messages after the client's position up to `offset`, in order), then what was held back, except what
+  // the replay or the position already covers (offsets up to `offset` in `epoch`: published before the
+  // position was read). From then on the subscription is live.
+  void go_live(subscription& sub, const std::vector<publication_ptr>& replay, std::string_view epoch,
+               std::uint64_t offset);
 
   // Hands `pub` to every local subscriber of its channel, incrementing each subscription's seq first, so a
-  // message a subscriber drops still consumes its number. Returns the number of subscribers reached.
+  // message a subscriber drops still consumes its number. A gap marker (pub->skipped) advances every seq by
+  // the number of messages it stands for. Returns the number of subscribers reached.
   std::size_t deliver(const publication_ptr& pub);
   // Hands `pub` to one subscription only, with that subscription's next seq (a replay into a new subscription
   // before it joins the live stream). `pub` need not be of the subscription's channel's live stream.
@@ -82,6 +95,7 @@ class hub {
     subscriber* target;
     std::uint64_t seq;
     subscription* owner;
+    bool buffering;  // a copy of owner->buffering_, read where the slot is already in cache
   };
   struct channel_entry {
     std::string name;

@@ -35,6 +35,7 @@ struct publication {
   std::string head;
   std::string tail;
   std::uint64_t offset = 0;  // the message's channel offset (0: unknown)
+  std::string epoch;
   std::uint64_t skipped = 0;
 };
 

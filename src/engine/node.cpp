@@ -9,7 +9,8 @@
 
 namespace bc::engine {
 
-node::node(publication_encoder encode) : encode_(std::move(encode)) {
+node::node(publication_encoder encode, core::channel_rules rules)
+    : encode_(std::move(encode)), rules_(std::move(rules)) {
   if (!encode_) throw std::invalid_argument("the engine needs a publication encoder");
 }
 
@@ -66,6 +67,17 @@ bool node::try_deliver(core::message msg) {
   return true;
 }
 
+void node::deliver_gap(std::string channel, std::uint64_t last_offset, std::uint64_t count) {
+  const auto hash = core::channel_filter::hash(channel);
+  if (count == 0 || !wanted(hash)) return;
+  auto marker = std::make_shared<core::publication>();
+  marker->channel = std::move(channel);
+  marker->offset = last_offset;
+  marker->skipped = count;
+  // No epoch: a gap is reported by the broker that tracks the channel's current one.
+  push(marker, hash);
+}
+
 bool node::wanted(std::uint64_t hash) const {
   for (auto* t : threads_) {
     if (t->may_have(hash)) return true;
@@ -81,8 +93,4 @@ void node::push(const core::publication_ptr& pub, std::uint64_t hash) {
   }
 }
 
-}  // namespace bc::engine
-
-namespace bc::engine {
-void node::deliver_gap(std::string, std::uint64_t, std::uint64_t) {}  // TODO: being written
 }  // namespace bc::engine

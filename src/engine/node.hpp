@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "broker/broker.hpp"
+#include "core/channel_rules.hpp"
 #include "core/message.hpp"
 #include "engine/channel_interest.hpp"
 #include "engine/local_thread.hpp"
@@ -33,7 +34,7 @@ using publication_encoder = std::function<core::publication_ptr(core::message)>;
 // Thread-safety: attach() and add_thread() before start; everything else from any thread.
 class node final : public broker::delivery_sink {
  public:
-  explicit node(publication_encoder encode);
+  explicit node(publication_encoder encode, core::channel_rules rules = {});
 
   void attach(broker::broker& b);
   void add_thread(local_thread& t);
@@ -43,6 +44,14 @@ class node final : public broker::delivery_sink {
   static void stamp(core::message& msg);
   // Hands a stamped message to the broker. `done` is called exactly once, on any thread, possibly inside.
   void publish(core::message msg, std::function<void(broker::publish_status)> done);
+
+  // The channel's position and history (see broker::history).
+  void history(broker::history_request req, std::function<void(broker::history_result)> done) {
+    broker_->history(std::move(req), std::move(done));
+  }
+  // A message's wire form, as deliveries carry it (for replays out of history).
+  core::publication_ptr encode(core::message msg) const { return encode_(std::move(msg)); }
+  const core::channel_rules& rules() const { return rules_; }
 
   broker::broker& broker() { return *broker_; }
   // What the hubs tell when a channel gains its first or loses its last subscriber on their thread.
@@ -59,6 +68,7 @@ class node final : public broker::delivery_sink {
   void push(const core::publication_ptr& pub, std::uint64_t hash);
 
   publication_encoder encode_;
+  const core::channel_rules rules_;
   broker::broker* broker_ = nullptr;
   channel_interest interest_;
   std::vector<local_thread*> threads_;

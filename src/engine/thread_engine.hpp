@@ -1,17 +1,30 @@
 #pragma once
 // The engine as the sessions of one worker thread use it: publish through the node, subscribe on this
 // thread's hub. Every way a subscription starts and ends goes through here, so that what must happen then
-// (the broker's interest, later presence's join/leave and recovery's replay) happens in one place.
+// (the broker's interest, recovery's replay, later presence's join/leave) happens in one place.
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
+#include <vector>
 
 #include "core/hub.hpp"
 #include "core/subscriber.hpp"
 #include "engine/node.hpp"
 
 namespace bc::engine {
+
+// What a subscription starts from (PROTOCOL "(ext) Channel positions, history and recovery").
+struct subscribe_answer {
+  // `unavailable`: the broker could not say where the channel stands (Redis down); the subscription must be
+  // dropped and the client told to retry.
+  broker::publish_status status = broker::publish_status::ok;
+  broker::stream_position top;  // the channel's position when the subscription started
+  // With a `since`: whether every message after it is in `replay` (nothing is replayed otherwise).
+  std::optional<bool> recovered;
+  std::vector<core::publication_ptr> replay;  // offsets since+1 … top.offset, in order
+};
 
 // Used only on its thread (publish() may be called from any).
 class thread_engine {
@@ -24,16 +37,35 @@ class thread_engine {
     node_.publish(std::move(msg), std::move(done));
   }
 
-  struct subscribed {
-    std::unique_ptr<core::subscription> subscription;
-    // Messages published anywhere from now on reach the subscription. When false (the Redis broker has not
-    // confirmed this node's subscription yet), `when_live(id)` is called later, on any thread, once they do
-    // or once waiting longer cannot help (connection lost, timeout).
-    bool live = true;
-  };
-  // Subscribes `s` to `channel` on this thread's hub. An empty `when_live` asks for no wait (live is true).
-  subscribed subscribe(std::string_view channel, core::subscriber& s,
-                       std::function<void(std::uint64_t id)> when_live);
+  using ready_callback = std::function<void(std::uint64_t id, subscribe_answer)>;
+
+  // Subscribes `s` to `channel` on this thread's hub.
+  //
+  // Without `when_ready` the subscription is live at once and has no position (a notification without
+  // `since`: nobody reads the answer). With it, the subscription holds back what is published to it while:
+  // the broker confirms this node's subscription (messages published anywhere from then on reach it), then
+  // the channel's position is read and, for `since`, the missed messages are fetched from history. Then
+  // `when_ready(id, answer)` runs, on any thread; the caller, back on this thread, answers the client and
+  // calls go_live() (or unsubscribes). Reading the position after the broker's confirmation is what makes
+  // the hand-over exact: every message after the position reaches the held-back queue, and hub::go_live drops
+  // those the position already covers.
+  std::unique_ptr<core::subscription> subscribe(std::string_view channel, core::subscriber& s,
+                                                std::optional<broker::stream_position> since,
+                                                ready_callback when_ready);
+
+  // Delivers the answer's replay, then the held-back messages after the position; the subscription is live.
+  void go_live(core::subscription& sub, const subscribe_answer& answer) {
+    hub_.go_live(sub, answer.replay, answer.top.epoch, answer.top.offset);
+  }
+
+  // The channel's position and history, for the `history` method (the answer comes on any thread).
+  void history(broker::history_request req, std::function<void(broker::history_result)> done) {
+    node_.history(std::move(req), std::move(done));
+  }
+  // The most messages a `history` call or a recovery may return for `channel`: its history size.
+  std::size_t history_limit(std::string_view channel) const {
+    return node_.rules().for_channel(channel).history_size;
+  }
 
   // The one way out of a subscription: unsubscribe, a token refresh that no longer allows the channel, the
   // connection closing. Nothing is delivered to it afterwards.

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "protocol/encoder.hpp"
+#include "protocol/position_params.hpp"
 #include "protocol/time_format.hpp"
 #include "protocol/validation.hpp"
 
@@ -111,6 +112,9 @@ void client_session::dispatch(request& req) {
     case method::heartbeat:
       do_heartbeat(req);
       break;
+    case method::history:
+      do_history(req);
+      break;
   }
   observe_latency(req.verb, start);
 }
@@ -198,6 +202,11 @@ void client_session::do_subscribe(request& req) {
   if (!claims_.authorizes(*channel)) {
     return reply_error(req.id_json, error_code::permission_denied, "channel not in authorizedChannels");
   }
+  std::optional<broker::stream_position> since;
+  std::string message;
+  if (!read_since(req.params, since, message)) {
+    return reply_error(req.id_json, error_code::invalid_argument, message);
+  }
   if (find_subscription(*channel) != subscriptions_.end()) {
     return reply_error(req.id_json, error_code::already_exists, "already subscribed to this channel");
   }
@@ -205,28 +214,83 @@ void client_session::do_subscribe(request& req) {
     return reply_error(req.id_json, error_code::resource_exhausted,
                        "too many subscriptions on this connection");
   }
-  if (req.id_json.empty()) {  // a notification: no reply to hold back
-    subscriptions_.push_back(services_.engine.subscribe(*channel, *this, nullptr).subscription);
-    services_.stats.subscriptions.add();
+  services_.stats.subscriptions.add();
+  if (req.id_json.empty() && !since) {  // a notification: no answer to build, nothing to replay
+    subscriptions_.push_back(services_.engine.subscribe(*channel, *this, std::nullopt, nullptr));
     return;
   }
-  // With a cross-node broker the reply waits until messages published on other nodes reach this one, so that
-  // "subscribed" means every later message arrives. Messages published here may arrive before the reply.
-  auto send = [this, id_json = std::move(req.id_json)](std::uint64_t id) {
+  // The answer comes once the broker has the channel for this node and its position is read (on any
+  // thread): back on this connection's thread, dropped if the connection closed meanwhile.
+  auto ready = [this, defer = transport_.make_deferrer(), id_json = std::move(req.id_json)](
+                   std::uint64_t id, engine::subscribe_answer answer) {
+    defer([this, id, id_json, answer = std::move(answer)] { finish_subscribe(id, id_json, answer); });
+  };
+  // The answer may come inside subscribe() (the embedded broker answers at once), before the subscription is
+  // in subscriptions_: finish_subscribe then leaves it in early_answer_.
+  subscribing_ = true;
+  subscriptions_.push_back(services_.engine.subscribe(*channel, *this, std::move(since), std::move(ready)));
+  subscribing_ = false;
+  if (early_answer_) {
+    auto early = std::move(*early_answer_);
+    early_answer_.reset();
+    finish_subscribe(early.id, early.id_json, early.answer);
+  }
+}
+
+void client_session::finish_subscribe(std::uint64_t id, std::string_view id_json,
+                                      const engine::subscribe_answer& answer) {
+  const auto it = std::find_if(subscriptions_.begin(), subscriptions_.end(),
+                               [&](const auto& s) { return s->id() == id; });
+  if (it == subscriptions_.end()) {
+    if (subscribing_) early_answer_ = early_answer{id, std::string(id_json), answer};
+    return;  // else unsubscribed (or pruned) meanwhile: nothing to answer
+  }
+  if (answer.status != broker::publish_status::ok) {
+    leave(it);
+    return reply_error(id_json, error_code::unavailable,
+                       "the broker is unavailable, so the subscription could not start; retry later");
+  }
+  if (!id_json.empty()) {
     // A string (PROTOCOL: clients of the original decode it into a string field), unique on this node as the
     // hub's subscription id is; digits only after the prefix, so it needs no escaping.
-    transport_.send_text(encode_result(id_json, "{\"subscriptionId\":\"sub-" + std::to_string(id) +
-                                                    "\",\"timestamp\":\"" + format_rfc3339_ms(now_unix_ms()) +
-                                                    "\"}"));
-  };
-  auto joined = services_.engine.subscribe(
-      *channel, *this, [send, defer = transport_.make_deferrer()](std::uint64_t id) {
-        defer([send, id] { send(id); });  // back on this connection's thread; dropped if it closed
-      });
-  const auto id = joined.subscription->id();
-  subscriptions_.push_back(std::move(joined.subscription));
-  services_.stats.subscriptions.add();
-  if (joined.live) send(id);
+    std::string result = "{\"subscriptionId\":\"sub-" + std::to_string(id) + "\",\"timestamp\":\"" +
+                         format_rfc3339_ms(now_unix_ms()) + "\"," + encode_position(answer.top);
+    if (answer.recovered) result += *answer.recovered ? ",\"recovered\":true" : ",\"recovered\":false";
+    result += '}';
+    transport_.send_text(encode_result(id_json, result));
+  }
+  // After the answer: the replay and what was held back follow it on the wire.
+  services_.engine.go_live(**it, answer);
+}
+
+void client_session::do_history(request& req) {
+  auto channel = authenticated_channel(req);
+  if (!channel) return;
+  // The permission to subscribe: history is what a subscriber would have received.
+  if (!claims_.can_subscribe) {
+    return reply_error(req.id_json, error_code::permission_denied, "token lacks the subscribe scope");
+  }
+  if (!claims_.authorizes(*channel)) {
+    return reply_error(req.id_json, error_code::permission_denied, "channel not in authorizedChannels");
+  }
+  broker::history_request q;
+  std::optional<std::uint64_t> limit;
+  std::string message;
+  if (!read_since(req.params, q.since, message) || !read_limit(req.params, limit, message)) {
+    return reply_error(req.id_json, error_code::invalid_argument, message);
+  }
+  q.channel = std::string(*channel);
+  const std::size_t most = services_.engine.history_limit(*channel);
+  q.limit = limit ? static_cast<std::size_t>(std::min<std::uint64_t>(*limit, most)) : most;
+  services_.engine.history(std::move(q), [this, defer = transport_.make_deferrer(),
+                                          id_json = std::move(req.id_json)](broker::history_result r) {
+    defer([this, id_json, r = std::move(r)] {
+      if (r.status != broker::publish_status::ok) {
+        return reply_error(id_json, error_code::unavailable, "the broker is unavailable; retry later");
+      }
+      if (!id_json.empty()) transport_.send_text(encode_result(id_json, encode_history_result(r)));
+    });
+  });
 }
 
 void client_session::do_unsubscribe(request& req) {

@@ -96,6 +96,9 @@ class client_session final : public core::subscriber {
   // The request's channel when the session is authenticated and the name valid; else replies the error.
   std::optional<std::string_view> authenticated_channel(const request& req);
   void do_subscribe(request& req);
+  // The subscribe's answer, once the engine has the position (and the replay): back on this thread.
+  void finish_subscribe(std::uint64_t id, std::string_view id_json, const engine::subscribe_answer& answer);
+  void do_history(request& req);
   void do_unsubscribe(request& req);
   // True when the reply goes through the publisher's callback, which observes the latency; false when it was
   // refused here and answered at once.
@@ -121,6 +124,13 @@ class client_session final : public core::subscriber {
   std::chrono::steady_clock::time_point refilled_{};
   unsigned violations_ = 0;
   std::size_t publishes_in_flight_ = 0;  // handed to the publisher, answer not yet sent
+  struct early_answer {
+    std::uint64_t id;
+    std::string id_json;
+    engine::subscribe_answer answer;
+  };
+  bool subscribing_ = false;  // inside engine.subscribe(): an answer now is kept in early_answer_
+  std::optional<early_answer> early_answer_;
   bool draining_ = false;
 };
 

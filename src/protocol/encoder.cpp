@@ -65,24 +65,64 @@ std::string encode_publish_result(const core::message& msg) {
   return out;
 }
 
-core::publication_ptr encode_publication(core::message msg) {
-  auto pub = std::make_shared<core::publication>();
-  pub->head = "{\"method\":\"broadcast\",\"params\":{\"seq\":";
-  std::string& t = pub->tail;
-  t.reserve(msg.payload.size() + msg.channel.size() + msg.event.size() + 96);
-  t += ",\"id\":\"";
+namespace {
+// ,"id":..,"createTime":..,"channel":..[,"offset":..,"epoch":..],"event":..,"payload":..: the fields a
+// broadcast and a history entry share.
+void append_message_fields(std::string& t, const core::message& msg) {
+  t += "\"id\":\"";
   t += msg.id;  // UUID text, nothing to escape
   t += "\",\"createTime\":\"";
   t += format_rfc3339_ms(msg.create_time_ms);
   t += "\",\"channel\":\"";
   t += msg.channel;  // validated: letters, digits, _ - :
-  t += "\",\"event\":";
+  t += '"';
+  if (msg.offset != 0) {
+    t += ",\"offset\":";
+    t += std::to_string(msg.offset);
+    t += ",\"epoch\":";
+    t += json_quote(msg.epoch);  // from Redis: quoted, whoever wrote it
+  }
+  t += ",\"event\":";
   t += json_quote(msg.event);
   t += ",\"payload\":";
   t += msg.payload;
+}
+}  // namespace
+
+core::publication_ptr encode_publication(core::message msg) {
+  auto pub = std::make_shared<core::publication>();
+  pub->head = "{\"method\":\"broadcast\",\"params\":{\"seq\":";
+  std::string& t = pub->tail;
+  t.reserve(msg.payload.size() + msg.channel.size() + msg.event.size() + msg.epoch.size() + 128);
+  t += ',';
+  append_message_fields(t, msg);
   t += "}}";
+  pub->offset = msg.offset;
+  pub->epoch = std::move(msg.epoch);
   pub->channel = std::move(msg.channel);
   return pub;
+}
+
+std::string encode_position(const broker::stream_position& pos) {
+  return "\"epoch\":" + json_quote(pos.epoch) + ",\"offset\":" + std::to_string(pos.offset);
+}
+
+std::string encode_history_result(const broker::history_result& r) {
+  std::size_t size = 64;
+  for (const auto& m : r.messages) size += m.payload.size() + m.event.size() + m.channel.size() + 128;
+  std::string out;
+  out.reserve(size);
+  out += "{\"publications\":[";
+  for (const auto& m : r.messages) {
+    if (out.back() != '[') out += ',';
+    out += '{';
+    append_message_fields(out, m);
+    out += '}';
+  }
+  out += "],";
+  out += encode_position(r.top);
+  out += '}';
+  return out;
 }
 
 }  // namespace bc::protocol

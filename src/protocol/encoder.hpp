@@ -4,6 +4,7 @@
 #include <string>
 #include <string_view>
 
+#include "broker/broker.hpp"
 #include "core/message.hpp"
 #include "protocol/error_code.hpp"
 
@@ -25,9 +26,17 @@ std::string encode_error_body(error_code code, std::string_view message);
 std::string encode_publish_result(const core::message& msg);
 
 // Builds the broadcast frame pieces once per publish: head + seq + tail is
-// {"method":"broadcast","params":{"seq":N,"id":..,"createTime":..,"channel":..,"event":..,"payload":..}}.
+// {"method":"broadcast","params":{"seq":N,"id":..,"createTime":..,"channel":..,"offset":..,"epoch":..,
+// "event":..,"payload":..}} (offset and epoch only when the broker gave them).
 // `msg.payload` must already be valid JSON text: the publisher's own bytes (raw_json), copied, never
 // re-serialised.
 core::publication_ptr encode_publication(core::message msg);
+
+// "epoch":..,"offset":.. (members to put inside an object).
+std::string encode_position(const broker::stream_position& pos);
+
+// {"publications":[{"id","createTime","channel","offset","epoch","event","payload"}...],"epoch":..,"offset":..}:
+// the answer to `history`, over WebSocket and REST.
+std::string encode_history_result(const broker::history_result& r);
 
 }  // namespace bc::protocol

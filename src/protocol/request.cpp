@@ -12,6 +12,7 @@ std::optional<method> parse_method(std::string_view name) {
   if (name == "unsubscribe") return method::unsubscribe;
   if (name == "heartbeat") return method::heartbeat;
   if (name == "auth") return method::auth;
+  if (name == "history") return method::history;
   return std::nullopt;
 }
 

@@ -13,7 +13,7 @@
 namespace bc::protocol {
 
 // Numbered from 0 without gaps: the per-method counters are indexed by it and sized by method_count.
-enum class method { auth, subscribe, unsubscribe, publish, heartbeat };
+enum class method { auth, subscribe, unsubscribe, publish, heartbeat, history };
 
 std::optional<method> parse_method(std::string_view name);
 
@@ -33,6 +33,8 @@ constexpr std::string_view to_string(method m) {
       return "publish";
     case method::heartbeat:
       return "heartbeat";
+    case method::history:
+      return "history";
   }
   return {};
 }

@@ -21,8 +21,10 @@ async def test_subscribe_result_and_unsubscribe(server):
     msg = await c.request("subscribe", {"channel": ch}, id=5)
     assert msg["requestId"] == 5
     res = msg["result"]
-    assert set(res) == {"subscriptionId", "timestamp"}, res
+    assert set(res) == {"subscriptionId", "timestamp", "epoch", "offset"}, res
     assert isinstance(res["subscriptionId"], str) and res["subscriptionId"], res  # a non-empty string
+    # The channel's position: a fresh channel has offset 0 in some epoch.
+    assert isinstance(res["epoch"], str) and res["epoch"] and res["offset"] == 0, res
     assert_recent(res["timestamp"])
     msg = await c.request("unsubscribe", {"channel": ch}, id="u1")
     assert msg == {"requestId": "u1", "result": {"success": True}}
