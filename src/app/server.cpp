@@ -78,15 +78,24 @@ std::string sample_token(const std::string& secret, const std::string& sub,
 
 }  // namespace
 
+namespace {
+broker::redis_options redis_options_of(const config& c) {
+  broker::redis_options o;
+  o.channels = c.channels;
+  return o;
+}
+}  // namespace
+
 server::server(config cfg)
     : cfg_(with_dev_defaults(std::move(cfg))),
       node_id_(random_hex(8)),
       started_(std::chrono::steady_clock::now()),
       verifier_(cfg_.jwt_secret, std::chrono::seconds(cfg_.jwt_leeway_s)),
       api_keys_(cfg_.api_keys),
-      node_(protocol::encode_publication),
-      broker_(cfg_.broker == "redis" ? broker::make_redis_broker(node_, cfg_.redis_url)
-                                     : std::make_unique<broker::memory_broker>(node_)),
+      node_(protocol::encode_publication, cfg_.channels),
+      broker_(cfg_.broker == "redis"
+                  ? broker::make_redis_broker(node_, cfg_.redis_url, redis_options_of(cfg_))
+                  : std::make_unique<broker::memory_broker>(node_, cfg_.channels, cfg_.history_memory_limit)),
       publisher_(node_),
       rest_(publisher_, api_keys_),
       shared_(cfg_.net) {
