@@ -18,7 +18,7 @@ import time
 import pytest
 
 from conftest import Client, async_test, chan, make_token, rest_publish
-from redis_helpers import RedisConnection, RedisServer, start_node, stop_all, wait_health
+from redis_helpers import RedisConnection, RedisServer, redis_metrics, start_node, stop_all, wait_health
 
 HISTORY_ON = ("--history-size", "5000", "--history-ttl", "300")
 
@@ -144,12 +144,14 @@ async def stream_across_a_lost_subscribe_connection(cluster, flags):
     # Every message published after the subscribe got an offset 1..total (A publishes nothing else): the last one
     # arrives last, live or repaired.
     got += await collect(sub, lambda g: bool(g) and (g[-1]["offset"] >= total))
-    return first, total, got
+    return first, total, got, redis_metrics(b)
 
 
 @async_test(timeout=90)
 async def test_a_lost_subscribe_connection_with_history_on_loses_nothing(cluster):
-    first, total, got = await stream_across_a_lost_subscribe_connection(cluster, HISTORY_ON)
+    first, total, got, metrics = await stream_across_a_lost_subscribe_connection(cluster, HISTORY_ON)
+    assert metrics["broadcaster_redis_repaired_total"] > 0, "the outage lost messages on the way (else this proves nothing)"
+    assert metrics["broadcaster_redis_skipped_total"] == 0
     assert [m["offset"] for m in got] == list(range(1, total + 1)), "every message once, in order"
     assert [m["seq"] for m in got] == list(range(1, total + 1)), "seq contiguous"
     assert {m["epoch"] for m in got} == {first["epoch"]}
@@ -157,7 +159,8 @@ async def test_a_lost_subscribe_connection_with_history_on_loses_nothing(cluster
 
 @async_test(timeout=90)
 async def test_a_lost_subscribe_connection_with_history_off_shows_every_loss_as_a_gap(cluster):
-    first, total, got = await stream_across_a_lost_subscribe_connection(cluster, ())
+    first, total, got, metrics = await stream_across_a_lost_subscribe_connection(cluster, ())
+    assert metrics["broadcaster_redis_skipped_total"] == total - len(got)
     offsets = [m["offset"] for m in got]
     assert offsets == sorted(set(offsets)), "in order, no duplicate"
     assert len(offsets) < total, "the outage lost messages (else this test proves nothing)"
