@@ -19,8 +19,11 @@
 
 namespace bc::broker {
 
-// A publish goes to Redis (PUBLISH on the channel's shard) and comes back to every node subscribed to that
-// channel, this one included, which rebuilds the frame and hands it to its delivery_sink. A node subscribes
+// A publish goes to Redis (one atomic script on the channel's shard that gives it the channel's next offset,
+// keeps it in the channel's stream when the channel has history, and PUBLISHes it; redis_scripts.hpp) and
+// comes back to every node subscribed to that channel, this one included, which checks its offset against
+// the last one delivered (redis_channel_tracker.hpp: jumps are repaired from the stream or reported as gaps),
+// rebuilds the frame and hands it to its delivery_sink. A node subscribes
 // in Redis only to channels with local subscribers (subscribe/unsubscribe from channel_interest).
 //
 // Concurrency: one broker thread runs its own io_context and owns every hiredis context, shard and channel

@@ -857,6 +857,30 @@ TYPED_TEST(multi_node_conformance, publications_from_one_thread_arrive_in_publis
   }
 }
 
+TYPED_TEST(multi_node_conformance, every_node_sees_the_same_offset_and_epoch_for_the_same_message) {
+  // broker.hpp: the channel's next offset is given once, at the channel's ordering point.
+  ASSERT_TRUE(interest(this->b(), "pos"));
+  ASSERT_TRUE(interest(this->other(), "pos"));
+  constexpr std::size_t n = 200;
+  call_log log(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    broker& from = i % 2 == 0 ? this->b() : this->other();
+    from.publish(make_message("pos", "pos-" + std::to_string(i)), log.done(i));
+  }
+  ASSERT_TRUE(log.wait_released(10s));
+  EXPECT_EQ(log.answered_with(publish_status::ok), n);
+  ASSERT_TRUE(this->sink().wait_for("pos", n, 10s));
+  ASSERT_TRUE(this->other_sink().wait_for("pos", n, 10s));
+  const auto here = this->sink().on("pos"), there = this->other_sink().on("pos");
+  for (std::size_t i = 0; i < n; ++i) {
+    ASSERT_EQ(here[i].offset, i + 1);
+    ASSERT_EQ(there[i].offset, i + 1);
+    ASSERT_EQ(here[i].id, there[i].id) << "offset " << i + 1;
+    ASSERT_EQ(here[i].epoch, there[i].epoch);
+    ASSERT_FALSE(here[i].epoch.empty());
+  }
+}
+
 TYPED_TEST(multi_node_conformance, two_nodes_publishing_to_one_channel_each_keep_their_order_everywhere) {
   ASSERT_TRUE(interest(this->b(), "both"));
   ASSERT_TRUE(interest(this->other(), "both"));
