@@ -133,7 +133,7 @@ bool redis_broker::await_subscribed(std::string_view channel, std::function<void
 
 void redis_broker::history(history_request req, std::function<void(history_result)> done) {
   auto& shard = shard_for(req.channel);
-  if (shard.up()) {
+  if (shard.readable()) {
     std::unique_lock lock(gate_);
     if (accepting_) {
       asio::post(ioc_, [&shard, req = std::move(req), done = std::move(done)]() mutable {

@@ -508,7 +508,7 @@ struct redis_shard::history_op {
 };
 
 void redis_shard::history(history_request req, std::function<void(history_result)> done) {
-  if (!up()) {
+  if (!readable()) {
     history_result r;
     r.status = publish_status::unavailable;
     return done(std::move(r));

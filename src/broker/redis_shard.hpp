@@ -142,6 +142,8 @@ class redis_shard {
 
   // Any thread. Publishes are accepted only while up().
   bool up() const { return pub_.ready() && sub_.ready(); }
+  // Any thread. history() needs only the publish connection: positions and streams are read there.
+  bool readable() const { return pub_.ready(); }
   std::size_t index() const { return index_; }
   void count_rejected() { rejected_.fetch_add(1, std::memory_order_relaxed); }
   redis_shard_stats stats() const;

@@ -226,6 +226,22 @@ TEST(redis_history, history_off_gives_the_position_only) {
   EXPECT_FALSE(r->complete);
 }
 
+TEST(redis_history, answered_while_only_the_subscribe_connection_is_down) {
+  redis_server redis;
+  node a(redis.url(), history_options(10));
+  ASSERT_TRUE(a.wait_healthy());
+  ASSERT_EQ(publish_and_wait(a.broker, make_pub("s", "1")), publish_status::ok);
+  redis_admin admin(redis.port());
+  ASSERT_TRUE(admin.refuse_new_connections());
+  ASSERT_TRUE(admin.kill_subscribers());
+  ASSERT_TRUE(wait_until([&] { return !a.broker.healthy(); }, 2s));
+  const auto r = history_of(a.broker, "s", 10);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, publish_status::ok);
+  EXPECT_EQ(offsets(r->messages), range(1, 1));
+  ASSERT_TRUE(admin.accept_new_connections());
+}
+
 TEST(redis_history, unavailable_while_redis_is_down) {
   redis_server redis;
   node a(redis.url(), history_options(10));
