@@ -97,7 +97,7 @@ server::server(config cfg)
                   ? broker::make_redis_broker(node_, cfg_.redis_url, redis_options_of(cfg_))
                   : std::make_unique<broker::memory_broker>(node_, cfg_.channels, cfg_.history_memory_limit)),
       publisher_(node_),
-      rest_(publisher_, api_keys_),
+      rest_(publisher_, api_keys_, node_),
       shared_(cfg_.net) {
   node_.attach(*broker_);
   if (!cfg_.net.tls_cert.empty())

@@ -107,13 +107,6 @@ void hub::go_live(subscription& sub, const std::vector<publication_ptr>& replay,
   }
 }
 
-void hub::deliver_to(subscription& sub, const publication_ptr& pub) {
-  auto& entry = *static_cast<channel_entry*>(sub.channel_);
-  assert(sub.index_ < entry.slots.size() && entry.slots[sub.index_].owner == &sub);
-  slot& s = entry.slots[sub.index_];
-  s.target->deliver(pub, ++s.seq);
-}
-
 std::size_t hub::subscriber_count(std::string_view channel) const {
   auto it = channels_.find(channel);
   return it == channels_.end() ? 0 : it->second->slots.size();

@@ -77,10 +77,6 @@ class hub {
   // message a subscriber drops still consumes its number. A gap marker (pub->skipped) advances every seq by
   // the number of messages it stands for. Returns the number of subscribers reached.
   std::size_t deliver(const publication_ptr& pub);
-  // Hands `pub` to one subscription only, with that subscription's next seq (a replay into a new subscription
-  // before it joins the live stream). `pub` need not be of the subscription's channel's live stream.
-  void deliver_to(subscription& sub, const publication_ptr& pub);
-
   std::size_t channel_count() const { return channels_.size(); }
   std::size_t subscription_count() const { return subscriptions_; }
   std::size_t subscriber_count(std::string_view channel) const;

@@ -218,6 +218,10 @@ void http_session::route(request& req) {
     if (verb != http::verb::post) return send_error(405, protocol::error_code::invalid_argument, "use POST");
     return handle_publish(req);
   }
+  if (path == "/history") {
+    if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
+    return handle_history(req, q == std::string_view::npos ? std::string_view{} : target.substr(q + 1));
+  }
   if (path == "/health") {
     if (verb != http::verb::get && verb != http::verb::head)
       return send_error(405, protocol::error_code::invalid_argument, "use GET");
@@ -256,7 +260,18 @@ void http_session::handle_publish(request& req) {
     keep_alive_ = false;
     return send_error(503, protocol::error_code::unavailable, "server shutting down, retry later");
   }
-  auto auth = req[http::field::authorization];
+  await_broker([&](auto done) {
+    services_.rest.publish(req[http::field::authorization], req.body(), w_.services().stats, std::move(done));
+  });
+}
+
+void http_session::handle_history(request& req, std::string_view query) {
+  await_broker([&](auto done) {
+    services_.rest.history(req[http::field::authorization], query, w_.services().stats, std::move(done));
+  });
+}
+
+void http_session::await_broker(const std::function<void(std::function<void(protocol::http_reply)>)>& start) {
   // The head's deadline covered reading the request; from here the broker's answer has a bound of its own,
   // however short --handshake-timeout is.
   awaiting_reply_ = true;
@@ -265,12 +280,11 @@ void http_session::handle_publish(request& req) {
   arm_deadline(w_.config().publish_reply_timeout);
   // The reply may come from another thread (Redis broker): hop back to this connection's thread.
   auto& ioc = w_.ioc();
-  services_.rest.publish(auth, req.body(), w_.services().stats,
-                         [self = shared_from_this(), &ioc, seq](protocol::http_reply reply) {
-                           boost::asio::dispatch(ioc, [self, seq, reply = std::move(reply)]() mutable {
-                             self->on_publish_reply(seq, std::move(reply));
-                           });
-                         });
+  start([self = shared_from_this(), &ioc, seq](protocol::http_reply reply) {
+    boost::asio::dispatch(ioc, [self, seq, reply = std::move(reply)]() mutable {
+      self->on_publish_reply(seq, std::move(reply));
+    });
+  });
 }
 
 void http_session::on_publish_reply(std::uint32_t request, protocol::http_reply reply) {

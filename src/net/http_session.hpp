@@ -64,6 +64,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void arm_deadline(std::chrono::milliseconds after);
   void start_deadline_timer();
   void handle_publish(request& req);
+  void handle_history(request& req, std::string_view query);
+  // A REST call answered by the broker (publish, history): `start` begins it with the callback that brings
+  // the answer back to this connection's thread.
+  void await_broker(const std::function<void(std::function<void(protocol::http_reply)>)>& start);
   void on_publish_reply(std::uint32_t request, protocol::http_reply reply);
   void publish_timed_out();
   void handle_upgrade(request& req);

@@ -3,8 +3,11 @@
 #include <boost/json/monotonic_resource.hpp>
 
 #include "protocol/encoder.hpp"
+#include "protocol/position_params.hpp"
 #include "protocol/raw_json.hpp"
 #include "protocol/request.hpp"
+#include "protocol/validation.hpp"
+#include "util/hex.hpp"
 
 namespace bc::protocol {
 
@@ -59,6 +62,59 @@ void rest_api::publish(std::string_view authorization, std::string_view body, se
         done(http_reply{200, std::move(out.body)});
       });
   if (accepted) stats.published_rest.add();
+}
+
+void rest_api::history(std::string_view authorization, std::string_view query, session_stats& stats,
+                       std::function<void(http_reply)> done) const {
+  if (!authorized(authorization, stats)) {
+    return done(
+        error_reply(error_code::unauthenticated, "missing or invalid API key (Authorization: Bearer <key>)"));
+  }
+  std::optional<std::string> channel, epoch;
+  std::optional<std::uint64_t> limit, offset;
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    const auto eq = pair.find('=');
+    const auto name = pair.substr(0, eq);
+    auto value =
+        util::percent_decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1));
+    if (!value) return done(error_reply(error_code::invalid_argument, "malformed query string"));
+    auto count = [&](std::optional<std::uint64_t>& out) {
+      out = parse_count(*value);
+      return out.has_value();
+    };
+    if (name == "channel") {
+      channel = std::move(*value);
+    } else if (name == "epoch") {
+      epoch = std::move(*value);
+    } else if (name == "limit" && !count(limit)) {
+      return done(error_reply(error_code::invalid_argument, "limit must be an integer >= 0"));
+    } else if (name == "offset" && !count(offset)) {
+      return done(error_reply(error_code::invalid_argument, "offset must be an integer >= 0"));
+    }  // other parameters are ignored, as unknown fields in a body are
+  }
+  if (!channel || !is_valid_channel(*channel)) {
+    return done(error_reply(error_code::invalid_argument,
+                            channel ? "invalid channel name" : "the channel query parameter is required"));
+  }
+  if (epoch.has_value() != offset.has_value() ||
+      (epoch && (epoch->empty() || epoch->size() > max_epoch_length))) {
+    return done(error_reply(error_code::invalid_argument,
+                            "epoch and offset go together: a non-empty epoch and an integer offset >= 0"));
+  }
+  broker::history_request req;
+  const std::size_t most = node_.rules().for_channel(*channel).history_size;
+  req.limit = limit ? static_cast<std::size_t>(std::min<std::uint64_t>(*limit, most)) : most;
+  if (epoch) req.since = broker::stream_position{std::move(*epoch), *offset};
+  req.channel = std::move(*channel);
+  node_.history(std::move(req), [done = std::move(done)](broker::history_result r) {
+    if (r.status != broker::publish_status::ok) {
+      return done(error_reply(error_code::unavailable, "the broker is unavailable; retry later"));
+    }
+    done(http_reply{200, encode_history_result(r)});
+  });
 }
 
 }  // namespace bc::protocol

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "auth/api_keys.hpp"
+#include "engine/node.hpp"
 #include "protocol/publisher.hpp"
 #include "protocol/session_stats.hpp"
 
@@ -18,10 +19,16 @@ struct http_reply {
 
 class rest_api {
  public:
-  rest_api(publisher& pub, const auth::api_keys& keys) : pub_(pub), keys_(keys) {}
+  rest_api(publisher& pub, const auth::api_keys& keys, engine::node& node)
+      : pub_(pub), keys_(keys), node_(node) {}
 
   // POST {BASE}/publish. `done` runs exactly once, possibly on another thread.
   void publish(std::string_view authorization, std::string_view body, session_stats& stats,
+               std::function<void(http_reply)> done) const;
+
+  // GET {BASE}/history?channel=C&limit=L&epoch=E&offset=O (`query`: the text after '?'). `done` runs exactly
+  // once, possibly on another thread.
+  void history(std::string_view authorization, std::string_view query, session_stats& stats,
                std::function<void(http_reply)> done) const;
 
   // True when `authorization` is "Bearer <a configured key>".
@@ -35,6 +42,7 @@ class rest_api {
  private:
   publisher& pub_;
   const auth::api_keys& keys_;
+  engine::node& node_;
 };
 
 }  // namespace bc::protocol

@@ -1,5 +1,6 @@
 // Broadcaster web console: connect with a token (or a dev token from the server), subscribe, watch broadcasts
-// live with seq and latency, publish, and follow the server's counters. Plain ES module, no build step; the
+// live with seq, latency and channel offset, see whether a resubscription recovered what was missed, publish,
+// and follow the server's counters. Plain ES module, no build step; the
 // SDK is served next to it as ./broadcaster.js.
 import { Broadcaster, BroadcasterError } from "./broadcaster.js";
 
@@ -117,12 +118,17 @@ function updateTokenNote() {
 
 function connect() {
   if (client) {
-    // keep the previous client's subscriptions for the new one
-    for (const sub of client.subscriptions()) if (sub.state !== "unsubscribed") pendingChannels.add(sub.channel);
+    // keep the previous client's subscriptions, and where they got to, for the new one
+    for (const sub of client.subscriptions()) {
+      if (sub.state === "unsubscribed") continue;
+      pendingChannels.add(sub.channel);
+      if (sub.position) resumeFrom.set(sub.channel, sub.position);
+    }
     client.disconnect();
   }
   const url = $("ws-url").value.trim() || defaultWsUrl();
-  client = new Broadcaster(url, { getToken, maxReconnectDelay: 5000 });
+  // ?debug=1 logs what the SDK does to the browser console
+  client = new Broadcaster(url, { getToken, maxReconnectDelay: 5000, debug: params.get("debug") === "1" });
   window.broadcasterConsole.client = client;
   client.on("state", ({ state }) => setState(state));
   client.on("connecting", ({ code, reason }) => {
@@ -151,7 +157,16 @@ function disconnect() {
 // ----- subscriptions --------------------------------------------------------------------------------------
 
 const pendingChannels = new Set(); // channels to subscribe on the next connect
-const counts = new Map(); // channel → { messages, gaps }
+const resumeFrom = new Map(); // channel → position to resume from on the next connect
+const counts = new Map(); // channel → { messages, gaps, lossUnknown, recovered }
+
+function newCounts() {
+  return { messages: 0, gaps: 0, lossUnknown: false, recovered: undefined };
+}
+
+function positionText(pos) {
+  return pos ? `${pos.epoch}:${pos.offset}` : "none";
+}
 
 function addSubscription(channel) {
   channel = channel.trim();
@@ -162,22 +177,35 @@ function addSubscription(channel) {
     return;
   }
   const existing = client.getSubscription(channel);
-  const sub = client.subscribe(channel);
-  if (!counts.has(channel)) counts.set(channel, { messages: 0, gaps: 0 });
+  const since = resumeFrom.get(channel);
+  resumeFrom.delete(channel);
+  const sub = client.subscribe(channel, since ? { since } : {});
+  if (!counts.has(channel)) counts.set(channel, newCounts());
   if (existing !== sub || !sub.__consoleWired) {
     sub.__consoleWired = true;
     sub.on("state", () => renderSub(sub));
-    sub.on("subscribed", ({ resubscribed, subscriptionId }) => {
-      logEvent(`${resubscribed ? "resubscribed to" : "subscribed to"} ${channel} (${subscriptionId ?? "?"})${resubscribed ? ": seq restarts at 1" : ""}`, "ok");
+    sub.on("subscribed", ({ resubscribed, subscriptionId, recovered, since, position }) => {
+      counts.get(channel).recovered = recovered;
+      const what = `${resubscribed ? "resubscribed to" : "subscribed to"} ${channel} (${subscriptionId ?? "?"}) at ${positionText(position)}`;
+      if (recovered === true) logEvent(`${what}: recovered from ${positionText(since)}, missed messages are replayed (seq restarts at 1)`, "ok");
+      else if (recovered === false) logEvent(`${what}: NOT recovered from ${positionText(since)}, messages published meanwhile are lost`, "warn");
+      else logEvent(`${what}${resubscribed ? ": seq restarts at 1, nothing replayed (the server sends no positions)" : ""}`, "ok");
       renderSub(sub);
     });
     sub.on("unsubscribed", ({ reason, error }) => {
       logEvent(`unsubscribed from ${channel} (${reason})${error ? ": " + error.message : ""}`, error ? "error" : "info");
       renderSub(sub);
     });
-    sub.on("gap", ({ expected, got, missed }) => {
-      counts.get(channel).gaps += missed;
-      logEvent(`gap on ${channel}: expected seq ${expected}, got ${got} (${missed} missed)`, "warn");
+    sub.on("gap", ({ reason, expected, got, missed, since, position }) => {
+      const c = counts.get(channel);
+      if (missed === null) c.lossUnknown = true;
+      else c.gaps += missed;
+      if (reason === "recovery") {
+        const count = missed === null ? "an unknown number of messages (the epoch changed)" : `${missed} message${missed === 1 ? "" : "s"}`;
+        logEvent(`lost ${count} on ${channel}: could not recover from ${positionText(since)}, channel at ${positionText(position ?? null)}`, "warn");
+      } else {
+        logEvent(`gap on ${channel}: expected seq ${expected}, got ${got} (${missed} missed)`, "warn");
+      }
       renderSub(sub);
     });
   }
@@ -202,8 +230,16 @@ function renderPending(channel) {
 function renderSub(sub) {
   if (!sub) return;
   const li = subItem(sub.channel);
-  const c = counts.get(sub.channel) ?? { messages: 0, gaps: 0 };
+  const c = counts.get(sub.channel) ?? newCounts();
   li.dataset.state = sub.state;
+  // data-recovered: "true" / "false" when the (re)subscription asked to resume, absent otherwise
+  if (c.recovered === undefined) delete li.dataset.recovered;
+  else li.dataset.recovered = String(c.recovered);
+  const pos = sub.position;
+  const recovery =
+    c.recovered === undefined
+      ? ""
+      : el("span", { class: `recovery ${c.recovered ? "ok" : "lost"}`, title: "did the last resubscription get the missed messages replayed?" }, c.recovered ? "recovered" : "not recovered");
   const button =
     sub.state === "unsubscribed"
       ? el("button", { type: "button", class: "small", onclick: () => addSubscription(sub.channel) }, "subscribe")
@@ -214,12 +250,16 @@ function renderSub(sub) {
     el("span", { class: `sub-state ${sub.state}` }, sub.state),
     el("span", { class: "count", "data-count": String(c.messages) }, `${c.messages} msg${c.messages === 1 ? "" : "s"}`),
     el("span", { class: "seq" }, `seq ${sub.lastSeq}`),
-    el("span", { class: c.gaps ? "gaps warn" : "gaps" }, `${c.gaps} missed`),
+    el("span", { class: "offset", title: pos ? `epoch ${pos.epoch}` : "the server sends no channel positions" }, pos ? `offset ${pos.offset}` : "no offset"),
+    recovery,
+    el("span", { class: c.gaps || c.lossUnknown ? "gaps warn" : "gaps" }, `${c.gaps}${c.lossUnknown ? "+?" : ""} missed`),
     el("span", { class: "actions" }, button, remove),
   );
 }
 
 // ----- messages -------------------------------------------------------------------------------------------
+
+const lastEpoch = new Map(); // channel → epoch of the last message shown
 
 function onMessage(m) {
   received++;
@@ -228,14 +268,21 @@ function onMessage(m) {
   const c = counts.get(m.channel);
   if (c) c.messages++;
   const payload = JSON.stringify(m.payload);
+  const attrs = { "data-channel": m.channel, "data-event": m.event, "data-seq": String(m.seq) };
+  if (m.offset !== null) attrs["data-offset"] = String(m.offset);
+  if (m.epoch !== null) attrs["data-epoch"] = m.epoch;
+  // a new epoch on a channel is worth seeing: its history was lost and offsets started again
+  const newEpoch = m.epoch !== null && lastEpoch.has(m.channel) && lastEpoch.get(m.channel) !== m.epoch;
+  if (m.epoch !== null) lastEpoch.set(m.channel, m.epoch);
   const row = el(
     "tr",
-    { "data-channel": m.channel, "data-event": m.event, "data-seq": String(m.seq) },
+    attrs,
     el("td", { class: "time" }, timeOf(m.receivedAt)),
     el("td", {}, m.channel),
     el("td", {}, m.event),
     el("td", { class: "num" }, m.seq),
     el("td", { class: "num" }, m.latency === null ? "?" : `${m.latency} ms`),
+    el("td", { class: newEpoch ? "num offset new-epoch" : "num offset", title: m.epoch === null ? "no channel position" : `epoch ${m.epoch}` }, m.offset === null ? "–" : newEpoch ? `${m.offset} (epoch ${m.epoch})` : m.offset),
     el("td", { class: "payload", title: payload }, payload.length > 200 ? payload.slice(0, 200) + "…" : payload),
   );
   const body = $("messages");

@@ -4,8 +4,9 @@
  * One ES module, no runtime dependencies. It speaks the JSON-over-WebSocket protocol (auth, subscribe,
  * unsubscribe, publish, heartbeat, broadcast), and adds what every user would otherwise hand-write:
  * request promises with timeouts, typed errors, automatic reconnect with exponential backoff and jitter,
- * re-authentication and re-subscription after a reconnect, token refresh before expiry, idle heartbeats
- * that detect a dead connection, and per-subscription sequence-gap detection.
+ * re-authentication and re-subscription after a reconnect, recovery of the messages missed meanwhile (from
+ * the channel positions of servers that send them), token refresh before expiry, idle heartbeats that detect
+ * a dead connection, per-subscription gap detection, and channel history.
  */
 
 // ---------------------------------------------------------------------------------------------------------
@@ -84,6 +85,52 @@ export interface BroadcasterOptions {
   refreshMargin?: number;
   /** Random source in [0, 1) for the backoff jitter (tests). Default Math.random. */
   random?: () => number;
+  /**
+   * Resubscribe after a reconnect with `since` = the last position seen, so that the server replays what was
+   * missed (servers that send channel positions). Default true.
+   */
+  recover?: boolean;
+  /** Log what the client does: `true` logs through `console.debug`, a function receives the same arguments. */
+  debug?: boolean | ((...args: unknown[]) => void);
+}
+
+/** A place in a channel's stream: the message with `offset` in `epoch` (PROTOCOL.md, channel positions). */
+export interface StreamPosition {
+  epoch: string;
+  offset: number;
+}
+
+export interface SubscribeOptions {
+  /**
+   * Resume from this position: the server replays the messages after it (`recovered` tells whether it could).
+   * Used when the subscription is (re)activated; afterwards the client tracks the position itself.
+   */
+  since?: StreamPosition;
+}
+
+export interface HistoryOptions {
+  /** At most this many publications (the server also has a maximum). */
+  limit?: number;
+  /** Only publications after this position; from another epoch the answer is empty. */
+  since?: StreamPosition;
+}
+
+/** A message as kept in a channel's history. */
+export interface Publication<P = any> {
+  id: MessageId;
+  offset: number;
+  createTime: string;
+  channel: string;
+  event: string;
+  payload: P;
+}
+
+export interface HistoryResult<P = any> {
+  /** Oldest first. */
+  publications: Publication<P>[];
+  /** The channel's current epoch and offset. */
+  epoch: string;
+  offset: number;
 }
 
 export type MessageId = string | number;
@@ -102,6 +149,10 @@ export interface Message<P = any> {
   receivedAt: number;
   /** receivedAt − createTime in ms (null if createTime is not a parseable time). Assumes synced clocks. */
   latency: number | null;
+  /** The message's offset in its channel (null from a server that sends no positions). */
+  offset: number | null;
+  /** The channel's epoch the offset belongs to (null from a server that sends no positions). */
+  epoch: string | null;
 }
 
 export interface PublishResult {
@@ -109,14 +160,29 @@ export interface PublishResult {
   createTime: string;
 }
 
+/**
+ * Messages were lost for good on a subscription.
+ * - `reason: "seq"`: a jump in `seq` on a live subscription (the server dropped messages for it). `expected` and
+ *   `got` are seq numbers and `missed` = got − expected.
+ * - `reason: "recovery"`: a subscription (re)established with `since` could not get the missed messages replayed
+ *   (`recovered: false`: the epoch changed, the history was trimmed or is off, or the server cannot recover).
+ *   `since` is the position the client had, `position` the channel's position now; `expected` and `got` are
+ *   offsets (the first one the client lacks, the first one it will receive) and `missed` = got − expected when
+ *   both are in the same epoch, otherwise null (unknown).
+ */
 export interface GapEvent {
   channel: string;
-  /** The seq the client expected next. */
+  reason: "seq" | "recovery";
+  /** The seq (reason "seq") or offset (reason "recovery") the client expected next. */
   expected: number;
-  /** The seq that arrived. */
+  /** The seq that arrived, or the first offset the new subscription delivers. */
   got: number;
-  /** How many messages were skipped (got − expected). */
-  missed: number;
+  /** How many messages were lost (got − expected); null when unknown (recovery across an epoch change). */
+  missed: number | null;
+  /** reason "recovery": the position the client asked to resume from. */
+  since?: StreamPosition;
+  /** reason "recovery": the channel's position when the subscription was made (null if the server sent none). */
+  position?: StreamPosition | null;
 }
 
 export interface SubscribedEvent {
@@ -126,6 +192,16 @@ export interface SubscribedEvent {
   timestamp: string | null;
   /** True when this re-establishes a subscription after a reconnect or token re-auth: seq restarts at 1. */
   resubscribed: boolean;
+  /**
+   * Only when the subscribe asked to resume (`since`): true if every missed message is being replayed (they
+   * follow as ordinary messages, seq 1, 2, …), false if not — a `gap` event with reason "recovery" follows.
+   * undefined when no `since` was sent (a first subscription, or a server that sends no positions).
+   */
+  recovered: boolean | undefined;
+  /** The position the subscribe resumed from, or null. */
+  since: StreamPosition | null;
+  /** The channel's position when the server made the subscription (null if it sent none). */
+  position: StreamPosition | null;
 }
 
 export interface UnsubscribedEvent {
@@ -277,9 +353,23 @@ export function decodeJwtClaims(token: string): Record<string, unknown> | null {
   }
 }
 
+/** A position from a server's `epoch` and `offset` fields, or null when they are absent or malformed. */
+function positionOf(epoch: unknown, offset: unknown): StreamPosition | null {
+  if (typeof epoch !== "string" || epoch === "" || typeof offset !== "number" || !Number.isFinite(offset)) return null;
+  return { epoch, offset };
+}
+
+/** True only where a browser says there is no network (`navigator.onLine === false`). */
+function isOffline(): boolean {
+  const nav = (globalThis as any).navigator;
+  return !!nav && nav.onLine === false;
+}
+
 type Timer = ReturnType<typeof setTimeout>;
 
 interface Pending {
+  // Called synchronously when the reply frame is read, so that a subscribe result is applied before the
+  // broadcasts that follow it in the same read.
   resolve: (v: any) => void;
   reject: (e: BroadcasterError) => void;
   timer: Timer;
@@ -302,12 +392,16 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   private _state: SubscriptionState = "unsubscribed";
   private _subscriptionId: string | null = null;
   private _lastSeq = 0;
+  private _position: StreamPosition | null = null;
+  private _recovered: boolean | undefined = undefined;
   /** @internal */ _expected = 1;
   /** @internal */ _gen = 0;
   /** @internal */ _unsubInFlight = 0;
   /** @internal */ _everSubscribed = false;
   /** @internal */ _retries = 0;
   /** @internal */ _retryTimer: Timer | null = null;
+  /** @internal the position was given by the app (subscribe with `since`) and is not yet used */
+  _explicitSince = false;
   private readonly client: Broadcaster;
 
   /** @internal */
@@ -328,10 +422,25 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   get lastSeq(): number {
     return this._lastSeq;
   }
+  /**
+   * The channel position this subscription has reached: from the subscribe result, then from every message
+   * delivered. A resubscription resumes from it. null from a server that sends no positions, and after
+   * `unsubscribe()`. Store it to resume later with `subscribe(channel, { since })`.
+   */
+  get position(): StreamPosition | null {
+    return this._position ? { ...this._position } : null;
+  }
+  /** Whether the current subscription recovered what was missed; undefined when it did not ask (no `since`). */
+  get recovered(): boolean | undefined {
+    return this._recovered;
+  }
 
-  /** (Re)activates the subscription; it is (re)established whenever the client is connected. */
-  subscribe(): this {
-    this.client._activate(this);
+  /**
+   * (Re)activates the subscription; it is (re)established whenever the client is connected. `options.since`
+   * applies only when the subscription is not active: it resumes from that position.
+   */
+  subscribe(options: SubscribeOptions = {}): this {
+    this.client._activate(this, options);
     return this;
   }
 
@@ -375,12 +484,20 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     this.emit("state", { state, previous });
   }
 
-  /** @internal */
-  _subscribed(result: any, resubscribed: boolean): SubscribedEvent {
+  /** @internal `result` is null when the server's answer is unknown (AlreadyExists). */
+  _subscribed(result: any, resubscribed: boolean, since: StreamPosition | null): SubscribedEvent {
     // A string (PROTOCOL); a number from an older server is kept as its decimal text.
     const id = result ? result.subscriptionId : undefined;
     this._subscriptionId = typeof id === "string" ? id : typeof id === "number" ? String(id) : null;
+    const position = result ? positionOf(result.epoch, result.offset) : null;
+    // Sent `since` but no `recovered: true` (also: a server that ignores `since`): nothing is replayed.
+    const recovered = since && result ? result.recovered === true : undefined;
+    this._recovered = recovered;
+    // When recovering, the replayed messages (after `since`) still have to arrive and advance the position
+    // one by one; otherwise everything from now on is live, after the channel's current position.
+    if (result && !recovered) this._position = position;
     this._everSubscribed = true;
+    this._explicitSince = false;
     this._retries = 0;
     this._setState("subscribed");
     const ev: SubscribedEvent = {
@@ -388,9 +505,31 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       subscriptionId: this._subscriptionId,
       timestamp: result && typeof result.timestamp === "string" ? result.timestamp : null,
       resubscribed,
+      recovered,
+      since,
+      position,
     };
     this.emit("subscribed", ev);
     return ev;
+  }
+
+  /** @internal after `_subscribed`: the loss a failed recovery means, if any (emitted here, returned). */
+  _recoveryGap(ev: SubscribedEvent): GapEvent | null {
+    const { since, position } = ev;
+    if (ev.recovered !== false || !since) return null;
+    const sameEpoch = position !== null && position.epoch === since.epoch;
+    if (sameEpoch && position.offset <= since.offset) return null; // nothing was published meanwhile
+    const gap: GapEvent = {
+      channel: this.channel,
+      reason: "recovery",
+      expected: since.offset + 1,
+      got: position ? position.offset + 1 : since.offset + 1,
+      missed: sameEpoch ? position.offset - since.offset : null,
+      since,
+      position,
+    };
+    this.emit("gap", gap);
+    return gap;
   }
 
   /** @internal starts a new server-side subscription: seq restarts at 1. */
@@ -403,6 +542,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   _unsubscribed(reason: UnsubscribedEvent["reason"], error?: BroadcasterError): void {
     this._gen++;
     this._subscriptionId = null;
+    this._position = null;
+    this._recovered = undefined;
     if (this._retryTimer) clearTimeout(this._retryTimer);
     this._retryTimer = null;
     this._setState("unsubscribed");
@@ -415,10 +556,15 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     let gap: GapEvent | null = null;
     if (Number.isFinite(m.seq)) {
       if (m.seq > this._expected) {
-        gap = { channel: this.channel, expected: this._expected, got: m.seq, missed: m.seq - this._expected };
+        gap = { channel: this.channel, reason: "seq", expected: this._expected, got: m.seq, missed: m.seq - this._expected };
       }
       if (m.seq >= this._expected) this._expected = m.seq + 1;
       this._lastSeq = m.seq;
+    }
+    if (m.epoch !== null && m.offset !== null) {
+      const p = this._position;
+      // Offsets only grow within an epoch; a new epoch means the channel's history was lost and restarts.
+      if (!p || p.epoch !== m.epoch || m.offset > p.offset) this._position = { epoch: m.epoch, offset: m.offset };
     }
     if (gap) this.emit("gap", gap);
     this.emit("message", m);
@@ -428,6 +574,12 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   /** @internal */
   _emitError(e: BroadcasterError): void {
     this.emit("error", e);
+  }
+
+  /** @internal used when (re)activated with `since`. */
+  _resumeFrom(since: StreamPosition): void {
+    this._position = { epoch: since.epoch, offset: since.offset };
+    this._explicitSince = true;
   }
 }
 
@@ -448,10 +600,11 @@ export class Subscription extends Emitter<SubscriptionEvents> {
  */
 export class Broadcaster extends Emitter<ClientEvents> {
   readonly url: string;
-  private readonly opts: Required<Omit<BroadcasterOptions, "getToken" | "token" | "WebSocket">> & {
+  private readonly opts: Required<Omit<BroadcasterOptions, "getToken" | "token" | "WebSocket" | "debug">> & {
     getToken?: BroadcasterOptions["getToken"];
     token?: string;
   };
+  private readonly logger: ((...args: unknown[]) => void) | null;
   private readonly WS: WebSocketConstructor | undefined;
   private _state: ClientState = "disconnected";
   private ws: WebSocketLike | null = null;
@@ -467,6 +620,8 @@ export class Broadcaster extends Emitter<ClientEvents> {
   private connectTimer: Timer | null = null;
   private heartbeatTimer: Timer | null = null;
   private refreshTimer: Timer | null = null;
+  /** The browser window whose online/offline events we listen to while not disconnected. */
+  private watched: { removeEventListener(type: string, fn: () => void): void } | null = null;
 
   constructor(url: string, options: BroadcasterOptions = {}) {
     super();
@@ -484,7 +639,10 @@ export class Broadcaster extends Emitter<ClientEvents> {
       heartbeatTimeout: options.heartbeatTimeout ?? 10000,
       refreshMargin: options.refreshMargin ?? 60000,
       random: options.random ?? Math.random,
+      recover: options.recover ?? true,
     };
+    const debug = options.debug;
+    this.logger = typeof debug === "function" ? debug : debug ? (...args) => console.debug(...args) : null;
   }
 
   get state(): ClientState {
@@ -503,6 +661,8 @@ export class Broadcaster extends Emitter<ClientEvents> {
     // Callers may fire and forget connect(): a later rejection must not count as an unhandled one.
     p.catch(() => {});
     if (this._state === "disconnected") {
+      this.log("connect", this.url);
+      this.watchNetwork();
       this.setState("connecting");
       this.emit("connecting", { code: 0, reason: "" });
       void this.attempt();
@@ -515,14 +675,18 @@ export class Broadcaster extends Emitter<ClientEvents> {
     this.stop(1000, "client disconnect", undefined);
   }
 
-  /** Returns the subscription for `channel`, creating and activating it if needed. */
-  subscribe(channel: string): Subscription {
+  /**
+   * Returns the subscription for `channel`, creating and activating it if needed. `options.since` (a position
+   * stored earlier, e.g. `sub.position`) asks the server to replay what came after it; it applies only when the
+   * subscription is not already active.
+   */
+  subscribe(channel: string, options: SubscribeOptions = {}): Subscription {
     let sub = this.subs.get(channel);
     if (!sub) {
       sub = new Subscription(this, channel);
       this.subs.set(channel, sub);
     }
-    if (sub.state === "unsubscribed") this._activate(sub);
+    if (sub.state === "unsubscribed") this._activate(sub, options);
     return sub;
   }
 
@@ -549,6 +713,22 @@ export class Broadcaster extends Emitter<ClientEvents> {
   /** Sends a heartbeat and resolves with the server time. */
   heartbeat(): Promise<{ timestamp: string }> {
     return this.request("heartbeat", null);
+  }
+
+  /**
+   * A channel's history (servers with channel positions; needs the permission to subscribe to it), oldest first:
+   * without `since` the latest `limit` publications, with `since` those after it (none if its epoch is not the
+   * channel's). Waits for the connection if needed.
+   */
+  async history<P = any>(channel: string, options: HistoryOptions = {}): Promise<HistoryResult<P>> {
+    const params: Record<string, unknown> = { channel };
+    if (options.limit !== undefined) params.limit = options.limit;
+    if (options.since) params.since = { epoch: options.since.epoch, offset: options.since.offset };
+    const r = await this.request<any>("history", params);
+    if (!r || typeof r !== "object" || !Array.isArray(r.publications)) {
+      throw new BroadcasterError("BadResponse", "history result has no publications");
+    }
+    return r as HistoryResult<P>;
   }
 
   /** Sends any request once connected; resolves with `result`, rejects with a BroadcasterError. */
@@ -627,7 +807,9 @@ export class Broadcaster extends Emitter<ClientEvents> {
       }
     }
     this.transportGone(new BroadcasterError("Disconnected", reason));
+    this.unwatchNetwork();
     this.attempts = 0;
+    this.log("stopped", code, reason, error ? error.message : "");
     this.setState("disconnected");
     this.emit("disconnected", { code, reason, error });
     this.settleWaiters(error ?? new BroadcasterError("Disconnected", reason));
@@ -654,6 +836,7 @@ export class Broadcaster extends Emitter<ClientEvents> {
       return this.stop(0, "no WebSocket implementation", new BroadcasterError("Internal", "no WebSocket available; pass options.WebSocket"));
     }
     let ws: WebSocketLike;
+    this.log("opening WebSocket", this.url);
     try {
       ws = new this.WS(this.url);
     } catch (e) {
@@ -665,6 +848,7 @@ export class Broadcaster extends Emitter<ClientEvents> {
     this.connectTimer = setTimeout(() => this.drop(ws, 4000, "connect timeout"), this.opts.connectTimeout);
     ws.onopen = () => {
       if (ws !== this.ws) return;
+      this.log("WebSocket open", token === undefined ? "(no token)" : "authenticating");
       this.lastRecv = Date.now();
       this.authenticate(ws, token);
     };
@@ -673,7 +857,18 @@ export class Broadcaster extends Emitter<ClientEvents> {
       this.onFrame(ev.data);
     };
     ws.onerror = () => {
-      /* a close event follows */
+      // Browsers follow an error with a close event; Node's built-in WebSocket (undici) fires only `error` when
+      // the connection is refused, and would leave us waiting for the connect timeout. An error always ends
+      // the WebSocket (WHATWG "fail the WebSocket connection"), so end this transport here, with close code 1006.
+      if (ws !== this.ws) return;
+      this.log("WebSocket error");
+      this.detach(ws);
+      try {
+        ws.close();
+      } catch {
+        /* ignore */
+      }
+      this.closed(1006, "connection error");
     };
     ws.onclose = (ev: { code?: number; reason?: string }) => {
       if (ws !== this.ws) return;
@@ -703,6 +898,7 @@ export class Broadcaster extends Emitter<ClientEvents> {
     this.attempts = 0;
     const reconnected = this.everConnected;
     this.everConnected = true;
+    this.log(reconnected ? "reconnected" : "connected");
     this.setState("connected");
     this.armHeartbeat(ws);
     this.scheduleRefresh(token);
@@ -717,6 +913,7 @@ export class Broadcaster extends Emitter<ClientEvents> {
   private closed(code: number, reason: string): void {
     this.transportGone(new BroadcasterError("ConnectionClosed", `connection closed (${code}${reason ? " " + reason : ""})`));
     if (this._state === "disconnected") return;
+    this.log("connection closed", code, reason);
     if (!this.opts.reconnect) return this.stop(code, reason || "connection closed", undefined);
     this.setState("connecting");
     this.emit("connecting", { code, reason });
@@ -727,13 +924,56 @@ export class Broadcaster extends Emitter<ClientEvents> {
     if (!this.opts.reconnect) {
       return this.stop(0, "connection failed", new BroadcasterError("Unavailable", "connection failed"));
     }
-    const delay = backoffDelay(this.attempts++, this.opts.minReconnectDelay, this.opts.maxReconnectDelay, this.opts.random);
+    let delay = backoffDelay(this.attempts++, this.opts.minReconnectDelay, this.opts.maxReconnectDelay, this.opts.random);
+    if (isOffline()) {
+      // No network: an `online` event retries at once (onOnline); until then only probe slowly, in case the
+      // browser's idea of being offline is wrong.
+      delay = Math.max(delay, this.opts.maxReconnectDelay);
+      this.log("offline: next attempt on the online event or in", delay, "ms");
+    } else {
+      this.log("reconnecting in", delay, "ms (attempt", this.attempts + ")");
+    }
     const epoch = this.epoch;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       if (epoch === this.epoch && this._state === "connecting") void this.attempt();
     }, delay);
+  }
+
+  // ----- browser online/offline -------------------------------------------------------------------------
+
+  private readonly onOnline = (): void => {
+    // Waiting for a retry (not in the middle of an attempt): try now instead of at the end of the backoff.
+    if (this._state !== "connecting" || !this.reconnectTimer) return;
+    this.log("online: reconnecting now");
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.attempts = 0;
+    void this.attempt();
+  };
+
+  private readonly onOffline = (): void => {
+    this.log("offline");
+  };
+
+  private watchNetwork(): void {
+    const w = (globalThis as any).window;
+    if (this.watched || !w || typeof w.addEventListener !== "function") return; // Node, workers
+    w.addEventListener("online", this.onOnline);
+    w.addEventListener("offline", this.onOffline);
+    this.watched = w;
+  }
+
+  private unwatchNetwork(): void {
+    if (!this.watched) return;
+    this.watched.removeEventListener("online", this.onOnline);
+    this.watched.removeEventListener("offline", this.onOffline);
+    this.watched = null;
+  }
+
+  private log(...args: unknown[]): void {
+    if (this.logger) this.logger("[broadcaster]", ...args);
   }
 
   private transportGone(error: BroadcasterError): void {
@@ -766,6 +1006,7 @@ export class Broadcaster extends Emitter<ClientEvents> {
     } catch {
       /* ignore */
     }
+    this.log("dropping the connection:", reason);
     this.emit("error", { type: "transport", error: new BroadcasterError("Unavailable", reason) });
     this.closed(code, reason);
   }
@@ -773,23 +1014,27 @@ export class Broadcaster extends Emitter<ClientEvents> {
   // ----- frames ----------------------------------------------------------------------------------------
 
   private rawRequest<T>(ws: WebSocketLike, method: string, params: unknown, timeout: number): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const id = ++this.nextId;
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new BroadcasterError("Timeout", `${method} got no reply within ${timeout} ms`));
-      }, timeout);
-      this.pending.set(id, { resolve, reject, timer, ws });
-      const frame: Record<string, unknown> = { id, method };
-      if (params !== null && params !== undefined) frame.params = params;
-      try {
-        ws.send(JSON.stringify(frame));
-      } catch (e) {
-        clearTimeout(timer);
-        this.pending.delete(id);
-        reject(toError(e, "ConnectionClosed"));
-      }
-    });
+    return new Promise<T>((resolve, reject) => this.call(ws, method, params, timeout, resolve, reject));
+  }
+
+  /** Sends a request; `resolve` runs synchronously when its reply is read, `reject` never synchronously. */
+  private call(ws: WebSocketLike, method: string, params: unknown, timeout: number, resolve: (v: any) => void, reject: (e: BroadcasterError) => void): void {
+    const id = ++this.nextId;
+    const timer = setTimeout(() => {
+      this.pending.delete(id);
+      reject(new BroadcasterError("Timeout", `${method} got no reply within ${timeout} ms`));
+    }, timeout);
+    this.pending.set(id, { resolve, reject, timer, ws });
+    const frame: Record<string, unknown> = { id, method };
+    if (params !== null && params !== undefined) frame.params = params;
+    try {
+      ws.send(JSON.stringify(frame));
+    } catch (e) {
+      clearTimeout(timer);
+      this.pending.delete(id);
+      const err = toError(e, "ConnectionClosed");
+      void Promise.resolve().then(() => reject(err));
+    }
   }
 
   private onFrame(data: unknown): void {
@@ -840,16 +1085,26 @@ export class Broadcaster extends Emitter<ClientEvents> {
       payload: p.payload,
       receivedAt,
       latency: Number.isFinite(created) ? receivedAt - created : null,
+      offset: null,
+      epoch: null,
     };
+    const pos = positionOf(p.epoch, p.offset);
+    if (pos) {
+      m.offset = pos.offset;
+      m.epoch = pos.epoch;
+    }
     const gap = sub._deliver(m);
-    if (gap) this.emit("gap", gap);
+    if (gap) {
+      this.log("gap on", sub.channel, "expected seq", gap.expected, "got", gap.got);
+      this.emit("gap", gap);
+    }
     this.emit("message", m);
   }
 
   // ----- subscriptions ---------------------------------------------------------------------------------
 
   /** @internal */
-  _activate(sub: Subscription): void {
+  _activate(sub: Subscription, options: SubscribeOptions = {}): void {
     if (this.subs.get(sub.channel) !== sub) {
       const other = this.subs.get(sub.channel);
       if (other && other.state !== "unsubscribed") {
@@ -858,6 +1113,7 @@ export class Broadcaster extends Emitter<ClientEvents> {
       this.subs.set(sub.channel, sub);
     }
     if (sub.state !== "unsubscribed") return;
+    if (options.since) sub._resumeFrom(options.since);
     sub._setState("subscribing");
     if (this._state === "connected") this.sendSubscribe(sub);
   }
@@ -883,20 +1139,37 @@ export class Broadcaster extends Emitter<ClientEvents> {
     if (!ws) return;
     const gen = ++sub._gen;
     const resubscribed = sub._everSubscribed;
+    // Resume from the last position seen; from a position the app gave also with `recover: false`.
+    const since = this.opts.recover || sub._explicitSince ? sub.position : null;
+    const params: Record<string, unknown> = { channel: sub.channel };
+    if (since) params.since = since;
     sub._setState("subscribing");
     sub._resetSeq();
-    this.rawRequest(ws, "subscribe", { channel: sub.channel }, this.opts.requestTimeout).then(
+    this.log("subscribe", sub.channel, since ? `since ${since.epoch}:${since.offset}` : "");
+    // The result must be applied synchronously: replayed broadcasts may follow it in the same read.
+    this.call(
+      ws,
+      "subscribe",
+      params,
+      this.opts.requestTimeout,
       (result) => {
         if (gen !== sub._gen || ws !== this.ws) return;
-        this.emit("subscribed", sub._subscribed(result, resubscribed));
+        const ev = sub._subscribed(result, resubscribed, since);
+        this.log("subscribed", sub.channel, ev.subscriptionId, ev.recovered === undefined ? "" : ev.recovered ? "recovered" : "NOT recovered");
+        this.emit("subscribed", ev);
+        const gap = sub._recoveryGap(ev);
+        if (gap) this.emit("gap", gap);
       },
       (e: BroadcasterError) => {
         if (gen !== sub._gen || ws !== this.ws) return;
         if (e.code === "AlreadyExists") {
           // The server already has it on this connection (e.g. an earlier attempt timed out but succeeded).
-          this.emit("subscribed", sub._subscribed(null, resubscribed));
+          this.emit("subscribed", sub._subscribed(null, resubscribed, since));
           return;
         }
+        // The socket is closing (send failed): its close event follows, and the reconnect resubscribes.
+        if (e.code === "ConnectionClosed") return;
+        this.log("subscribe failed", sub.channel, e.code);
         this.emit("error", { type: "subscribe", error: e, channel: sub.channel });
         if (TRANSIENT_CODES.has(e.code)) {
           sub._emitError(e);

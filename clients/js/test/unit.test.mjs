@@ -1,5 +1,6 @@
 // Unit tests of the compiled SDK (dist/broadcaster.js) against the in-process fake server.
 import { test, afterEach } from "node:test";
+import net from "node:net";
 import assert from "node:assert/strict";
 import { Broadcaster, BroadcasterError, backoffDelay, decodeJwtClaims } from "../dist/broadcaster.js";
 import { FakeServer, jwt, sleep, waitFor, nextEvent } from "./fake-server.mjs";
@@ -17,8 +18,8 @@ function track(c) {
   return c;
 }
 
-function setup(opts = {}) {
-  const server = new FakeServer();
+function setup(opts = {}, serverOpts = {}) {
+  const server = new FakeServer(serverOpts);
   let n = 0;
   const tokens = [];
   const client = track(new Broadcaster("ws://fake/broadcaster/websocket", {
@@ -98,8 +99,8 @@ test("a seq gap is reported on the subscription and on the client", async () => 
   for (const s of [1, 2, 5, 6, 9]) server.last.broadcast("news", s);
   assert.deepEqual(seqs, [1, 2, 5, 6, 9]);
   assert.deepEqual(gaps, [
-    { channel: "news", expected: 3, got: 5, missed: 2 },
-    { channel: "news", expected: 7, got: 9, missed: 2 },
+    { channel: "news", reason: "seq", expected: 3, got: 5, missed: 2 },
+    { channel: "news", reason: "seq", expected: 7, got: 9, missed: 2 },
   ]);
   assert.deepEqual(clientGaps, gaps);
   client.disconnect();
@@ -530,4 +531,419 @@ test("without a WebSocket implementation connect() rejects clearly", async () =>
   const client = new Broadcaster("ws://x", { WebSocket: undefined, token: "t" });
   if (typeof globalThis.WebSocket !== "undefined") return; // Node >= 22 / --experimental-websocket has one
   await assert.rejects(client.connect(), /WebSocket/);
+});
+
+// ----- channel positions, recovery and history (PROTOCOL.md "(ext) Channel positions, history and recovery") -----
+
+const POS = { positions: true };
+
+/** Records a subscription's messages and events in order; `until(n)` awaits n messages. */
+function record(emitter) {
+  const log = [];
+  const msgs = [];
+  const waiters = [];
+  emitter.on("message", (m) => {
+    msgs.push(m);
+    log.push(`message ${m.offset}/${m.seq}`);
+    for (const w of [...waiters]) if (msgs.length >= w.n) w.resolve(msgs);
+  });
+  emitter.on("subscribed", (e) => log.push(`subscribed ${e.recovered}`));
+  emitter.on("gap", (g) => log.push(`gap ${g.reason}`));
+  msgs.log = log;
+  msgs.until = (n, timeout = 2000) =>
+    msgs.length >= n
+      ? Promise.resolve(msgs)
+      : new Promise((resolve, reject) => {
+          waiters.push({ n, resolve });
+          setTimeout(() => reject(new Error(`got ${msgs.length} of ${n} messages`)), timeout);
+        });
+  return msgs;
+}
+
+/** Connects and subscribes to `channel`; resolves with the subscription once subscribed. */
+async function connectedAndSubscribed(client, channel = "news") {
+  const sub = client.subscribe(channel);
+  await client.connect();
+  await sub.ready(1000);
+  return sub;
+}
+
+test("broadcasts carry offset and epoch; the subscription tracks its position from the result and every message", async () => {
+  const { server, client } = setup({}, POS);
+  server.publish("news"); // offset 1, before anyone subscribes
+  const sub = client.subscribe("news");
+  const subscribed = nextEvent(sub, "subscribed");
+  await client.connect();
+  const ev = await subscribed;
+  assert.equal(ev.recovered, undefined, "no since sent on a first subscribe");
+  assert.equal(ev.since, null);
+  assert.deepEqual(ev.position, { epoch: "e1", offset: 1 });
+  assert.equal(server.sent("subscribe")[0].params.since, undefined);
+  assert.deepEqual(sub.position, { epoch: "e1", offset: 1 });
+  assert.equal(sub.recovered, undefined);
+
+  const got = record(sub);
+  server.publish("news", "a", 1);
+  server.publish("news", "b", 2);
+  await got.until(2);
+  assert.deepEqual(got.map((m) => [m.seq, m.offset, m.epoch]), [[1, 2, "e1"], [2, 3, "e1"]]);
+  assert.deepEqual(sub.position, { epoch: "e1", offset: 3 });
+  sub.position.offset = 99; // a copy
+  assert.equal(sub.position.offset, 3);
+});
+
+test("after a reconnect the resubscribe sends since; the missed messages are replayed (seq 1, 2, …), then live ones", async () => {
+  const { server, client } = setup({}, POS);
+  const sub = await connectedAndSubscribed(client);
+  const got = record(sub);
+  const clientGaps = [];
+  client.on("gap", (g) => clientGaps.push(g));
+  server.publish("news", "live", 1);
+  server.publish("news", "live", 2);
+  await got.until(2);
+  const resubscribed = nextEvent(client, "subscribed");
+  server.last.serverClose(1006, "");
+  for (let i = 3; i <= 5; i++) server.publish("news", "missed", i); // nobody is connected
+  const ev = await resubscribed;
+  assert.equal(ev.resubscribed, true);
+  assert.equal(ev.recovered, true);
+  assert.deepEqual(ev.since, { epoch: "e1", offset: 2 });
+  assert.deepEqual(ev.position, { epoch: "e1", offset: 5 });
+  assert.deepEqual(server.sent("subscribe", server.last)[0].params, { channel: "news", since: { epoch: "e1", offset: 2 } });
+  assert.equal(sub.recovered, true);
+  // the replay came in the same read as the result; it is delivered after the subscribed event
+  await got.until(5);
+  server.publish("news", "live", 6);
+  await got.until(6);
+  assert.deepEqual(got.log, ["message 1/1", "message 2/2", "subscribed true", "message 3/1", "message 4/2", "message 5/3", "message 6/4"]);
+  assert.deepEqual(got.map((m) => m.payload), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(clientGaps, []);
+  assert.deepEqual(sub.position, { epoch: "e1", offset: 6 });
+});
+
+test("a connection lost during a replay resumes from the last replayed message, not from the result's offset", async () => {
+  const { server, client } = setup({}, POS);
+  const sub = await connectedAndSubscribed(client);
+  const got = record(sub);
+  server.last.serverClose(1006, "");
+  for (let i = 1; i <= 4; i++) server.publish("news", "missed", i);
+  // the next connection dies right after the result and the first replayed message
+  const orig = server.subscribeNow.bind(server);
+  server.subscribeNow = (msg, ws) => {
+    const r = orig(msg, ws);
+    server.subscribeNow = orig;
+    return { ...r, after: () => (ws.deliver(server.channel("news").pubs[0]), ws.serverClose(1006, "")) };
+  };
+  await got.until(4);
+  const since = server.sent("subscribe").map((m) => m.params.since);
+  assert.deepEqual(since, [undefined, { epoch: "e1", offset: 0 }, { epoch: "e1", offset: 1 }]);
+  assert.deepEqual(got.map((m) => m.offset), [1, 2, 3, 4]);
+});
+
+test("a resubscribe that cannot recover reports recovered: false and a gap with reason recovery", async () => {
+  const { server, client } = setup({}, { ...POS, historySize: 2 });
+  const sub = await connectedAndSubscribed(client);
+  const got = record(sub);
+  const clientGaps = [];
+  client.on("gap", (g) => clientGaps.push(g));
+  server.publish("news", "live", 1);
+  await got.until(1);
+  const gap = nextEvent(sub, "gap");
+  server.last.serverClose(1006, "");
+  for (let i = 2; i <= 6; i++) server.publish("news", "missed", i); // history keeps only 5 and 6
+  const g = await gap;
+  assert.deepEqual(g, {
+    channel: "news",
+    reason: "recovery",
+    expected: 2,
+    got: 7,
+    missed: 5,
+    since: { epoch: "e1", offset: 1 },
+    position: { epoch: "e1", offset: 6 },
+  });
+  assert.deepEqual(clientGaps, [g]);
+  assert.equal(sub.recovered, false);
+  assert.deepEqual(sub.position, { epoch: "e1", offset: 6 }, "tracking goes on from the channel's position");
+  server.publish("news", "live", 7);
+  await got.until(2);
+  assert.deepEqual(got.log, ["message 1/1", "subscribed false", "gap recovery", "message 7/1"]);
+
+  // the channel's history is lost: a new epoch, the number of lost messages is unknown
+  const gap2 = nextEvent(sub, "gap");
+  server.last.serverClose(1006, "");
+  server.newEpoch("news", "e2");
+  server.publish("news", "new-epoch", 8);
+  const g2 = await gap2;
+  assert.equal(g2.reason, "recovery");
+  assert.equal(g2.missed, null);
+  assert.deepEqual(g2.since, { epoch: "e1", offset: 7 });
+  assert.deepEqual(g2.position, { epoch: "e2", offset: 1 });
+  assert.deepEqual(sub.position, { epoch: "e2", offset: 1 });
+});
+
+test("recovered: false with nothing published meanwhile is not a gap", async () => {
+  const { server, client } = setup({}, { ...POS, historySize: 0 });
+  const sub = await connectedAndSubscribed(client);
+  server.publish("news"); // not kept: history is off
+  await waitFor(() => sub.lastSeq === 1, 1000, "message");
+  const gaps = [];
+  sub.on("gap", (g) => gaps.push(g));
+  server.handlers.subscribe = (msg, ws) => {
+    const r = server.subscribeNow(msg, ws);
+    r.result.recovered = false; // history off: the server cannot tell that nothing was missed
+    return r;
+  };
+  const ev = nextEvent(sub, "subscribed");
+  server.last.serverClose(1006, "");
+  assert.equal((await ev).recovered, false);
+  assert.deepEqual(gaps, []);
+});
+
+test("a server without positions: no since is sent, recovered stays undefined, offset and epoch are null", async () => {
+  const { server, client } = setup();
+  const sub = await connectedAndSubscribed(client);
+  server.last.broadcast("news", 1);
+  assert.equal(sub.position, null);
+  const ev = nextEvent(sub, "subscribed");
+  server.last.serverClose(1006, "");
+  const e = await ev;
+  assert.equal(e.recovered, undefined);
+  assert.equal(e.position, null);
+  assert.deepEqual(server.sent("subscribe", server.last)[0].params, { channel: "news" });
+  const got = record(sub);
+  server.last.broadcast("news", 1);
+  assert.equal(got[0].offset, null);
+  assert.equal(got[0].epoch, null);
+});
+
+test("a since the server does not answer with recovered: true counts as not recovered", async () => {
+  const { server, client } = setup();
+  const sub = client.subscribe("news", { since: { epoch: "e1", offset: 4 } });
+  const gap = nextEvent(sub, "gap");
+  await client.connect();
+  assert.deepEqual(server.sent("subscribe")[0].params.since, { epoch: "e1", offset: 4 });
+  const g = await gap;
+  assert.equal(sub.recovered, false);
+  assert.deepEqual(g, { channel: "news", reason: "recovery", expected: 5, got: 5, missed: null, since: { epoch: "e1", offset: 4 }, position: null });
+});
+
+test("subscribe(channel, { since }) resumes from a stored position; unsubscribe forgets the position", async () => {
+  const { server, client } = setup({ recover: false }, POS);
+  for (let i = 1; i <= 3; i++) server.publish("news", "old", i);
+  await client.connect();
+  const sub = client.subscribe("news", { since: { epoch: "e1", offset: 1 } });
+  const got = record(sub);
+  await got.until(2);
+  assert.equal(sub.recovered, true);
+  assert.deepEqual(got.map((m) => [m.offset, m.seq]), [[2, 1], [3, 2]]);
+  assert.equal(client.subscribe("news", { since: { epoch: "e1", offset: 0 } }), sub, "ignored while active");
+
+  // recover: false: a reconnect does not ask to resume
+  const resub = nextEvent(sub, "subscribed");
+  server.last.serverClose(1006, "");
+  assert.equal((await resub).recovered, undefined);
+  assert.equal(server.sent("subscribe", server.last)[0].params.since, undefined);
+
+  await sub.unsubscribe();
+  assert.equal(sub.position, null);
+  assert.equal(sub.recovered, undefined);
+  client.subscribe("news");
+  await sub.ready(1000);
+  assert.equal(server.sent("subscribe", server.last)[1].params.since, undefined);
+});
+
+test("history() sends channel, limit and since and resolves with the typed result", async () => {
+  const { server, client } = setup({}, POS);
+  for (let i = 1; i <= 5; i++) server.publish("news", "e", i);
+  await client.connect();
+  const latest = await client.history("news", { limit: 2 });
+  assert.deepEqual(server.sent("history")[0].params, { channel: "news", limit: 2 });
+  assert.equal(latest.epoch, "e1");
+  assert.equal(latest.offset, 5);
+  assert.deepEqual(latest.publications.map((p) => [p.offset, p.payload, p.channel, p.event]), [[4, 4, "news", "e"], [5, 5, "news", "e"]]);
+  assert.equal(typeof latest.publications[0].createTime, "string");
+  const after = await client.history("news", { since: { epoch: "e1", offset: 3 } });
+  assert.deepEqual(server.sent("history")[1].params, { channel: "news", since: { epoch: "e1", offset: 3 } });
+  assert.deepEqual(after.publications.map((p) => p.offset), [4, 5]);
+  const other = await client.history("news", { since: { epoch: "old", offset: 3 } });
+  assert.deepEqual(other.publications, []);
+  assert.equal(other.epoch, "e1");
+  await client.history("news");
+  assert.deepEqual(server.sent("history")[3].params, { channel: "news" }, "no limit, no since");
+
+  server.handlers.history = () => ({ error: { code: "PermissionDenied", message: "no" } });
+  await assert.rejects(client.history("secret"), (e) => e instanceof BroadcasterError && e.code === "PermissionDenied");
+  server.handlers.history = () => ({ result: { epoch: "e1" } });
+  await assert.rejects(client.history("news"), (e) => e.code === "BadResponse");
+});
+
+test("a subscribe on a socket that is already closing waits for the reconnect instead of giving up", async () => {
+  const { server, client } = setup();
+  await client.connect();
+  const first = server.last;
+  first.readyState = 2; // closing: send() throws, the close event has not arrived yet
+  const sub = client.subscribe("news");
+  const errors = [];
+  sub.on("error", (e) => errors.push(e));
+  await sleep(5); // let the failed send settle
+  assert.equal(sub.state, "subscribing");
+  first.readyState = 3;
+  first.onclose?.({ code: 1006, reason: "" });
+  await sub.ready(1000);
+  assert.notEqual(server.last, first);
+  assert.deepEqual(errors, []);
+});
+
+// ----- connection failures that report only `error` (issue 19) ---------------------------------------------
+
+test("an error event without a close event (Node 20 on ECONNREFUSED) retries on the backoff schedule", async () => {
+  const { server, client } = setup({ connectTimeout: 5000, minReconnectDelay: 10, maxReconnectDelay: 20 });
+  server.refuse = "error-only";
+  const codes = [];
+  client.on("connecting", (e) => codes.push(e.code));
+  const t0 = Date.now();
+  client.connect();
+  await waitFor(() => server.sockets.length >= 4, 1500, "4 attempts well within one connect timeout");
+  assert.ok(Date.now() - t0 < 1500);
+  assert.deepEqual(codes.slice(0, 3), [0, 1006, 1006]);
+  server.refuse = false;
+  await client.connect();
+  assert.equal(client.state, "connected");
+});
+
+/** A local TCP port nobody listens on (bound, then released). */
+async function closedPort() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, "127.0.0.1", r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+test("with Node's built-in WebSocket a reconnect against a closed port follows the backoff, not the connect timeout", { skip: typeof WebSocket === "undefined" && "no built-in WebSocket" }, async () => {
+  const port = await closedPort();
+  const client = track(new Broadcaster(`ws://127.0.0.1:${port}/broadcaster/websocket`, {
+    token: "t",
+    connectTimeout: 10000,
+    minReconnectDelay: 20,
+    maxReconnectDelay: 40,
+    heartbeatInterval: 0,
+  }));
+  const failures = [];
+  const three = new Promise((resolve) =>
+    client.on("connecting", (e) => {
+      if (e.code !== 0) failures.push({ code: e.code, at: Date.now() });
+      if (failures.length === 3) resolve();
+    }),
+  );
+  const t0 = Date.now();
+  client.connect();
+  await Promise.race([three, sleep(5000).then(() => assert.fail(`only ${failures.length} failed attempts in 5 s`))]);
+  const took = Date.now() - t0;
+  assert.ok(took < 3000, `3 refused attempts took ${took} ms (connect timeout 10000)`);
+  assert.deepEqual(failures.map((f) => f.code), [1006, 1006, 1006]);
+  assert.equal(client.state, "connecting");
+});
+
+// ----- debug logging and browser online/offline (issue 19) -------------------------------------------------
+
+test("debug: a logger function receives what the client does; debug: true uses console.debug", async () => {
+  const lines = [];
+  const { server, client } = setup({ debug: (...args) => lines.push(args.join(" ")) }, POS);
+  const sub = client.subscribe("news");
+  await client.connect();
+  await sub.ready(1000);
+  server.publish("news");
+  await waitFor(() => sub.lastSeq === 1, 1000, "message");
+  const resub = nextEvent(sub, "subscribed");
+  server.last.serverClose(1006, "");
+  await resub;
+  assert.ok(lines.every((l) => l.startsWith("[broadcaster] ")), lines.join("\n"));
+  const text = lines.join("\n");
+  for (const want of [/connect ws:\/\/fake/, /opening WebSocket/, /^\[broadcaster\] connected$/m, /subscribe news since e1:1/, /connection closed 1006/, /reconnecting in \d+ ms/, /subscribed news sub-2 recovered/]) {
+    assert.match(text, want);
+  }
+
+  const saved = console.debug;
+  const seen = [];
+  console.debug = (...args) => seen.push(args);
+  try {
+    const c = track(new Broadcaster("ws://fake", { ...FAST, WebSocket: server.WebSocket, token: "t", debug: true }));
+    await c.connect();
+  } finally {
+    console.debug = saved;
+  }
+  assert.ok(seen.length > 0 && seen.every((a) => a[0] === "[broadcaster]"));
+
+  const quiet = track(new Broadcaster("ws://fake", { ...FAST, WebSocket: server.WebSocket, token: "t" }));
+  console.debug = (...args) => seen.push(args);
+  const n = seen.length;
+  try {
+    await quiet.connect();
+  } finally {
+    console.debug = saved;
+  }
+  assert.equal(seen.length, n, "silent by default");
+});
+
+/** Runs fn with a browser-like `window` (an EventTarget) and `navigator.onLine`, then restores the globals. */
+async function withBrowserGlobals(fn) {
+  const savedWindow = Object.getOwnPropertyDescriptor(globalThis, "window");
+  const savedNavigator = Object.getOwnPropertyDescriptor(globalThis, "navigator");
+  const win = new EventTarget();
+  const nav = { onLine: true };
+  Object.defineProperty(globalThis, "window", { value: win, configurable: true, writable: true });
+  Object.defineProperty(globalThis, "navigator", { value: nav, configurable: true, writable: true });
+  try {
+    await fn(win, nav);
+  } finally {
+    for (const [name, d] of [["window", savedWindow], ["navigator", savedNavigator]]) {
+      if (d) Object.defineProperty(globalThis, name, d);
+      else delete globalThis[name];
+    }
+  }
+}
+
+test("browsers: offline holds the retries back; the online event reconnects at once", async () => {
+  await withBrowserGlobals(async (win, nav) => {
+    const { server, client } = setup({ minReconnectDelay: 10, maxReconnectDelay: 10000 });
+    await client.connect();
+    nav.onLine = false;
+    server.refuse = true;
+    const lost = nextEvent(client, "connecting");
+    server.last.serverClose(1006, "");
+    await lost;
+    await sleep(150); // checks that nothing happens: at 10 ms backoff this would be several attempts
+    assert.equal(server.sockets.length, 1, "no attempt while offline (only a probe after maxReconnectDelay)");
+    nav.onLine = true;
+    server.refuse = false;
+    const t0 = Date.now();
+    const back = nextEvent(client, "connected", 1000);
+    win.dispatchEvent(new Event("online"));
+    await back;
+    assert.ok(Date.now() - t0 < 1000);
+
+    // while connected an online event changes nothing; after disconnect() the client stops listening
+    win.dispatchEvent(new Event("online"));
+    assert.equal(server.sockets.length, 2);
+    client.disconnect();
+    win.dispatchEvent(new Event("online"));
+    await sleep(30);
+    assert.equal(client.state, "disconnected");
+    assert.equal(server.sockets.length, 2);
+  });
+});
+
+test("browsers: an online event during the backoff skips the rest of it", async () => {
+  await withBrowserGlobals(async (win) => {
+    const { server, client } = setup({ minReconnectDelay: 5000, maxReconnectDelay: 5000 });
+    await client.connect();
+    const lost = nextEvent(client, "connecting");
+    server.last.serverClose(1006, "");
+    await lost;
+    const back = nextEvent(client, "connected", 1000);
+    win.dispatchEvent(new Event("online"));
+    await back;
+    assert.equal(server.sockets.length, 2);
+  });
 });

@@ -1,5 +1,13 @@
 // Compile-only check that the published declarations fit typical use (npm test runs `tsc -p test`).
-import { Broadcaster, BroadcasterError, type Message, type PublishResult, type GapEvent } from "../dist/broadcaster.js";
+import {
+  Broadcaster,
+  BroadcasterError,
+  type Message,
+  type PublishResult,
+  type GapEvent,
+  type HistoryResult,
+  type StreamPosition,
+} from "../dist/broadcaster.js";
 
 export async function usage(): Promise<void> {
   // The DOM's WebSocket constructor fits the option.
@@ -11,11 +19,23 @@ export async function usage(): Promise<void> {
   c.on("state", ({ state, previous }) => console.log(previous, "->", state));
   c.on("error", ({ type, error }) => console.warn(type, error.code));
   await c.connect();
-  const sub = c.subscribe("chat:1");
-  sub.on("message", (m: Message<{ text: string }>) => console.log(m.seq, m.payload.text, m.latency));
-  sub.on("gap", (g: GapEvent) => console.log(g.expected, g.got, g.missed));
-  sub.on("subscribed", ({ resubscribed }) => resubscribed && console.log("seq restarts at 1"));
+  const saved: StreamPosition | null = JSON.parse(localStorage.getItem("chat:1") ?? "null");
+  const sub = c.subscribe("chat:1", saved ? { since: saved } : {});
+  sub.on("message", (m: Message<{ text: string }>) => {
+    console.log(m.seq, m.payload.text, m.latency, m.offset ?? "no offset", m.epoch);
+    if (sub.position) localStorage.setItem("chat:1", JSON.stringify(sub.position));
+  });
+  sub.on("gap", (g: GapEvent) => console.log(g.reason, g.expected, g.got, g.missed ?? "unknown", g.since?.epoch));
+  sub.on("subscribed", ({ resubscribed, recovered, position }) => {
+    if (resubscribed && recovered === undefined) console.log("seq restarts at 1");
+    if (recovered === false) console.log("messages were lost; reload from", position?.offset);
+  });
   await sub.ready(5000);
+  const recovered: boolean | undefined = sub.recovered;
+  console.log(recovered);
+  const h: HistoryResult<{ text: string }> = await c.history("chat:1", { limit: 10, since: sub.position ?? undefined });
+  for (const p of h.publications) console.log(p.offset, p.id, p.createTime, p.payload.text);
+  console.log(h.epoch, h.offset);
   try {
     const r: PublishResult = await c.publish("chat:1", "text", { text: "hi" });
     console.log(r.id, r.createTime);

@@ -379,22 +379,87 @@ TEST(hub, ids_increase_within_a_shard_and_are_never_reused) {
   }
 }
 
-TEST(hub, deliver_to_reaches_one_subscription_with_its_next_seq) {
+publication_ptr at(std::string channel, std::uint64_t offset, std::string epoch = "E") {
+  auto p = std::make_shared<publication>();
+  p->channel = std::move(channel);
+  p->head = "H";
+  p->tail = std::to_string(offset);
+  p->offset = offset;
+  p->epoch = std::move(epoch);
+  return p;
+}
+
+publication_ptr gap(std::string channel, std::uint64_t last_offset, std::uint64_t count) {
+  auto p = std::make_shared<publication>();
+  p->channel = std::move(channel);
+  p->offset = last_offset;
+  p->skipped = count;
+  return p;
+}
+
+std::vector<std::string> payloads(const recording_subscriber& s) {
+  std::vector<std::string> out;
+  for (const auto& d : s.got) out.push_back(d.payload);
+  return out;
+}
+
+TEST(hub, a_gap_marker_advances_every_seq_and_delivers_nothing) {
   hub h(0);
   recording_subscriber a, b;
   auto sa = h.subscribe("news", a);
+  h.deliver(at("news", 1));
   auto sb = h.subscribe("news", b);
-  h.deliver(make_pub("news", "live-1"));
-  h.deliver_to(*sb, make_pub("news", "replayed"));
-  h.deliver(make_pub("news", "live-2"));
-  EXPECT_EQ(a.seqs(), (seqs{1, 2}));
-  EXPECT_EQ(b.seqs(), (seqs{1, 2, 3}));
-  ASSERT_EQ(b.got.size(), 3u);
-  EXPECT_EQ(b.got[1].payload, "replayed");
-  // After the subscription next to it left (a swap-remove moved it), it is still found.
-  sa.reset();
-  h.deliver_to(*sb, make_pub("news", "again"));
-  EXPECT_EQ(b.seqs(), (seqs{1, 2, 3, 4}));
+  EXPECT_EQ(h.deliver(gap("news", 4, 3)), 0u);
+  h.deliver(at("news", 5));
+  EXPECT_EQ(a.seqs(), (seqs{1, 5}));
+  EXPECT_EQ(b.seqs(), (seqs{4}));
+}
+
+TEST(hub, a_buffered_subscription_holds_back_until_it_goes_live) {
+  hub h(0);
+  recording_subscriber live, s;
+  auto sl = h.subscribe("news", live);
+  auto sub = h.subscribe("news", s, /*buffered=*/true);
+  EXPECT_TRUE(sub->buffering());
+  h.deliver(at("news", 7));
+  h.deliver(at("news", 8));
+  EXPECT_TRUE(s.got.empty());
+  EXPECT_EQ(live.seqs(), (seqs{1, 2}));
+  // The position was read at 7: 7 is covered by the replay (5..7), 8 follows it.
+  h.go_live(*sub, {at("news", 5), at("news", 6), at("news", 7)}, "E", 7);
+  EXPECT_FALSE(sub->buffering());
+  EXPECT_EQ(payloads(s), (std::vector<std::string>{"5", "6", "7", "8"}));
+  EXPECT_EQ(s.seqs(), (seqs{1, 2, 3, 4}));
+  h.deliver(at("news", 9));
+  EXPECT_EQ(s.seqs(), (seqs{1, 2, 3, 4, 5}));
+}
+
+TEST(hub, go_live_keeps_held_messages_of_another_epoch_and_trims_gaps_to_the_position) {
+  hub h(0);
+  recording_subscriber s;
+  auto sub = h.subscribe("news", s, true);
+  h.deliver(at("news", 3));      // covered by the position (5)
+  h.deliver(gap("news", 7, 3));  // 5..7 lost: only 6 and 7 are after the position
+  h.deliver(at("news", 8));
+  h.deliver(at("news", 1, "F"));  // a new epoch began: kept
+  h.go_live(*sub, {}, "E", 5);
+  EXPECT_EQ(payloads(s), (std::vector<std::string>{"8", "1"}));
+  EXPECT_EQ(s.seqs(), (seqs{3, 4}));
+}
+
+TEST(hub, a_buffered_subscription_that_leaves_takes_its_held_messages_with_it) {
+  hub h(0);
+  recording_subscriber a, b;
+  auto sa = h.subscribe("news", a, true);
+  auto sb = h.subscribe("news", b);
+  h.deliver(at("news", 1));
+  sa.reset();  // swap-remove moves b's slot; its state must follow
+  h.deliver(at("news", 2));
+  EXPECT_EQ(b.seqs(), (seqs{1, 2}));
+  auto sc = h.subscribe("news", a, true);
+  h.deliver(at("news", 3));
+  h.go_live(*sc, {}, "E", 2);
+  EXPECT_EQ(payloads(a), (std::vector<std::string>{"3"}));
 }
 
 }  // namespace
