@@ -70,7 +70,7 @@ struct redis_kind {
     redis_test::redis_server server;  // a real redis-server on a free loopback port
   };
   static std::unique_ptr<broker> make(backend& b, delivery_sink& sink, core::channel_rules rules = {}) {
-    auto opts = redis_test::fast_options();
+    auto opts = redis_test::contract_options();
     opts.channels = std::move(rules);
     return make_redis_broker(sink, b.server.url(), std::move(opts));
   }
@@ -956,8 +956,8 @@ TEST(redis_broker_only, a_node_without_interest_receives_nothing) {
   // message would have been too. Redis's own PUBSUB NUMSUB tells when the UNSUBSCRIBE took effect.
   redis_test::redis_server redis;
   recording_sink pub_sink, sub_sink;
-  auto pub = make_redis_broker(pub_sink, redis.url(), redis_test::fast_options());
-  auto sub = make_redis_broker(sub_sink, redis.url(), redis_test::fast_options());
+  auto pub = make_redis_broker(pub_sink, redis.url(), redis_test::contract_options());
+  auto sub = make_redis_broker(sub_sink, redis.url(), redis_test::contract_options());
   pub->start();
   sub->start();
   ASSERT_TRUE(wait_healthy(*pub) && wait_healthy(*sub));
