@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "broker/redis_envelope.hpp"
+#include "broker/redis_scripts.hpp"
 #include "util/prometheus.hpp"
 
 namespace bc::broker {
@@ -18,11 +19,7 @@ redis_broker::redis_broker(delivery_sink& sink, std::vector<redis_endpoint> shar
     : sink_(sink), opts_(std::move(opts)), work_(asio::make_work_guard(ioc_)) {
   if (shards.empty()) throw std::invalid_argument("the Redis broker needs at least one Redis instance");
   for (std::size_t i = 0; i < shards.size(); ++i) {
-    shards_.push_back(
-        std::make_unique<redis_shard>(ioc_, i, std::move(shards[i]), opts_,
-                                      [this](redis_shard& from, std::string_view ch, std::string_view bytes) {
-                                        on_message(from, ch, bytes);
-                                      }));
+    shards_.push_back(std::make_unique<redis_shard>(ioc_, i, std::move(shards[i]), opts_, sink_));
   }
 }
 
@@ -89,14 +86,22 @@ void redis_broker::stop() {
 void redis_broker::publish(core::message msg, std::function<void(publish_status)> done) {
   auto& shard = shard_for(msg.channel);
   if (shard.up()) {
-    // Envelope built on the caller's thread: the broker thread only writes bytes.
-    std::string redis_channel = opts_.channel_prefix + msg.channel;
-    std::string envelope = encode_envelope(msg);
+    // Envelope body, keys and the channel's history rule on the caller's thread: the broker thread only
+    // writes bytes.
+    redis_publish_request req;
+    req.redis_channel = opts_.channel_prefix + msg.channel;
+    req.meta_key = redis_scripts::meta_key(opts_.channel_prefix, msg.channel);
+    req.stream_key = redis_scripts::stream_key(opts_.channel_prefix, msg.channel);
+    req.body = encode_envelope_body(msg);
+    if (any_history_) {
+      const auto rule = opts_.channels.for_channel(msg.channel);
+      req.history_size = rule.history_size;
+      req.history_ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(rule.history_ttl).count();
+    }
     std::unique_lock lock(gate_);
     if (accepting_) {
-      asio::post(ioc_, [&shard, ch = std::move(redis_channel), env = std::move(envelope),
-                        done = std::move(done)]() mutable {
-        shard.publish(std::move(ch), std::move(env), std::move(done));
+      asio::post(ioc_, [&shard, req = std::move(req), done = std::move(done)]() mutable {
+        shard.publish(std::move(req), std::move(done));
       });
       return;
     }
@@ -126,29 +131,20 @@ bool redis_broker::await_subscribed(std::string_view channel, std::function<void
        ready = std::move(ready)]() mutable { shard.await_subscribed(ch, std::move(ready)); });
 }
 
-void redis_broker::history(history_request, std::function<void(history_result)> done) {
-  history_result r;  // TODO(issue 17): positions and history in Redis (being written)
-  r.top.epoch = "redis";
+void redis_broker::history(history_request req, std::function<void(history_result)> done) {
+  auto& shard = shard_for(req.channel);
+  if (shard.readable()) {
+    std::unique_lock lock(gate_);
+    if (accepting_) {
+      asio::post(ioc_, [&shard, req = std::move(req), done = std::move(done)]() mutable {
+        shard.history(std::move(req), std::move(done));
+      });
+      return;
+    }
+  }
+  history_result r;
+  r.status = publish_status::unavailable;
   done(std::move(r));
-}
-
-void redis_broker::on_message(redis_shard& from, std::string_view redis_channel, std::string_view bytes) {
-  core::message msg;
-  const std::string_view prefix = opts_.channel_prefix;
-  if (!decode_envelope(bytes, msg) || redis_channel.size() != prefix.size() + msg.channel.size() ||
-      redis_channel.substr(0, prefix.size()) != prefix ||
-      redis_channel.substr(prefix.size()) != msg.channel) {
-    from.count_invalid();
-    spdlog::debug("redis shard {}: dropped an unreadable message on {}", from.index(), redis_channel);
-    return;
-  }
-  try {
-    sink_.deliver(std::move(msg));
-  } catch (const std::exception& e) {  // never unwind through hiredis's C frames
-    from.count_invalid();
-    spdlog::error("redis shard {}: cannot deliver a message on {}: {}", from.index(), redis_channel,
-                  e.what());
-  }
 }
 
 bool redis_broker::healthy() const {
@@ -226,6 +222,17 @@ void redis_broker::append_metrics(std::string& out) const {
          [](const redis_shard_stats& s) { return s.channels; });
   series("broadcaster_redis_in_flight", "gauge", "Publishes sent and not yet answered.",
          [](const redis_shard_stats& s) { return s.in_flight; });
+  series("broadcaster_redis_gaps_total", "counter",
+         "Jumps in a channel's offsets that its history could not fill (shown to subscribers as a gap).",
+         [](const redis_shard_stats& s) { return s.gaps; });
+  series("broadcaster_redis_skipped_total", "counter",
+         "Messages in those gaps: published, never delivered here.",
+         [](const redis_shard_stats& s) { return s.skipped; });
+  series("broadcaster_redis_repaired_total", "counter",
+         "Messages lost on the way and delivered from the channel's history instead.",
+         [](const redis_shard_stats& s) { return s.repaired; });
+  series("broadcaster_redis_duplicates_total", "counter", "Messages dropped as already delivered.",
+         [](const redis_shard_stats& s) { return s.duplicates; });
 }
 
 }  // namespace bc::broker

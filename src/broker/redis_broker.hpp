@@ -19,8 +19,11 @@
 
 namespace bc::broker {
 
-// A publish goes to Redis (PUBLISH on the channel's shard) and comes back to every node subscribed to that
-// channel, this one included, which rebuilds the frame and hands it to its delivery_sink. A node subscribes
+// A publish goes to Redis (one atomic script on the channel's shard that gives it the channel's next offset,
+// keeps it in the channel's stream when the channel has history, and PUBLISHes it; redis_scripts.hpp) and
+// comes back to every node subscribed to that channel, this one included, which checks its offset against
+// the last one delivered (redis_channel_tracker.hpp: jumps are repaired from the stream or reported as gaps),
+// rebuilds the frame and hands it to its delivery_sink. A node subscribes
 // in Redis only to channels with local subscribers (subscribe/unsubscribe from channel_interest).
 //
 // Concurrency: one broker thread runs its own io_context and owns every hiredis context, shard and channel
@@ -58,11 +61,11 @@ class redis_broker final : public broker {
  private:
   template <class Handler>
   bool post_if_accepting(Handler&& h);
-  void on_message(redis_shard& from, std::string_view redis_channel, std::string_view bytes);
   redis_shard& shard_for(std::string_view channel) { return *shards_[shard_of(channel, shards_.size())]; }
 
   delivery_sink& sink_;
   const redis_options opts_;
+  const bool any_history_ = opts_.channels.any_history();
   boost::asio::io_context ioc_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::vector<std::unique_ptr<redis_shard>> shards_;  // after ioc_: destroyed before it

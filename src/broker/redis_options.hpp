@@ -35,6 +35,11 @@ struct redis_options {
   std::size_t max_in_flight = 100000;
   std::size_t max_in_flight_bytes = 64u << 20;
 
+  // How long a channel's position (its epoch and last offset, the `{C}:meta` hash) outlives its last publish.
+  // Long, so that a client resuming after a quiet period finds the same epoch; a channel idle for longer
+  // starts a new epoch (its subscribers then see `recovered: false`). docs/redis.md "Channel positions".
+  std::chrono::seconds position_ttl{std::chrono::hours(24 * 30)};
+
   // History and presence per channel (HISTORY_SIZE, HISTORY_TTL, [[channels]] rules).
   core::channel_rules channels;
 };

@@ -7,6 +7,9 @@
 #include <boost/asio/post.hpp>
 #include <vector>
 
+#include "broker/redis_envelope.hpp"
+#include "broker/redis_scripts.hpp"
+
 namespace bc::broker {
 
 namespace asio = boost::asio;
@@ -23,16 +26,80 @@ bool is_string(const redisReply* r) {
   return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS;
 }
 
+bool to_u64(const redisReply* r, std::uint64_t& v) {
+  if (r->type == REDIS_REPLY_INTEGER) {
+    if (r->integer < 0) return false;
+    v = static_cast<std::uint64_t>(r->integer);
+    return true;
+  }
+  if (!is_string(r) || r->len == 0 || r->len > 20) return false;
+  v = 0;
+  for (std::size_t i = 0; i < r->len; ++i) {
+    if (r->str[i] < '0' || r->str[i] > '9') return false;
+    v = v * 10 + static_cast<std::uint64_t>(r->str[i] - '0');
+  }
+  return true;
+}
+
+// The read script's answer: {epoch, offset, now, entries?}, entries as XRANGE gives them, each decoded and
+// checked to belong to `channel`; `times` gets each entry's append time (Redis's clock, unix ms), `now` the
+// time of the read. False when it is not that (an error, or no reply at all).
+bool parse_read(const redisReply* r, const std::string& channel, std::string& epoch, std::uint64_t& top,
+                std::vector<core::message>& messages, std::vector<std::uint64_t>* times = nullptr,
+                std::uint64_t* now = nullptr) {
+  std::uint64_t read_at = 0;
+  if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 3 || !is_string(r->element[0]) ||
+      !to_u64(r->element[1], top) || !to_u64(r->element[2], read_at)) {
+    return false;
+  }
+  epoch.assign(r->element[0]->str, r->element[0]->len);
+  if (now != nullptr) *now = read_at;
+  if (r->elements < 4) return true;
+  const redisReply* entries = r->element[3];
+  if (entries->type != REDIS_REPLY_ARRAY) return false;
+  messages.reserve(entries->elements);
+  for (std::size_t i = 0; i < entries->elements; ++i) {
+    const redisReply* e = entries->element[i];
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[1]->type != REDIS_REPLY_ARRAY ||
+        e->element[1]->elements < 2 || !is_string(e->element[1]->element[1])) {
+      return false;
+    }
+    core::message m;
+    if (!decode_envelope(text_of(e->element[1]->element[1]), m) || m.channel != channel || m.offset == 0) {
+      return false;
+    }
+    if (times != nullptr) {
+      std::uint64_t t = 0;
+      const redisReply* f = e->element[1];
+      if (f->elements >= 4 && is_string(f->element[2]) && text_of(f->element[2]) == "t")
+        to_u64(f->element[3], t);
+      times->push_back(t);
+    }
+    messages.push_back(std::move(m));
+  }
+  return true;
+}
+
 }  // namespace
 
 redis_shard::redis_shard(asio::io_context& ioc, std::size_t index, redis_endpoint endpoint,
-                         const redis_options& opts, message_handler on_message)
+                         const redis_options& opts, delivery_sink& sink)
     : index_(index),
       endpoint_(std::move(endpoint)),
       opts_(opts),
       anchor_(opts.channel_prefix + "!anchor"),  // '!' never appears in a valid channel name
-      on_message_(std::move(on_message)),
+      meta_ttl_ms_(std::to_string(std::chrono::milliseconds(opts.position_ttl).count())),
+      publish_script_{this, "publish", redis_scripts::publish, {}},
+      read_script_{this, "read", redis_scripts::read, {}},
+      rng_(std::random_device{}()),
       watchdog_(ioc),
+      tracker_(
+          sink,
+          [this](const std::string& channel, const std::string& epoch, std::uint64_t first,
+                 std::uint64_t count, bool any_epoch, redis_channel_tracker::range_done done) {
+            fetch(channel, epoch, first, count, any_epoch, std::move(done));
+          },
+          fmt::format("redis shard {}", index)),
       pub_(
           ioc, endpoint_, opts, fmt::format("redis shard {} publish ({})", index, endpoint_.address()),
           [this](redisAsyncContext* ac) { on_pub_open(ac); }, [this] { on_pub_close(); }),
@@ -40,11 +107,14 @@ redis_shard::redis_shard(asio::io_context& ioc, std::size_t index, redis_endpoin
           ioc, endpoint_, opts, fmt::format("redis shard {} subscribe ({})", index, endpoint_.address()),
           [this](redisAsyncContext* ac) { on_sub_open(ac); }, [this] { on_sub_close(); }) {}
 
+// (The tracker's idle hook is set in the body: it needs the whole object.)
+
 redis_shard::~redis_shard() {
   stop();
 }
 
 void redis_shard::start() {
+  tracker_.on_idle([this] { release_acked(); });
   stopped_ = false;
   pub_.start();
   sub_.start();
@@ -65,51 +135,121 @@ void redis_shard::stop() {
 // ---- publishing ----------------------------------------------------------------------------------------
 
 void redis_shard::on_pub_open(redisAsyncContext* ac) {
-  // PING after AUTH: its answer proves the server is a working Redis and that AUTH (if any) passed.
+  // The scripts, then PING: its answer proves the server is a working Redis, that AUTH (if any) passed and
+  // that both scripts are loaded (answered before it).
+  publish_script_.sha.clear();
+  read_script_.sha.clear();
+  reloading_ = false;
+  load_scripts(ac, false);
   redisAsyncCommand(ac, &redis_shard::on_ping_reply, this, "PING");
+}
+
+void redis_shard::load_scripts(redisAsyncContext* ac, bool pipelined) {
+  for (script* sc : {&publish_script_, &read_script_}) {
+    const char* argv[3] = {"SCRIPT", "LOAD", sc->source};
+    const size_t len[3] = {6, 4, std::char_traits<char>::length(sc->source)};
+    if (!pipelined) {
+      redisAsyncCommandArgv(ac, &redis_shard::on_script_loaded, sc, 3, argv, len);
+      continue;
+    }
+    // After NOSCRIPT, in the publish FIFO (its replies are counted there).
+    if (redisAsyncCommandArgv(ac, &redis_shard::on_pub_reply, this, 3, argv, len) != REDIS_OK) return;
+    in_flight_.push_back({nullptr,
+                          [this, sc](redisReply* r) {
+                            if (sc == &read_script_) reloading_ = false;
+                            if (r != nullptr && is_string(r)) sc->sha.assign(r->str, r->len);
+                          },
+                          std::chrono::steady_clock::now(), 0, 0});
+  }
+}
+
+void redis_shard::on_script_loaded(redisAsyncContext*, void* reply, void* privdata) {
+  auto* sc = static_cast<script*>(privdata);
+  auto* r = static_cast<redisReply*>(reply);
+  if (r == nullptr) return;  // connection going away
+  if (r->type == REDIS_REPLY_STRING) {
+    sc->sha.assign(r->str, r->len);
+    return;
+  }
+  redis_shard* self = sc->shard;
+  spdlog::log(self->pub_.failure_level(), "redis shard {}: cannot load the {} script: {}", self->index_,
+              sc->name, r->type == REDIS_REPLY_ERROR ? std::string(text_of(r)) : "unexpected answer");
+  self->pub_.drop_later(std::string("SCRIPT LOAD of the ") + sc->name + " script failed");
 }
 
 void redis_shard::on_ping_reply(redisAsyncContext*, void* reply, void* privdata) {
   auto* self = static_cast<redis_shard*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) return;  // connection going away
-  if (is_string(r) && text_of(r) == "PONG") return self->pub_.mark_ready();
+  if (is_string(r) && text_of(r) == "PONG") {
+    if (self->publish_script_.sha.empty() || self->read_script_.sha.empty()) return;  // drop_later queued
+    self->pub_.mark_ready();
+    return self->check_positions();
+  }
   spdlog::log(self->pub_.failure_level(), "redis shard {}: unexpected answer to PING: {}", self->index_,
               r->type == REDIS_REPLY_ERROR ? std::string(text_of(r)) : "not PONG");
   self->pub_.drop_later("unexpected answer to PING");
 }
 
-void redis_shard::publish(std::string redis_channel, std::string envelope, publish_done done) {
+void redis_shard::publish(redis_publish_request req, publish_done done) {
   if (!up() || in_flight_.size() + held_count_ + acked_.size() >= opts_.max_in_flight ||
-      in_flight_bytes_ + held_bytes_ + envelope.size() > opts_.max_in_flight_bytes) {
+      in_flight_bytes_ + held_bytes_ + req.body.size() > opts_.max_in_flight_bytes) {
     failures_.add();
     return done(publish_status::unavailable);
   }
   in_flight_count_.add();
   // Both maps are empty in the steady state: one branch, no lookup.
   if ((!unconfirmed_.empty() || !held_.empty()) &&
-      (unconfirmed_.count(redis_channel) != 0 || held_.count(redis_channel) != 0)) {
-    held_bytes_ += envelope.size();
+      (unconfirmed_.count(req.redis_channel) != 0 || held_.count(req.redis_channel) != 0)) {
+    held_bytes_ += req.body.size();
     ++held_count_;
-    held_[redis_channel].push_back({std::move(envelope), std::move(done), std::chrono::steady_clock::now()});
+    auto& queue = held_[req.redis_channel];
+    queue.push_back({std::move(req), std::move(done), std::chrono::steady_clock::now()});
     return;
   }
-  send_publish(redis_channel, envelope, std::move(done));
+  send_publish(req, std::move(done));
 }
 
-void redis_shard::send_publish(const std::string& redis_channel, const std::string& envelope,
-                               publish_done done) {
+std::string redis_shard::new_epoch() {
+  return fmt::format("{:016x}", rng_());
+}
+
+void redis_shard::send_publish(const redis_publish_request& req, publish_done done) {
   redisAsyncContext* ac = pub_.ready() ? pub_.open_context() : nullptr;
-  const char* argv[3] = {"PUBLISH", redis_channel.data(), envelope.data()};
-  const size_t len[3] = {7, redis_channel.size(), envelope.size()};
+  const std::string epoch = new_epoch();
+  const std::string size = std::to_string(req.history_size);
+  const std::string ttl = std::to_string(req.history_ttl_ms);
+  const std::string& sha = publish_script_.sha;
+  const char* argv[] = {"EVALSHA",
+                        sha.data(),
+                        "2",
+                        req.meta_key.data(),
+                        req.stream_key.data(),
+                        req.redis_channel.data(),
+                        epoch.data(),
+                        size.data(),
+                        ttl.data(),
+                        meta_ttl_ms_.data(),
+                        req.body.data()};
+  const size_t len[] = {7,
+                        sha.size(),
+                        1,
+                        req.meta_key.size(),
+                        req.stream_key.size(),
+                        req.redis_channel.size(),
+                        epoch.size(),
+                        size.size(),
+                        ttl.size(),
+                        meta_ttl_ms_.size(),
+                        req.body.size()};
   if (ac == nullptr || !sub_.ready() ||
-      redisAsyncCommandArgv(ac, &redis_shard::on_publish_reply, this, 3, argv, len) != REDIS_OK) {
+      redisAsyncCommandArgv(ac, &redis_shard::on_pub_reply, this, 11, argv, len) != REDIS_OK) {
     return finish(done, publish_status::unavailable);
   }
   last_sent_ = std::chrono::steady_clock::now();
-  const bool local = channels_.count(redis_channel) != 0;
-  in_flight_.push_back({std::move(done), last_sent_, envelope.size(), local ? sub_epoch_ : 0});
-  in_flight_bytes_ += envelope.size();
+  const bool local = channels_.count(req.redis_channel) != 0;
+  in_flight_.push_back({std::move(done), nullptr, last_sent_, req.body.size(), local ? sub_epoch_ : 0});
+  in_flight_bytes_ += req.body.size();
 }
 
 void redis_shard::finish(publish_done& done, publish_status status) {
@@ -124,9 +264,9 @@ void redis_shard::release(const std::string& redis_channel) {
   auto waiting = std::move(it->second);
   held_.erase(it);
   for (auto& h : waiting) {
-    held_bytes_ -= h.envelope.size();
+    held_bytes_ -= h.req.body.size();
     --held_count_;
-    send_publish(redis_channel, h.envelope, std::move(h.done));
+    send_publish(h.req, std::move(h.done));
   }
 }
 
@@ -140,26 +280,39 @@ void redis_shard::fail_held() {
   }
 }
 
-void redis_shard::on_publish_reply(redisAsyncContext*, void* reply, void* privdata) {
+void redis_shard::on_pub_reply(redisAsyncContext* ac, void* reply, void* privdata) {
   auto* self = static_cast<redis_shard*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) self->pub_.going_down();
-  if (r != nullptr && r->type == REDIS_REPLY_ERROR && !self->in_flight_.empty() &&
-      self->in_flight_.front().done) {
-    spdlog::warn("redis shard {}: PUBLISH refused: {}", self->index_, std::string(text_of(r)));
+  if (self->in_flight_.empty()) return;  // cannot happen: one entry per command sent
+  auto op = std::move(self->in_flight_.front());
+  self->in_flight_.pop_front();
+  self->in_flight_bytes_ -= op.bytes;
+  const bool noscript = r != nullptr && r->type == REDIS_REPLY_ERROR && text_of(r).substr(0, 8) == "NOSCRIPT";
+  if (noscript && !self->reloading_ && ac != nullptr && self->pub_.open_context() == ac) {
+    spdlog::warn("redis shard {}: Redis lost the scripts (NOSCRIPT); loading them again", self->index_);
+    self->reloading_ = true;
+    self->load_scripts(ac, true);
   }
-  // PUBLISH answers with the number of receivers; anything else (or no reply: the connection is gone) means
-  // the message was not handed over.
-  self->complete_front(r != nullptr && r->type == REDIS_REPLY_INTEGER ? publish_status::ok
-                                                                      : publish_status::unavailable);
+  if (op.read) {
+    try {
+      op.read(r);
+    } catch (const std::exception& e) {  // never unwind through hiredis's C frames
+      spdlog::error("redis shard {}: a read's handler failed: {}", self->index_, e.what());
+    }
+    return;
+  }
+  if (!op.done) return;  // heartbeat
+  if (r != nullptr && r->type == REDIS_REPLY_ERROR && !noscript) {
+    spdlog::warn("redis shard {}: publish refused: {}", self->index_, std::string(text_of(r)));
+  }
+  // The script answers with the message's offset; anything else (or no reply: the connection is gone)
+  // means the message was not handed over (an error stops the script before its PUBLISH).
+  self->complete_publish(
+      op, r != nullptr && r->type == REDIS_REPLY_INTEGER ? publish_status::ok : publish_status::unavailable);
 }
 
-void redis_shard::complete_front(publish_status status) {
-  if (in_flight_.empty()) return;  // cannot happen: one completion per command sent
-  auto op = std::move(in_flight_.front());
-  in_flight_.pop_front();
-  in_flight_bytes_ -= op.bytes;
-  if (!op.done) return;  // heartbeat
+void redis_shard::complete_publish(in_flight& op, publish_status status) {
   if (status == publish_status::ok && op.sub_epoch != 0) {
     // Redis queued the message to our subscribe connection, unless that one was lost meanwhile.
     if (op.sub_epoch != sub_epoch_ || !sub_.ready()) return finish(op.done, publish_status::unavailable);
@@ -196,6 +349,19 @@ void redis_shard::send_sub_ping() {
 void redis_shard::on_pong() {
   sub_pings_.pop_front();
   ++pings_answered_;
+  release_acked();
+}
+
+void redis_shard::check_positions() {
+  // The reads go over the publish connection: when the subscribe connection is back first, on its turn.
+  if (!check_owed_ || !pub_.ready() || !sub_.ready()) return;
+  check_owed_ = false;
+  tracker_.check_all();
+}
+
+void redis_shard::release_acked() {
+  // While the tracker holds messages (a repair in flight) an acknowledged one may be among them.
+  if (!tracker_.idle()) return;
   while (!acked_.empty() && acked_.front().ping <= pings_answered_) {
     auto op = std::move(acked_.front());
     acked_.pop_front();
@@ -211,7 +377,16 @@ void redis_shard::fail_acked() {
 
 void redis_shard::on_pub_close() {
   // hiredis has completed every in-flight command with a null reply before telling us; this is a safety net.
-  while (!in_flight_.empty()) complete_front(publish_status::unavailable);
+  while (!in_flight_.empty()) {
+    auto op = std::move(in_flight_.front());
+    in_flight_.pop_front();
+    in_flight_bytes_ -= op.bytes;
+    if (op.read) {
+      op.read(nullptr);
+    } else if (op.done) {
+      complete_publish(op, publish_status::unavailable);
+    }
+  }
 }
 
 void redis_shard::do_watch() {
@@ -232,9 +407,9 @@ void redis_shard::on_watch() {
   if (in_flight_.empty()) {
     redisAsyncContext* ac = pub_.ready() ? pub_.open_context() : nullptr;
     if (ac != nullptr && now - last_sent_ >= opts_.heartbeat_interval &&
-        redisAsyncCommand(ac, &redis_shard::on_publish_reply, this, "PING") == REDIS_OK) {
+        redisAsyncCommand(ac, &redis_shard::on_pub_reply, this, "PING") == REDIS_OK) {
       last_sent_ = now;
-      in_flight_.push_back({nullptr, now, 0, 0});
+      in_flight_.push_back({nullptr, nullptr, now, 0, 0});
     }
     return;
   }
@@ -270,6 +445,136 @@ void redis_shard::check_subscribe_timeout(std::chrono::steady_clock::time_point 
   for (const auto& [ch, waiting] : waiters_) {
     if (overdue(waiting.front().since)) return;
   }
+}
+
+// ---- reading positions and history ---------------------------------------------------------------------
+
+void redis_shard::send_read(const std::string& channel, const char* mode, const std::string& since_epoch,
+                            std::uint64_t first, std::uint64_t count, std::uint64_t window,
+                            read_handler handler) {
+  redisAsyncContext* ac = pub_.ready() ? pub_.open_context() : nullptr;
+  const std::string meta = redis_scripts::meta_key(opts_.channel_prefix, channel);
+  const std::string stream = redis_scripts::stream_key(opts_.channel_prefix, channel);
+  const std::string epoch = new_epoch();
+  const std::string first_s = std::to_string(first);
+  const std::string count_s = std::to_string(count);
+  const std::string window_s = std::to_string(window);
+  const std::string& sha = read_script_.sha;
+  const char* argv[] = {"EVALSHA",      sha.data(),          "2",  meta.data(),        stream.data(),
+                        epoch.data(),   meta_ttl_ms_.data(), mode, since_epoch.data(), first_s.data(),
+                        count_s.data(), window_s.data()};
+  const size_t len[] = {7,
+                        sha.size(),
+                        1,
+                        meta.size(),
+                        stream.size(),
+                        epoch.size(),
+                        meta_ttl_ms_.size(),
+                        1,
+                        since_epoch.size(),
+                        first_s.size(),
+                        count_s.size(),
+                        window_s.size()};
+  if (ac == nullptr ||
+      redisAsyncCommandArgv(ac, &redis_shard::on_pub_reply, this, 12, argv, len) != REDIS_OK) {
+    // Answered later, never inside the call (the tracker relies on it).
+    asio::post(watchdog_.get_executor(), [handler = std::move(handler)] { handler(nullptr); });
+    return;
+  }
+  last_sent_ = std::chrono::steady_clock::now();
+  in_flight_.push_back({nullptr, std::move(handler), last_sent_, 0, 0});
+}
+
+void redis_shard::fetch(const std::string& channel, const std::string& epoch, std::uint64_t first,
+                        std::uint64_t count, bool any_epoch, redis_channel_tracker::range_done done) {
+  send_read(channel, any_epoch ? "A" : "a", epoch, first, count, 0,
+            [channel, done = std::move(done)](redisReply* r) {
+              redis_channel_tracker::range out;
+              out.ok = parse_read(r, channel, out.epoch, out.top, out.messages);
+              if (!out.ok) out.messages.clear();
+              done(std::move(out));
+            });
+}
+
+// One history() call: may take several reads when entries older than the channel's history_ttl (still in
+// an active stream, which expires only as a whole) are skipped.
+struct redis_shard::history_op {
+  history_request req;
+  std::function<void(history_result)> done;
+  std::size_t window = 0;    // the channel's history_size: only the newest `window` offsets count
+  std::uint64_t ttl_ms = 0;  // entries appended longer ago (by Redis's clock) are expired
+  std::uint64_t first = 0;   // next offset to read (with `since`)
+  history_result result;
+};
+
+void redis_shard::history(history_request req, std::function<void(history_result)> done) {
+  if (!readable()) {
+    history_result r;
+    r.status = publish_status::unavailable;
+    return done(std::move(r));
+  }
+  auto op = std::make_shared<history_op>();
+  const auto rule = opts_.channels.for_channel(req.channel);
+  op->window = rule.history_size;
+  op->ttl_ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(rule.history_ttl).count());
+  op->first = req.since ? req.since->offset + 1 : 0;
+  op->req = std::move(req);
+  op->done = std::move(done);
+  history_step(std::move(op));
+}
+
+void redis_shard::history_step(std::shared_ptr<history_op> op) {
+  const auto& req = op->req;
+  const std::size_t want = op->window == 0 ? 0 : req.limit - op->result.messages.size();
+  const char* mode = req.since ? "a" : "n";
+  send_read(req.channel, mode, req.since ? req.since->epoch : std::string(), op->first, want, op->window,
+            [this, op](redisReply* r) {
+              auto& res = op->result;
+              std::string epoch;
+              std::uint64_t top = 0;
+              std::vector<core::message> got;
+              std::vector<std::uint64_t> times;
+              std::uint64_t now = 0;
+              if (!parse_read(r, op->req.channel, epoch, top, got, &times, &now)) {
+                history_result failed;
+                failed.status = publish_status::unavailable;
+                return op->done(std::move(failed));
+              }
+              if (!op->req.since) {  // XREVRANGE: newest first
+                std::reverse(got.begin(), got.end());
+                std::reverse(times.begin(), times.end());
+              }
+              const std::uint64_t floor = top > op->window ? top - op->window : 0;
+              const std::size_t asked = op->window == 0 ? 0 : op->req.limit - res.messages.size();
+              const bool full = got.size() >= asked && asked > 0;
+              bool expired = false;
+              for (std::size_t i = 0; i < got.size(); ++i) {
+                auto& m = got[i];
+                op->first = m.offset + 1;
+                if (m.offset <= floor || times[i] + op->ttl_ms < now) {
+                  expired = true;
+                  continue;
+                }
+                res.messages.push_back(std::move(m));
+              }
+              res.top = {std::move(epoch), top};
+              // Skipped expired entries at the start of a `since` read: read on past them.
+              if (op->req.since && res.top.epoch == op->req.since->epoch && expired && full &&
+                  res.messages.size() < op->req.limit && op->first <= top) {
+                return history_step(op);
+              }
+              if (op->req.since && res.top.epoch == op->req.since->epoch && op->req.since->offset <= top) {
+                // Complete: every offset after `since` up to the top, without a hole.
+                std::uint64_t next = op->req.since->offset + 1;
+                bool whole = true;
+                for (const auto& m : res.messages) whole = whole && m.offset == next++;
+                res.complete = whole && next == top + 1;
+              }
+              if (op->req.since && res.top.epoch != op->req.since->epoch) res.messages.clear();
+              res.status = publish_status::ok;
+              op->done(std::move(res));
+            });
 }
 
 // ---- subscribing ---------------------------------------------------------------------------------------
@@ -314,11 +619,15 @@ void redis_shard::on_sub_reply(redisAsyncContext*, void* reply, void* privdata) 
   const auto channel = text_of(r->element[1]);
   if (kind == "message" && is_string(r->element[2])) {
     self->received_.add();
-    self->on_message_(*self, channel, text_of(r->element[2]));
+    self->on_sub_message(channel, text_of(r->element[2]));
   } else if (kind == "subscribe" && channel == self->anchor_) {
     // The first answer on a connection ends its re-subscribe batch; later ones answer pings.
     if (!self->sub_pings_.empty()) return self->on_pong();
-    if (!self->sub_.ready()) self->sub_.mark_ready();
+    if (!self->sub_.ready()) {
+      self->sub_.mark_ready();
+      self->check_owed_ = true;  // what was published while the connection was down
+      self->check_positions();
+    }
   } else if (kind == "subscribe") {
     self->confirmed(std::string(channel));
   }
@@ -363,9 +672,23 @@ void redis_shard::wake_all() {
   }
 }
 
+void redis_shard::on_sub_message(std::string_view redis_channel, std::string_view bytes) {
+  core::message msg;
+  const std::string_view prefix = opts_.channel_prefix;
+  if (!decode_envelope(bytes, msg) || redis_channel.size() != prefix.size() + msg.channel.size() ||
+      redis_channel.substr(0, prefix.size()) != prefix ||
+      redis_channel.substr(prefix.size()) != msg.channel) {
+    invalid_.add();
+    spdlog::debug("redis shard {}: dropped an unreadable message on {}", index_, redis_channel);
+    return;
+  }
+  tracker_.on_message(std::move(msg));
+}
+
 void redis_shard::subscribe(const std::string& redis_channel) {
   if (!channels_.insert(redis_channel).second) return;
   channel_count_.add();
+  tracker_.track(redis_channel.substr(opts_.channel_prefix.size()));
   // Before the connection is open the channel goes out with the whole set in on_sub_open.
   if (auto* ac = sub_.open_context()) {
     send_subscribe(ac, "SUBSCRIBE", &redis_channel, 1);
@@ -376,6 +699,7 @@ void redis_shard::subscribe(const std::string& redis_channel) {
 void redis_shard::unsubscribe(const std::string& redis_channel) {
   if (channels_.erase(redis_channel) == 0) return;
   channel_count_.sub();
+  tracker_.untrack(redis_channel.substr(opts_.channel_prefix.size()));
   if (auto* ac = sub_.open_context()) send_subscribe(ac, "UNSUBSCRIBE", &redis_channel, 1);
 }
 
@@ -392,6 +716,10 @@ redis_shard_stats redis_shard::stats() const {
   s.connect_failures = pub_.connect_failures() + sub_.connect_failures();
   s.channels = channel_count_.get();
   s.in_flight = in_flight_count_.get();
+  s.gaps = tracker_.gaps();
+  s.skipped = tracker_.skipped();
+  s.repaired = tracker_.repaired();
+  s.duplicates = tracker_.duplicates();
   return s;
 }
 

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
+#include <random>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -16,12 +18,14 @@
 #include <vector>
 
 #include "broker/broker.hpp"
+#include "broker/redis_channel_tracker.hpp"
 #include "broker/redis_connection.hpp"
 #include "broker/redis_options.hpp"
 #include "broker/redis_url.hpp"
 #include "core/local_counter.hpp"
 
 struct redisAsyncContext;
+struct redisReply;
 
 namespace bc::broker {
 
@@ -38,9 +42,33 @@ struct redis_shard_stats {
   std::uint64_t connect_failures = 0;  // attempts to (re)connect that failed before the connection was ready
   std::uint64_t channels = 0;          // channels this node is subscribed to on this shard
   std::uint64_t in_flight = 0;         // publishes accepted, not yet answered
+  std::uint64_t gaps = 0;              // jumps in a channel's offsets that history could not fill
+  std::uint64_t skipped = 0;           // messages in those gaps (reported to the sink as lost)
+  std::uint64_t repaired = 0;          // messages fetched from a channel's stream after a jump
+  std::uint64_t duplicates = 0;        // messages dropped as already delivered
 };
 
-// Publishing: one connection, PUBLISHes pipelined in call order. Their replies arrive in the same order, so
+// One publish as the shard sends it: the envelope body (redis_envelope.hpp) and what the publish script
+// needs (redis_scripts.hpp), prepared on the caller's thread.
+struct redis_publish_request {
+  std::string redis_channel;
+  std::string meta_key;
+  std::string stream_key;
+  std::string body;
+  std::size_t history_size = 0;
+  std::int64_t history_ttl_ms = 0;
+};
+
+// Publishing: one connection, publishes pipelined in call order. Each publish is one EVALSHA of the publish
+// script (redis_scripts.hpp), loaded with SCRIPT LOAD when the connection opens (before the PING that marks
+// it ready): it gives the message the channel's next offset, appends it to the channel's stream when the
+// channel keeps history, and PUBLISHes it, atomically. A NOSCRIPT answer (the script cache was flushed)
+// answers that publish `unavailable` (it did not run) and loads the scripts again, pipelined: the publishes
+// after it succeed. Reads (history(), the tracker's fetches) run the read script on the same connection
+// and through the same FIFO, so that the watchdog covers them too and a read sent after a publish of this
+// node sees it.
+//
+// Publishes:  Their replies arrive in the same order, so
 // the completions wait in a FIFO (`in_flight_`): a reply completes the oldest one; when the connection is
 // lost hiredis runs every remaining callback with a null reply, completing them `unavailable`. A watchdog
 // drops both connections when the oldest PUBLISH waits longer than `publish_timeout` (a hung Redis), so
@@ -84,15 +112,18 @@ struct redis_shard_stats {
 // Until Redis confirms the node's SUBSCRIBE, a message published on another node would not come back here, so
 // the client's subscribe reply waits too (`waiters_`, see broker::await_subscribed), bounded the same way.
 //
+// Receiving: every message from the subscribe connection is decoded and handed to the shard's
+// redis_channel_tracker, which delivers it to the sink in offset order, repairing jumps from the stream or
+// reporting them as gaps. While the tracker holds messages (a repair in flight), acknowledged publishes that
+// wait to be seen back keep waiting: `ok` still means this node's sink holds the message.
+//
 // Thread-safety: every member function runs on the broker thread, except the const ones (atomics).
 class redis_shard {
  public:
-  using message_handler =
-      std::function<void(redis_shard& from, std::string_view redis_channel, std::string_view bytes)>;
   using publish_done = std::function<void(publish_status)>;
 
   redis_shard(boost::asio::io_context& ioc, std::size_t index, redis_endpoint endpoint,
-              const redis_options& opts, message_handler on_message);
+              const redis_options& opts, delivery_sink& sink);
   ~redis_shard();
   redis_shard(const redis_shard&) = delete;
   redis_shard& operator=(const redis_shard&) = delete;
@@ -100,23 +131,28 @@ class redis_shard {
   void start();
   void stop();  // in-flight publishes complete `unavailable`
 
-  void publish(std::string redis_channel, std::string envelope, publish_done done);
+  void publish(redis_publish_request req, publish_done done);
+  // broker::history for a channel of this shard.
+  void history(history_request req, std::function<void(history_result)> done);
   void subscribe(const std::string& redis_channel);
   void unsubscribe(const std::string& redis_channel);
   // Calls `ready` once the channel's SUBSCRIBE is confirmed on the open subscribe connection (at once when
   // it is, or when no connection is open); at the latest when the connection closes or after publish_timeout.
   void await_subscribed(const std::string& redis_channel, std::function<void()> ready);
-  void count_invalid() { invalid_.add(); }
 
   // Any thread. Publishes are accepted only while up().
   bool up() const { return pub_.ready() && sub_.ready(); }
+  // Any thread. history() needs only the publish connection: positions and streams are read there.
+  bool readable() const { return pub_.ready(); }
   std::size_t index() const { return index_; }
   void count_rejected() { rejected_.fetch_add(1, std::memory_order_relaxed); }
   redis_shard_stats stats() const;
 
  private:
+  using read_handler = std::function<void(redisReply*)>;  // null: no answer (connection lost)
   struct in_flight {
-    publish_done done;  // empty for a heartbeat PING
+    publish_done done;  // empty for a heartbeat PING, a SCRIPT LOAD or a read
+    read_handler read;  // a read's
     std::chrono::steady_clock::time_point sent;
     std::size_t bytes;
     std::uint64_t sub_epoch;  // the subscribe connection's when sent to a channel with local interest, else 0
@@ -132,7 +168,7 @@ class redis_shard {
     std::chrono::steady_clock::time_point since;
   };
   struct held {
-    std::string envelope;
+    redis_publish_request req;
     publish_done done;
     std::chrono::steady_clock::time_point since;
   };
@@ -142,7 +178,19 @@ class redis_shard {
   void on_sub_open(redisAsyncContext* ac);
   void on_sub_close();
   void confirmed(const std::string& redis_channel);
-  void send_publish(const std::string& redis_channel, const std::string& envelope, publish_done done);
+  void send_publish(const redis_publish_request& req, publish_done done);
+  void load_scripts(redisAsyncContext* ac, bool pipelined);
+  static void on_script_loaded(redisAsyncContext* ac, void* reply, void* privdata);
+  void send_read(const std::string& channel, const char* mode, const std::string& since_epoch,
+                 std::uint64_t first, std::uint64_t count, std::uint64_t window, read_handler handler);
+  void fetch(const std::string& channel, const std::string& epoch, std::uint64_t first, std::uint64_t count,
+             bool any_epoch, redis_channel_tracker::range_done done);
+  struct history_op;
+  void history_step(std::shared_ptr<history_op> op);
+  void on_sub_message(std::string_view redis_channel, std::string_view bytes);
+  void release_acked();
+  void check_positions();
+  std::string new_epoch();
   void release(const std::string& redis_channel);
   void fail_held();
   void finish(publish_done& done, publish_status status);
@@ -153,20 +201,31 @@ class redis_shard {
   void wake(const std::string& redis_channel);
   void wake_all();
   static void on_ping_reply(redisAsyncContext* ac, void* reply, void* privdata);
-  static void on_publish_reply(redisAsyncContext* ac, void* reply, void* privdata);
+  static void on_pub_reply(redisAsyncContext* ac, void* reply, void* privdata);
   static void on_sub_reply(redisAsyncContext* ac, void* reply, void* privdata);
   void send_subscribe(redisAsyncContext* ac, const char* command, const std::string* first, std::size_t n);
   void do_watch();
   void on_watch();
   void check_subscribe_timeout(std::chrono::steady_clock::time_point now);
   void watch_subscribe(std::chrono::steady_clock::time_point now);
-  void complete_front(publish_status status);
+  void complete_publish(in_flight& op, publish_status status);
 
   const std::size_t index_;
   const redis_endpoint endpoint_;
   const redis_options& opts_;
-  const std::string anchor_;  // a Redis channel no Broadcaster channel maps to
-  message_handler on_message_;
+  const std::string anchor_;       // a Redis channel no Broadcaster channel maps to
+  const std::string meta_ttl_ms_;  // redis_options::position_ttl, as the script's argument
+  struct script {
+    redis_shard* shard;
+    const char* name;
+    const char* source;
+    std::string sha;  // from SCRIPT LOAD; empty until loaded on this connection
+  };
+  script publish_script_;
+  script read_script_;
+  bool reloading_ = false;   // a SCRIPT LOAD after NOSCRIPT is in flight
+  bool check_owed_ = false;  // the subscribe connection came back: the tracker must check positions
+  std::mt19937_64 rng_;      // epochs for channels that have none yet
   std::deque<in_flight> in_flight_;
   std::size_t in_flight_bytes_ = 0;
   std::chrono::steady_clock::time_point last_sent_{};
@@ -187,6 +246,7 @@ class redis_shard {
   std::uint64_t sub_epoch_ = 1;  // +1 whenever the subscribe connection closes
   boost::asio::steady_timer watchdog_;
   bool stopped_ = true;
+  redis_channel_tracker tracker_;  // before the connections: outlives their pending callbacks
   redis_connection pub_;
   redis_connection sub_;
 

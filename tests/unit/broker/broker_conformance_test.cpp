@@ -59,8 +59,8 @@ using std::chrono::milliseconds;
 struct memory_kind {
   static constexpr const char* name = "memory";
   struct backend {};  // nothing to share: one node only
-  static std::unique_ptr<broker> make(backend&, delivery_sink& sink) {
-    return std::make_unique<memory_broker>(sink);
+  static std::unique_ptr<broker> make(backend&, delivery_sink& sink, core::channel_rules rules = {}) {
+    return std::make_unique<memory_broker>(sink, std::move(rules));
   }
 };
 
@@ -69,8 +69,10 @@ struct redis_kind {
   struct backend {
     redis_test::redis_server server;  // a real redis-server on a free loopback port
   };
-  static std::unique_ptr<broker> make(backend& b, delivery_sink& sink) {
-    return make_redis_broker(sink, b.server.url(), redis_test::fast_options());
+  static std::unique_ptr<broker> make(backend& b, delivery_sink& sink, core::channel_rules rules = {}) {
+    auto opts = redis_test::contract_options();
+    opts.channels = std::move(rules);
+    return make_redis_broker(sink, b.server.url(), std::move(opts));
   }
 };
 
@@ -641,6 +643,149 @@ TYPED_TEST(broker_conformance, every_member_may_be_called_from_any_thread) {
   EXPECT_EQ(ready_calls + ready_now, threads * rounds) << "each await: true, or one call";
 }
 
+// ==== 1b. channel positions and history, every broker ====================================================
+// broker.hpp: publish gives the channel's next offset (and the epoch) at the channel's ordering point;
+// history() answers the position and, per the request, messages. The node keeps history for channels
+// matching "h*" (10 messages, 300 s), none for the others.
+
+template <class Kind>
+class history_conformance : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    core::channel_rule keep;
+    keep.pattern = "h*";
+    keep.history_size = 10;
+    keep.history_ttl = std::chrono::seconds(300);
+    b_ = Kind::make(backend_, sink_, core::channel_rules({}, {keep}));
+    b_->start();
+    ASSERT_TRUE(wait_healthy(*b_)) << b_->describe();
+  }
+  broker& b() { return *b_; }
+  recording_sink& sink() { return sink_; }
+  // history() and its answer (nullopt: none in time).
+  std::optional<history_result> history(const std::string& channel, std::size_t limit,
+                                        std::optional<stream_position> since = std::nullopt) {
+    std::mutex m;
+    std::condition_variable cv;
+    std::optional<history_result> got;
+    b().history({channel, std::move(since), limit}, [&](history_result r) {
+      std::lock_guard lock(m);
+      got = std::move(r);
+      cv.notify_all();
+    });
+    std::unique_lock lock(m);
+    cv.wait_for(lock, 5s, [&] { return got.has_value(); });
+    return got;
+  }
+  // Publishes n messages to `channel` (payloads "1".."n" after `from`), each answered ok.
+  void publish_n(const std::string& channel, int n, int from = 0) {
+    for (int i = from + 1; i <= from + n; ++i) {
+      ASSERT_EQ(status_of(b(), make_message(channel, channel + "-" + std::to_string(i), std::to_string(i))),
+                publish_status::ok);
+    }
+  }
+  static std::vector<std::uint64_t> offsets(const history_result& r) {
+    std::vector<std::uint64_t> out;
+    for (const auto& m : r.messages) out.push_back(m.offset);
+    return out;
+  }
+  static std::vector<std::uint64_t> range(std::uint64_t from, std::uint64_t to) {
+    std::vector<std::uint64_t> out;
+    for (auto o = from; o <= to; ++o) out.push_back(o);
+    return out;
+  }
+
+  typename Kind::backend backend_;
+  recording_sink sink_;
+  std::unique_ptr<broker> b_;
+};
+
+TYPED_TEST_SUITE(history_conformance, all_kinds, kind_name);
+
+TYPED_TEST(history_conformance, a_new_channel_has_a_position_that_its_first_publish_keeps) {
+  const auto before = this->history("fresh", 0);
+  ASSERT_TRUE(before.has_value());
+  ASSERT_EQ(before->status, publish_status::ok);
+  EXPECT_EQ(before->top.offset, 0u);
+  ASSERT_FALSE(before->top.epoch.empty());
+  EXPECT_TRUE(before->messages.empty());
+  ASSERT_TRUE(interest(this->b(), "fresh"));
+  this->publish_n("fresh", 1);
+  ASSERT_TRUE(this->sink().wait_for("fresh", 1));
+  EXPECT_EQ(this->sink().on("fresh").at(0).offset, 1u);
+  EXPECT_EQ(this->sink().on("fresh").at(0).epoch, before->top.epoch);
+  EXPECT_EQ(this->history("fresh", 0)->top, (stream_position{before->top.epoch, 1}));
+}
+
+TYPED_TEST(history_conformance, offsets_are_contiguous_per_channel_and_reach_the_sink_in_order) {
+  ASSERT_TRUE(interest(this->b(), "one"));
+  ASSERT_TRUE(interest(this->b(), "two"));
+  for (int i = 1; i <= 20; ++i) {
+    const std::string ch = i % 3 == 0 ? "two" : "one";
+    ASSERT_EQ(status_of(this->b(), make_message(ch, "c-" + std::to_string(i))), publish_status::ok);
+  }
+  for (const std::string ch : {"one", "two"}) {
+    const auto got = this->sink().on(ch);
+    ASSERT_FALSE(got.empty());
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].offset, i + 1) << ch;
+      EXPECT_EQ(got[i].epoch, got[0].epoch) << ch;
+    }
+    EXPECT_EQ(this->history(ch, 0)->top.offset, got.size()) << ch;
+  }
+}
+
+TYPED_TEST(history_conformance, without_since_the_newest_messages_oldest_first_as_published) {
+  this->publish_n("h1", 15);
+  auto r = this->history("h1", 5);
+  ASSERT_TRUE(r.has_value());
+  ASSERT_EQ(r->status, publish_status::ok);
+  EXPECT_EQ(r->top.offset, 15u);
+  EXPECT_EQ(this->offsets(*r), this->range(11, 15));
+  EXPECT_FALSE(r->complete) << "no since: false";
+  for (const auto& m : r->messages) {
+    expect_same(m, make_message("h1", "h1-" + std::to_string(m.offset), std::to_string(m.offset)));
+    EXPECT_EQ(m.epoch, r->top.epoch);
+  }
+  EXPECT_EQ(this->offsets(*this->history("h1", 100)), this->range(6, 15)) << "history_size 10";
+}
+
+TYPED_TEST(history_conformance, since_a_position_of_the_same_epoch_the_first_messages_after_it) {
+  this->publish_n("h2", 15);
+  const std::string epoch = this->history("h2", 0)->top.epoch;
+  auto r = this->history("h2", 10, stream_position{epoch, 12});
+  EXPECT_EQ(this->offsets(*r), this->range(13, 15));
+  EXPECT_TRUE(r->complete);
+  r = this->history("h2", 2, stream_position{epoch, 12});
+  EXPECT_EQ(this->offsets(*r), this->range(13, 14));
+  EXPECT_FALSE(r->complete) << "limit reached";
+  r = this->history("h2", 10, stream_position{epoch, 15});
+  EXPECT_TRUE(r->messages.empty());
+  EXPECT_TRUE(r->complete) << "nothing missed";
+  r = this->history("h2", 100, stream_position{epoch, 2});
+  EXPECT_FALSE(r->complete) << "3..5 are no longer kept";
+  EXPECT_EQ(this->offsets(*r), this->range(6, 15)) << "what is left";
+}
+
+TYPED_TEST(history_conformance, since_another_epoch_no_messages_and_not_complete) {
+  this->publish_n("h3", 3);
+  const auto r = this->history("h3", 10, stream_position{"not-the-epoch", 1});
+  ASSERT_EQ(r->status, publish_status::ok);
+  EXPECT_TRUE(r->messages.empty());
+  EXPECT_FALSE(r->complete);
+  EXPECT_EQ(r->top.offset, 3u);
+  EXPECT_NE(r->top.epoch, "not-the-epoch");
+}
+
+TYPED_TEST(history_conformance, without_history_positions_still_advance_and_nothing_is_kept) {
+  this->publish_n("plain", 4);
+  const auto now = this->history("plain", 10);
+  EXPECT_EQ(now->top.offset, 4u);
+  EXPECT_TRUE(now->messages.empty());
+  EXPECT_FALSE(this->history("plain", 10, stream_position{now->top.epoch, 2})->complete);
+  EXPECT_TRUE(this->history("plain", 10, stream_position{now->top.epoch, 4})->complete) << "nothing missed";
+}
+
 // ==== 2. several nodes sharing one backend ==============================================================
 // Two broker instances, each with its own sink, over the same backend: what "every node" means in broker.hpp.
 // The memory broker cannot take part: it has a single node by design.
@@ -709,6 +854,30 @@ TYPED_TEST(multi_node_conformance, publications_from_one_thread_arrive_in_publis
     const auto got = sink->on("seq");
     ASSERT_EQ(got.size(), n);
     for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(got[i].payload, std::to_string(i)) << "at " << i;
+  }
+}
+
+TYPED_TEST(multi_node_conformance, every_node_sees_the_same_offset_and_epoch_for_the_same_message) {
+  // broker.hpp: the channel's next offset is given once, at the channel's ordering point.
+  ASSERT_TRUE(interest(this->b(), "pos"));
+  ASSERT_TRUE(interest(this->other(), "pos"));
+  constexpr std::size_t n = 200;
+  call_log log(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    broker& from = i % 2 == 0 ? this->b() : this->other();
+    from.publish(make_message("pos", "pos-" + std::to_string(i)), log.done(i));
+  }
+  ASSERT_TRUE(log.wait_released(10s));
+  EXPECT_EQ(log.answered_with(publish_status::ok), n);
+  ASSERT_TRUE(this->sink().wait_for("pos", n, 10s));
+  ASSERT_TRUE(this->other_sink().wait_for("pos", n, 10s));
+  const auto here = this->sink().on("pos"), there = this->other_sink().on("pos");
+  for (std::size_t i = 0; i < n; ++i) {
+    ASSERT_EQ(here[i].offset, i + 1);
+    ASSERT_EQ(there[i].offset, i + 1);
+    ASSERT_EQ(here[i].id, there[i].id) << "offset " << i + 1;
+    ASSERT_EQ(here[i].epoch, there[i].epoch);
+    ASSERT_FALSE(here[i].epoch.empty());
   }
 }
 
@@ -787,8 +956,8 @@ TEST(redis_broker_only, a_node_without_interest_receives_nothing) {
   // message would have been too. Redis's own PUBSUB NUMSUB tells when the UNSUBSCRIBE took effect.
   redis_test::redis_server redis;
   recording_sink pub_sink, sub_sink;
-  auto pub = make_redis_broker(pub_sink, redis.url(), redis_test::fast_options());
-  auto sub = make_redis_broker(sub_sink, redis.url(), redis_test::fast_options());
+  auto pub = make_redis_broker(pub_sink, redis.url(), redis_test::contract_options());
+  auto sub = make_redis_broker(sub_sink, redis.url(), redis_test::contract_options());
   pub->start();
   sub->start();
   ASSERT_TRUE(wait_healthy(*pub) && wait_healthy(*sub));

@@ -53,7 +53,8 @@ TEST(redis_envelope, rejects_what_it_cannot_read) {
   core::message out;
   EXPECT_FALSE(decode_envelope("", out));
   EXPECT_FALSE(decode_envelope("{\"json\":true}", out));
-  EXPECT_FALSE(decode_envelope(std::string("\xBC\x02", 2), out)) << "unknown version";
+  EXPECT_FALSE(decode_envelope(std::string("\xBC\x03", 2), out)) << "unknown version";
+  EXPECT_FALSE(decode_envelope(std::string("\xBC\x02", 2), out)) << "version 2 without its fields";
   const auto good = encode_envelope(sample());
   // Every strict prefix that cuts into the header fields is rejected (the payload is the open-ended rest).
   const auto header = good.size() - sample().payload.size();
@@ -65,6 +66,45 @@ TEST(redis_envelope, rejects_what_it_cannot_read) {
   EXPECT_FALSE(decode_envelope(bad, out));
   // An over-long varint.
   EXPECT_FALSE(decode_envelope(std::string("\xBC\x01") + std::string(11, '\xFF'), out));
+}
+
+TEST(redis_envelope, version_2_carries_the_channel_position) {
+  auto m = sample();
+  m.epoch = "0123456789abcdef";
+  m.offset = 1234567890123ull;
+  const auto bytes = encode_envelope_v2(m);
+  // What the publish script builds: header, then the body the node sent.
+  EXPECT_EQ(bytes,
+            std::string("\xBC\x02\x10", 3) + m.epoch + "\x0D" + "1234567890123" + encode_envelope_body(m));
+  core::message out;
+  ASSERT_TRUE(decode_envelope(bytes, out));
+  EXPECT_EQ(out.epoch, m.epoch);
+  EXPECT_EQ(out.offset, m.offset);
+  EXPECT_EQ(out.id, m.id);
+  EXPECT_EQ(out.channel, m.channel);
+  EXPECT_EQ(out.event, m.event);
+  EXPECT_EQ(out.payload, m.payload);
+  // Version 1 still decodes, without a position (also into a message that had one).
+  ASSERT_TRUE(decode_envelope(encode_envelope(sample()), out));
+  EXPECT_EQ(out.offset, 0u);
+  EXPECT_TRUE(out.epoch.empty());
+}
+
+TEST(redis_envelope, version_2_rejects_a_bad_position) {
+  const auto body = encode_envelope_body(sample());
+  core::message out;
+  auto v2 = [&](const std::string& epoch, const std::string& offset) {
+    return std::string("\xBC\x02", 2) + static_cast<char>(epoch.size()) + epoch +
+           static_cast<char>(offset.size()) + offset + body;
+  };
+  EXPECT_TRUE(decode_envelope(v2("e", "1"), out));
+  EXPECT_FALSE(decode_envelope(v2("", "1"), out)) << "no epoch";
+  EXPECT_FALSE(decode_envelope(v2("e", "0"), out)) << "offsets start at 1";
+  EXPECT_FALSE(decode_envelope(v2("e", "01"), out));
+  EXPECT_FALSE(decode_envelope(v2("e", "1x"), out));
+  EXPECT_FALSE(decode_envelope(v2("e", ""), out));
+  EXPECT_FALSE(decode_envelope(v2("e", "18446744073709551616"), out)) << "2^64";
+  EXPECT_TRUE(decode_envelope(v2("e", "18446744073709551615"), out));
 }
 
 }  // namespace

@@ -27,7 +27,9 @@
 #include <vector>
 
 #include "broker/broker.hpp"
+#include "broker/redis_envelope.hpp"
 #include "broker/redis_options.hpp"
+#include "broker/redis_scripts.hpp"
 #include "core/message.hpp"
 
 namespace bc::broker::redis_test {
@@ -213,13 +215,30 @@ class recording_sink final : public delivery_sink {
  public:
   void deliver(core::message msg) override {
     std::lock_guard lock(m_);
+    order_.push_back(msg.channel + " " + std::to_string(msg.offset));
     got_.push_back(std::make_shared<const core::message>(std::move(msg)));
     cv_.notify_all();
   }
   void deliver_gap(std::string channel, std::uint64_t last_offset, std::uint64_t count) override {
     std::lock_guard lock(m_);
+    order_.push_back(channel + " gap " + std::to_string(last_offset) + "/" + std::to_string(count));
     gaps_.push_back({std::move(channel), last_offset, count});
     cv_.notify_all();
+  }
+  // Messages and gaps in delivery order: "<channel> <offset>", "<channel> gap <last offset>/<count>".
+  std::vector<std::string> order() {
+    std::lock_guard lock(m_);
+    return order_;
+  }
+  // Until the messages delivered and the messages in gaps on `channel` add up to `n`.
+  bool wait_accounted(const std::string& channel, std::size_t n, std::chrono::milliseconds timeout = 5s) {
+    std::unique_lock lock(m_);
+    return cv_.wait_for(lock, timeout, [&] {
+      std::size_t k = 0;
+      for (const auto& m : got_) k += m->channel == channel ? 1 : 0;
+      for (const auto& g : gaps_) k += g.channel == channel ? g.count : 0;
+      return k >= n;
+    });
   }
   struct gap {
     std::string channel;
@@ -248,6 +267,74 @@ class recording_sink final : public delivery_sink {
   std::condition_variable cv_;
   std::vector<std::shared_ptr<const core::message>> got_;
   std::vector<gap> gaps_;
+  std::vector<std::string> order_;
+};
+
+// Checks that the deliveries on `channel` (an order() log) account for offsets 1..n exactly once, in order:
+// each message the next offset, each gap the next `count`. Empty when they do, else what is wrong.
+inline std::string check_accounted(const std::vector<std::string>& order, const std::string& channel,
+                                   std::uint64_t n, std::uint64_t* gap_messages = nullptr) {
+  std::uint64_t next = 1, in_gaps = 0;
+  const std::string head = channel + " ";
+  for (const auto& e : order) {
+    if (e.compare(0, head.size(), head) != 0) continue;
+    const std::string rest = e.substr(head.size());
+    if (rest.compare(0, 4, "gap ") == 0) {
+      const auto slash = rest.find('/');
+      const auto last = std::stoull(rest.substr(4, slash - 4));
+      const auto count = std::stoull(rest.substr(slash + 1));
+      if (last - count + 1 != next) return "gap " + rest + " where " + std::to_string(next) + " was next";
+      next = last + 1;
+      in_gaps += count;
+    } else {
+      if (std::stoull(rest) != next) return "offset " + rest + " where " + std::to_string(next) + " was next";
+      ++next;
+    }
+  }
+  if (gap_messages != nullptr) *gap_messages = in_gaps;
+  if (next != n + 1) return "ends before " + std::to_string(next) + ", expected up to " + std::to_string(n);
+  return {};
+}
+
+// Runs the broker's publish script directly, as a node would, over its own connection: a publisher that
+// needs no node. `lost` sends the message to a Pub/Sub channel nobody listens to, so it takes an offset (and
+// a place in the stream) but never reaches any node: a message lost on the way.
+class script_publisher {
+ public:
+  // `epoch`: the one a channel without a position gets.
+  explicit script_publisher(int port, std::string epoch = "testepoch000000",
+                            std::string prefix = "broadcaster:")
+      : epoch_(std::move(epoch)),
+        probe_(port),
+        prefix_(std::move(prefix)),
+        sha_(probe_.command({"SCRIPT", "LOAD", redis_scripts::publish})) {}
+  bool ok() { return probe_.ok() && sha_.size() == 40; }
+  // The offset given, or -1.
+  long long publish(const std::string& channel, const std::string& payload, std::size_t history_size,
+                    bool lost = false, std::int64_t history_ttl_ms = 300000) {
+    core::message m;
+    m.id = "sp-" + std::to_string(++n_);
+    m.create_time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+    m.channel = channel;
+    m.event = "ev";
+    m.payload = payload;
+    const std::string r =
+        probe_.command({"EVALSHA", sha_, "2", redis_scripts::meta_key(prefix_, channel),
+                        redis_scripts::stream_key(prefix_, channel),
+                        lost ? prefix_ + "!nowhere" : prefix_ + channel, epoch_, std::to_string(history_size),
+                        std::to_string(history_ttl_ms), "2592000000", encode_envelope_body(m)});
+    return !r.empty() && r.find_first_not_of("0123456789") == std::string::npos ? std::stoll(r) : -1;
+  }
+  redis_probe& probe() { return probe_; }
+
+ private:
+  std::string epoch_;
+  redis_probe probe_;
+  std::string prefix_;
+  std::string sha_;
+  int n_ = 0;
 };
 
 inline core::message make_pub(const std::string& channel, const std::string& payload,
@@ -280,6 +367,39 @@ inline redis_options fast_options() {
   o.connect_timeout = 1000ms;
   o.publish_timeout = 500ms;
   o.heartbeat_interval = 100ms;
+  return o;
+}
+
+// True in a ThreadSanitizer build, which runs the node several times slower.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool sanitized_build = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool sanitized_build = true;
+#else
+inline constexpr bool sanitized_build = false;
+#endif
+#else
+inline constexpr bool sanitized_build = false;
+#endif
+
+// fast_options() for tests of what the broker delivers rather than of its timeouts: in a sanitizer build on
+// shared cores a burst of publishes can keep the broker thread (or Redis) busy past 500 ms, and a ping
+// timeout would then drop a connection that is merely slow (messages lost on the way, which the test did not
+// set out to cause). Tests that measure the timeouts use fast_options() itself.
+inline redis_options contract_options() {
+  redis_options o = fast_options();
+  if (sanitized_build) o.publish_timeout = 3000ms;
+  return o;
+}
+
+// contract_options() with every channel keeping `size` messages of history for `ttl`.
+inline redis_options history_options(std::size_t size, std::chrono::seconds ttl = std::chrono::seconds(300)) {
+  redis_options o = contract_options();
+  core::channel_options c;
+  c.history_size = size;
+  c.history_ttl = ttl;
+  o.channels = core::channel_rules(c, {});
   return o;
 }
 

@@ -1,0 +1,37 @@
+#pragma once
+// The Lua scripts of the Redis broker and the keys they use: a channel's position and history live in Redis,
+// changed only by these scripts, each one atomic (docs/redis.md "Channel positions and history").
+
+#include <string>
+#include <string_view>
+
+namespace bc::broker::redis_scripts {
+
+// Keys of Broadcaster channel C (prefix P = redis_options::channel_prefix), sharing the hash tag `{C}` so
+// that a Redis Cluster keeps them in one slot:
+//   P{C}:meta    hash: `e` the epoch, `o` the last offset given. Expires `position_ttl` after the last
+//                publish (30 days by default), so positions survive idle periods.
+//   P{C}:stream  stream: the channel's history, entry id `<offset>-0`, field `m` = the version-2 envelope,
+//                field `t` = Redis's clock (unix ms) when appended: history_ttl is judged by Redis's clock.
+//                Trimmed by XADD MAXLEN ~ history_size; expires history_ttl after the last publish.
+std::string meta_key(std::string_view prefix, std::string_view channel);
+std::string stream_key(std::string_view prefix, std::string_view channel);
+
+// The single ordering point of a channel. KEYS: meta, stream. ARGV: 1 Redis Pub/Sub channel, 2 an epoch for
+// a channel without one (random, from the node), 3 history size (0: no stream), 4 history ttl ms, 5 meta ttl
+// ms, 6 the envelope body (redis_envelope.hpp). Gives the message the channel's next offset, appends it to
+// the stream when history is on, PUBLISHes the version-2 envelope and returns the offset (an integer). A meta
+// created anew deletes a stale stream first: offsets restart at 1 in a new epoch, and stream ids with them.
+extern const char* const publish;
+
+// Position and messages. KEYS: meta, stream. ARGV: 1 an epoch for a channel without one (creates the meta
+// with offset 0, so that the first publish keeps that epoch), 2 meta ttl ms, 3 mode, 4 since-epoch, 5 first
+// offset wanted, 6 count (0: the position only), 7 window (0: none; else entries older than the newest
+// `window` offsets are skipped: the channel's history_size, exact although MAXLEN ~ keeps a few more). Modes:
+// `n` the newest `count` entries, newest first; `a` entries from offset ARGV[5] on, oldest first, when
+// ARGV[4] is the channel's epoch (none otherwise); `A` the same, but from offset 1 when the epoch differs.
+// Returns {epoch, offset, now, entries?}: `now` Redis's clock in unix ms, entries as XRANGE gives them:
+// {{id, {"m", envelope, "t", unix ms}}, ...}.
+extern const char* const read;
+
+}  // namespace bc::broker::redis_scripts
