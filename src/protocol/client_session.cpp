@@ -193,15 +193,22 @@ std::optional<std::string_view> client_session::authenticated_channel(const requ
   return channel;
 }
 
-void client_session::do_subscribe(request& req) {
+std::optional<std::string_view> client_session::readable_channel(const request& req) {
   auto channel = authenticated_channel(req);
-  if (!channel) return;
+  if (!channel) return channel;
   if (!claims_.can_subscribe) {
-    return reply_error(req.id_json, error_code::permission_denied, "token lacks the subscribe scope");
+    reply_error(req.id_json, error_code::permission_denied, "token lacks the subscribe scope");
+    channel.reset();
+  } else if (!claims_.authorizes(*channel)) {
+    reply_error(req.id_json, error_code::permission_denied, "channel not in authorizedChannels");
+    channel.reset();
   }
-  if (!claims_.authorizes(*channel)) {
-    return reply_error(req.id_json, error_code::permission_denied, "channel not in authorizedChannels");
-  }
+  return channel;
+}
+
+void client_session::do_subscribe(request& req) {
+  auto channel = readable_channel(req);
+  if (!channel) return;
   std::optional<broker::stream_position> since;
   std::string message;
   if (!read_since(req.params, since, message)) {
@@ -264,15 +271,9 @@ void client_session::finish_subscribe(std::uint64_t id, std::string_view id_json
 }
 
 void client_session::do_history(request& req) {
-  auto channel = authenticated_channel(req);
-  if (!channel) return;
   // The permission to subscribe: history is what a subscriber would have received.
-  if (!claims_.can_subscribe) {
-    return reply_error(req.id_json, error_code::permission_denied, "token lacks the subscribe scope");
-  }
-  if (!claims_.authorizes(*channel)) {
-    return reply_error(req.id_json, error_code::permission_denied, "channel not in authorizedChannels");
-  }
+  auto channel = readable_channel(req);
+  if (!channel) return;
   broker::history_request q;
   std::optional<std::uint64_t> limit;
   std::string message;

@@ -95,6 +95,8 @@ class client_session final : public core::subscriber {
   void do_auth(request& req);
   // The request's channel when the session is authenticated and the name valid; else replies the error.
   std::optional<std::string_view> authenticated_channel(const request& req);
+  // The same, and the token may subscribe to it (subscribe, history, presence); else replies the error.
+  std::optional<std::string_view> readable_channel(const request& req);
   void do_subscribe(request& req);
   // The subscribe's answer, once the engine has the position (and the replay): back on this thread.
   void finish_subscribe(std::uint64_t id, std::string_view id_json, const engine::subscribe_answer& answer);
