@@ -14,6 +14,7 @@
 
 #include "app/metrics.hpp"
 #include "app/secret_strength.hpp"
+#include "app/token_command.hpp"
 #include "auth/jwt_signer.hpp"
 #include "broker/memory_broker.hpp"
 #include "broker/redis_broker.hpp"
@@ -67,14 +68,8 @@ config with_dev_defaults(config c) {
 
 std::string sample_token(const std::string& secret, const std::string& sub,
                          const std::vector<std::string>& channels, std::int64_t ttl_s) {
-  const std::int64_t now = protocol::now_unix_ms() / 1000;
-  std::string list;
-  for (const auto& c : channels) list += (list.empty() ? "" : ",") + protocol::json_quote(c);
-  const std::string payload = "{\"sub\":" + protocol::json_quote(sub) +
-                              ",\"aud\":\"broadcaster\",\"iat\":" + std::to_string(now) +
-                              ",\"exp\":" + std::to_string(now + ttl_s) + ",\"authorizedChannels\":[" + list +
-                              "],\"scope\":[\"subscribe\",\"publish\"]}";
-  return auth::sign_hs256(secret, payload);
+  const token_request request{sub, channels, {"subscribe", "publish"}, ttl_s, {}};
+  return auth::sign_hs256(secret, token_payload(request, protocol::now_unix_ms() / 1000));
 }
 
 }  // namespace
