@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Assembles the web console into OUT_DIR: web/console/* plus the compiled SDK (broadcaster.js, imported by the
-# page as ./broadcaster.js), and the example chat in OUT_DIR/chat/. The build runs it to embed the console in the binary (CMakeLists.txt); a folder it
-# made can also be served as an override with --console-dir. Installs the SDK's npm dev dependencies first
-# when TypeScript is missing from node_modules. The SDK is compiled into a temporary folder, not dist/, so that
-# several build trees can assemble at once. Works with Debian 12's Node 18 and npm 9.
+# page as ./broadcaster.js), and the example chat in OUT_DIR/chat/. The build runs it to embed the console in
+# the binary (CMakeLists.txt); a folder it made can also be served as an override with --console-dir. Installs
+# the SDK's npm dev dependencies first when TypeScript is missing from node_modules. The SDK is compiled into
+# a temporary folder, not dist/, so that several build trees can assemble at once. Works with Debian 12's Node
+# 18 and npm 9.
 # Usage: clients/js/scripts/assemble-console.sh OUT_DIR
 set -euo pipefail
 if [ $# -ne 1 ]; then
