@@ -14,8 +14,9 @@ inline constexpr std::size_t min_jwt_secret_bytes = 32;
 inline constexpr std::size_t min_api_key_chars = 16;
 
 // One sentence per weak secret: the JWT secret under min_jwt_secret_bytes, each API key under
-// min_api_key_chars. Names the secret by its setting and the key by its position, never by its value. An
-// empty secret or key list (not configured) gives no warning.
+// min_api_key_chars. Names the secret by its setting and the key by its position, never by its value or its
+// length (the key store hides the keys' lengths too). An empty secret or key list (not configured) gives no
+// warning.
 std::vector<std::string> weak_secret_warnings(std::string_view jwt_secret,
                                               const std::vector<std::string>& api_keys);
 
