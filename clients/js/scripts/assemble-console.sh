@@ -17,11 +17,12 @@ here=$(cd "$(dirname "$0")/.." && pwd)        # clients/js
 repo=$(cd "$here/../.." && pwd)
 cd "$here"
 if [ ! -x node_modules/.bin/tsc ]; then
-  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  # No scripts: `prepare` would build the package into dist/, which is not needed here.
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-npx --no-install tsc -p tsconfig.json --outDir "$tmp"
+npx --no-install tsc -p tsconfig.json --outDir "$tmp" --declaration false --declarationMap false --sourceMap false --inlineSources false
 cp "$repo"/web/console/*.html "$repo"/web/console/*.css "$repo"/web/console/*.js "$out"/
 cp "$tmp"/*.js "$out"/
 # The example chat, served at {BASE}/console/chat/ like the built-in one (its page imports ./broadcaster.js).
