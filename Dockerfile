@@ -15,9 +15,11 @@ WORKDIR /src
 COPY CMakeLists.txt ./
 COPY cmake ./cmake
 COPY src ./src
-# The web console is built into the binary: its page, and the JS SDK compiled with tsc (npm ci in clients/js).
+# The web console is built into the binary: its page, the JS SDK compiled with tsc (npm ci in clients/js) and the
+# example chat.
 COPY web/console ./web/console
 COPY clients/js ./clients/js
+COPY examples/chat ./examples/chat
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBROADCASTER_TESTS=OFF -DBROADCASTER_BENCH=OFF \
  && ninja -C build broadcaster \
  && strip build/broadcaster \

@@ -1,23 +1,26 @@
 # Writes the web console's files into a C++ source file as byte arrays (the table of net/console_assets.hpp).
 # Run as a build step:
 #   cmake -DOUTPUT=<file.cpp> -DPAGE_DIR=<web/console> -DSDK=<broadcaster.js> -DSDK_EMBEDDED=ON|OFF
-#         -P embed_console.cmake
-# The names are fixed: only these four files are served, whatever else lies in PAGE_DIR.
+#         -DCHAT_DIR=<examples/chat> -P embed_console.cmake
+# The names are fixed: only these files are served, whatever else lies in PAGE_DIR or CHAT_DIR. The example
+# chat goes under chat/ with the SDK beside it (its page imports ./broadcaster.js); the server serves it in dev
+# mode only.
 cmake_minimum_required(VERSION 3.25)
-foreach(var OUTPUT PAGE_DIR SDK SDK_EMBEDDED)
+foreach(var OUTPUT PAGE_DIR SDK SDK_EMBEDDED CHAT_DIR)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "embed_console.cmake: ${var} is not set")
   endif()
 endforeach()
 
-set(names index.html console.css console.js broadcaster.js)
-set(paths ${PAGE_DIR}/index.html ${PAGE_DIR}/console.css ${PAGE_DIR}/console.js ${SDK})
+set(names index.html console.css console.js broadcaster.js chat/index.html chat/chat.js)
+set(paths ${PAGE_DIR}/index.html ${PAGE_DIR}/console.css ${PAGE_DIR}/console.js ${SDK} ${CHAT_DIR}/index.html
+          ${CHAT_DIR}/chat.js)
 set(types "text/html\; charset=utf-8" "text/css\; charset=utf-8" "text/javascript\; charset=utf-8"
-          "text/javascript\; charset=utf-8")
+          "text/javascript\; charset=utf-8" "text/html\; charset=utf-8" "text/javascript\; charset=utf-8")
 
 set(arrays "")
 set(table "")
-foreach(i RANGE 3)
+foreach(i RANGE 5)
   list(GET names ${i} name)
   list(GET paths ${i} path)
   list(GET types ${i} type)
@@ -33,6 +36,11 @@ foreach(i RANGE 3)
   string(APPEND arrays "const unsigned char file${i}[] = {\n    ${bytes}0x00};\n")
   string(APPEND table "    {\"${name}\", as_text(file${i}, sizeof file${i} - 1), \"${type}\", \"\\\"${tag}\\\"\"},\n")
 endforeach()
+# The SDK once more, as the chat's ./broadcaster.js: the same bytes under a second name.
+list(GET types 3 type)
+file(SHA256 ${SDK} sha)
+string(SUBSTRING ${sha} 0 20 tag)
+string(APPEND table "    {\"chat/broadcaster.js\", as_text(file3, sizeof file3 - 1), \"${type}\", \"\\\"${tag}\\\"\"},\n")
 
 if(SDK_EMBEDDED)
   set(sdk true)

@@ -1,10 +1,10 @@
 // libFuzzer target for protocol::is_valid_channel and is_valid_event.
 //
 // The input is a candidate channel name (or event name). Each verdict is compared with a second,
-// independently written reading of PROTOCOL.md ("1-255 characters of letters, digits, _, -, with : separating
-// non-empty segments"; an event is 1-255 characters, checked on valid UTF-8, which is all the JSON parser
-// lets through). A name the validator accepts must also be safe where the encoder writes it unescaped: the
-// broadcast built with it must parse as JSON and carry the same channel back. Any disagreement aborts.
+// independently written reading of docs/protocol.md ("1-255 characters of letters, digits, _, -, with :
+// separating non-empty segments"; an event is 1-255 characters, checked on valid UTF-8, which is all the JSON
+// parser lets through). A name the validator accepts must also be safe where the encoder writes it unescaped:
+// the broadcast built with it must parse as JSON and carry the same channel back. Any disagreement aborts.
 #include <boost/json.hpp>
 #include <cctype>
 #include <cstddef>

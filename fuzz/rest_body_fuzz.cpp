@@ -2,7 +2,7 @@
 // `Authorization: Bearer <key>`, the input as the request body, over a memory broker whose sink records what
 // would be fanned out.
 //
-// Checked on every input: `done` runs exactly once with a status from PROTOCOL.md's table and a JSON body. A
+// Checked on every input: `done` runs exactly once with a status from docs/protocol.md's table and a JSON body. A
 // 200 answer is {"id","createTime"} and exactly one publication reached the sink, whose frame (head + seq +
 // tail) is the broadcast notification carrying the body's channel, event and payload (the body's own payload
 // text, so the same JSON value) under that id. Any other answer is {"error":{"code","message"}} with the

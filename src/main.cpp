@@ -2,12 +2,17 @@
 
 #include <exception>
 #include <iostream>
+#include <string_view>
 
 #include "app/config.hpp"
 #include "app/logging.hpp"
 #include "app/server.hpp"
+#include "app/token_command.hpp"
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "token") {
+    return bc::app::run_token_command(argc - 1, argv + 1, std::cout, std::cerr);
+  }
   int exit_code = 0;
   auto cfg = bc::app::parse_config(argc, argv, exit_code);
   if (!cfg) return exit_code;

@@ -506,6 +506,8 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
       "given with --config under the same name in lower case (max_connections = 1000).\n"
       "A flag wins over the environment, which wins over the file."};
   app.option_defaults()->always_capture_default();
+  app.set_version_flag("--version", BROADCASTER_VERSION);
+  app.footer("Client tokens: broadcaster token --help");
   settings s(app);
   declare(s, c, r);
   CLI::App scratch_app;  // checks the file's values that flags or the environment override

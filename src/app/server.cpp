@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "app/metrics.hpp"
+#include "app/secret_strength.hpp"
+#include "app/token_command.hpp"
 #include "auth/jwt_signer.hpp"
 #include "broker/memory_broker.hpp"
 #include "broker/redis_broker.hpp"
@@ -66,14 +68,8 @@ config with_dev_defaults(config c) {
 
 std::string sample_token(const std::string& secret, const std::string& sub,
                          const std::vector<std::string>& channels, std::int64_t ttl_s) {
-  const std::int64_t now = protocol::now_unix_ms() / 1000;
-  std::string list;
-  for (const auto& c : channels) list += (list.empty() ? "" : ",") + protocol::json_quote(c);
-  const std::string payload = "{\"sub\":" + protocol::json_quote(sub) +
-                              ",\"aud\":\"broadcaster\",\"iat\":" + std::to_string(now) +
-                              ",\"exp\":" + std::to_string(now + ttl_s) + ",\"authorizedChannels\":[" + list +
-                              "],\"scope\":[\"subscribe\",\"publish\"]}";
-  return auth::sign_hs256(secret, payload);
+  const token_request request{sub, channels, {"subscribe", "publish"}, ttl_s, {}};
+  return auth::sign_hs256(secret, token_payload(request, protocol::now_unix_ms() / 1000));
 }
 
 }  // namespace
@@ -89,6 +85,7 @@ broker::redis_options redis_options_of(const config& c) {
 server::server(config cfg)
     : cfg_(with_dev_defaults(std::move(cfg))),
       node_id_(random_hex(8)),
+      secret_warnings_(weak_secret_warnings(cfg_.jwt_secret, cfg_.api_keys)),
       started_(std::chrono::steady_clock::now()),
       verifier_(cfg_.jwt_secret, std::chrono::seconds(cfg_.jwt_leeway_s)),
       api_keys_(cfg_.api_keys),
@@ -147,6 +144,10 @@ std::string server::info() const {
   }
   const auto uptime =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
+  std::string warnings = "[";
+  for (const auto& w : secret_warnings_)
+    warnings += (warnings.size() > 1 ? "," : "") + protocol::json_quote(w);
+  warnings += "]";
   return "{\"nodeId\":\"" + node_id_ + "\",\"version\":\"" + std::string(BROADCASTER_VERSION) +
          "\",\"uptimeSeconds\":" + std::to_string(uptime.count()) +
          ",\"threads\":" + std::to_string(shards_.size()) +
@@ -156,7 +157,7 @@ std::string server::info() const {
          (cfg_.config_file.empty() ? std::string("null") : protocol::json_quote(cfg_.config_file)) +
          ",\"broker\":{\"kind\":" + protocol::json_quote(cfg_.broker) +
          ",\"healthy\":" + (broker_->healthy() ? "true" : "false") +
-         ",\"state\":" + protocol::json_quote(broker_->describe()) + "}}";
+         ",\"state\":" + protocol::json_quote(broker_->describe()) + "},\"warnings\":" + warnings + "}";
 }
 
 void server::print_dev_banner(std::uint16_t port) const {
@@ -229,6 +230,9 @@ int server::run() {
   // the configured log format.
   const auto level = spdlog::default_logger()->level();
   if (level > spdlog::level::info) spdlog::default_logger()->set_level(spdlog::level::info);
+  // Weak secrets are said loudly, whatever the log level, but the node still starts (secret_strength.hpp);
+  // before the listening line, so that whoever waits for that line has seen them.
+  for (const auto& warning : secret_warnings_) spdlog::warn("WEAK SECRET: {}", warning);
   spdlog::info(
       "broadcaster {} listening on {}:{} ({}, base path '{}', {} threads, broker {}, config {}) node={}",
       BROADCASTER_VERSION, endpoint.address().to_string(), endpoint.port(), tls_ ? "https/wss" : "http/ws",

@@ -36,6 +36,7 @@ class server {
 
   config cfg_;
   std::string node_id_;
+  std::vector<std::string> secret_warnings_;  // weak secrets (secret_strength.hpp): logged at start, in /info
   std::chrono::steady_clock::time_point started_;
   auth::jwt_verifier verifier_;
   auth::api_keys api_keys_;

@@ -1,4 +1,4 @@
-// Verification of the HS256 JWTs clients present in `auth` (PROTOCOL.md, "Authentication").
+// Verification of the HS256 JWTs clients present in `auth` (docs/protocol.md, "Authentication").
 #pragma once
 
 #include <openssl/types.h>

@@ -9,6 +9,7 @@
 #include "net/console_assets.hpp"
 #include "net/console_path.hpp"
 #include "net/http_framing.hpp"
+#include "net/index_page.hpp"
 #include "net/worker.hpp"
 #include "net/ws/handshake.hpp"
 #include "net/ws_session.hpp"
@@ -252,6 +253,17 @@ void http_session::route(request& req) {
     if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
     return handle_console(req, path.substr(8));
   }
+  if (path.empty() || path == "/") {
+    if (verb != http::verb::get && verb != http::verb::head)
+      return send_error(405, protocol::error_code::invalid_argument, "use GET");
+    auto page = make_index_page(base, w_.config().console, static_cast<bool>(services_.dev_token),
+                                req[http::field::accept]);
+    response res{http::status::ok, version_};
+    res.set(http::field::content_type, page.content_type);
+    res.set(http::field::cache_control, "no-cache");
+    if (verb == http::verb::get) res.body() = std::move(page.body);
+    return send(std::move(res));
+  }
   send_error(404, protocol::error_code::not_found, "no such endpoint");
 }
 
@@ -387,12 +399,22 @@ void http_session::handle_console(request& req, std::string_view rest) {
         "}";
     return send(std::move(res));
   }
+  if (rest == "/chat") {
+    response res{http::status::moved_permanently, version_};
+    res.set(http::field::location, std::string(w_.config().base_path) + "/console/chat/");
+    return send(std::move(res));
+  }
+  if (rest == "/chat/") rest = "/chat/index.html";  // the example chat's page, as "/" is the console's
   // The files come from the binary by exact name; only the --console-dir override reads the filesystem, and
   // then only regular files inside that directory (console_path.hpp).
   const auto name = console_file_name(rest);
   if (!name) return send_error(404, protocol::error_code::not_found, "no such file");
   const std::string& dir = w_.config().console_dir;
   if (dir.empty()) {
+    // The built-in example chat gets its token from dev-token: it is served in dev mode only.
+    if (name->starts_with("chat/") && !services_.dev_token)
+      return send_error(404, protocol::error_code::not_found,
+                        "the example chat is served in --dev mode only");
     const console_asset* asset = find_console_asset(*name);
     if (!asset) return send_error(404, protocol::error_code::not_found, "no such file");
     return send(console_file_response(req, version_, asset->body, asset->content_type, asset->etag));

@@ -472,7 +472,7 @@ def test_precedence_flag_over_env_over_file_over_default(tmp_path):
 def test_print_config_is_complete(tmp_path):
     cfg, src, _ = print_config([], {"JWT_SECRET": SECRET, "API_KEYS": API_KEY})
     helptext = run_binary(["--help"]).stdout
-    flags = set(re.findall(r"^\s+(--[a-z][a-z-]+)", helptext, re.M)) - {"--help", "--config", "--print-config"}
+    flags = set(re.findall(r"^\s+(--[a-z][a-z-]+)", helptext, re.M)) - {"--help", "--version", "--config", "--print-config"}
     keys = {fl[2:].replace("-", "_") for fl in flags}
     assert keys == set(cfg), f"--print-config and --help disagree: {keys ^ set(cfg)}"
     assert set(src) == set(cfg)

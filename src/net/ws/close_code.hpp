@@ -18,7 +18,7 @@ enum class close_code : std::uint16_t {
   policy_violation = 1008,  // generic policy refusal (auth, rate limit)
   message_too_big = 1009,   // message larger than the configured maximum
   internal_error = 1011,    // server bug or resource failure
-  token_expired = 4001,     // connection token expired without a refresh (PROTOCOL.md)
+  token_expired = 4001,     // connection token expired without a refresh (docs/protocol.md)
 };
 
 // Whether a peer may put `code` in a close frame (RFC 6455 7.4): 1004-1006 and 1015 are reserved for

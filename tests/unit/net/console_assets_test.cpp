@@ -23,6 +23,21 @@ TEST(ConsoleAssets, TheFourFilesAreBuiltIn) {
   }
 }
 
+TEST(ConsoleAssets, TheExampleChatIsBuiltInWithTheSdkBesideIt) {
+  const console_asset* page = find_console_asset("chat/index.html");
+  const console_asset* script = find_console_asset("chat/chat.js");
+  const console_asset* sdk = find_console_asset("chat/broadcaster.js");
+  ASSERT_NE(page, nullptr);
+  ASSERT_NE(script, nullptr);
+  ASSERT_NE(sdk, nullptr);
+  EXPECT_NE(page->body.find("./chat.js"), std::string_view::npos);
+  EXPECT_NE(script->body.find("./broadcaster.js"), std::string_view::npos);  // hence chat/broadcaster.js
+  EXPECT_EQ(sdk->body, find_console_asset("broadcaster.js")->body);
+  EXPECT_EQ(sdk->etag, find_console_asset("broadcaster.js")->etag);
+  EXPECT_EQ(page->content_type, "text/html; charset=utf-8");
+  EXPECT_EQ(script->content_type, "text/javascript; charset=utf-8");
+}
+
 TEST(ConsoleAssets, TheSdkIsThereOrTheStubSaysSo) {
   const auto body = find_console_asset("broadcaster.js")->body;
   EXPECT_NE(body.find("class Broadcaster"), std::string_view::npos);
