@@ -142,6 +142,8 @@ memory_broker::presence_stripe& memory_broker::presence_stripe_of(std::string_vi
 }
 
 void memory_broker::announce(core::message::kind type, std::string channel, core::presence_member m) {
+  // After stop() the node's threads are going away: connections torn down then leave silently.
+  if (stopped_.load(std::memory_order_relaxed)) return;
   core::message e;
   e.type = type;
   e.channel = std::move(channel);
