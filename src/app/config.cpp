@@ -138,6 +138,7 @@ constexpr std::size_t max_history_size = 1'000'000;
 constexpr std::int64_t max_history_ttl = 30 * 24 * 3600;          // 30 days
 constexpr std::size_t max_history_memory = std::size_t{1} << 40;  // 1 TiB
 constexpr std::int64_t max_presence_ttl = 24 * 3600;
+constexpr std::size_t max_presence_max_clients = 1'000'000;
 
 void declare(settings& s, config& c, raw_values& r) {
   s.option("--port", c.port, "TCP port (0 = pick a free one and log it)");
@@ -205,6 +206,9 @@ void declare(settings& s, config& c, raw_values& r) {
   s.option("--presence-ttl", r.presence_ttl,
            "Seconds within which the members of a node that died disappear from presence")
       ->check(CLI::Range(std::int64_t{1}, max_presence_ttl));
+  s.option("--presence-max-clients", c.presence_max_clients,
+           "Most members a presence answer lists (it says \"truncated\": true when there were more)")
+      ->check(CLI::Range(std::size_t{1}, max_presence_max_clients));
 }
 
 // ---- sources and the file
@@ -279,7 +283,7 @@ toml::table read_toml(const std::string& path) {
 
 std::string toml_quote(std::string_view s);
 
-constexpr std::string_view rule_keys[] = {"pattern", "history_size", "history_ttl", "presence"};
+constexpr std::string_view rule_keys[] = {"pattern", "history_size", "history_ttl", "presence", "join_leave"};
 
 // Channel-name characters (letters, digits, '_', '-', ':') and '*', at most a channel name long.
 bool is_valid_pattern(std::string_view p) {
@@ -308,17 +312,17 @@ void read_rule_key(core::channel_rule& rule, std::string_view key, const toml::n
         rule_integer(n, 0, static_cast<std::int64_t>(max_history_size), " (messages)"));
   } else if (key == "history_ttl") {
     rule.history_ttl = std::chrono::seconds(rule_integer(n, 1, max_history_ttl, " (seconds)"));
-  } else if (key == "presence") {
+  } else if (key == "presence" || key == "join_leave") {
     const auto* v = n.as_boolean();
     if (!v) throw std::invalid_argument("expected true or false");
-    rule.presence = v->get();
+    (key == "presence" ? rule.presence : rule.join_leave) = v->get();
   } else {
     std::string hint;
     for (const auto known : rule_keys) {
       if (edit_distance(key, known) < 3) hint = fmt::format("did you mean '{}'? ", known);
     }
-    throw std::invalid_argument(
-        fmt::format("unknown key ({}a rule has pattern, history_size, history_ttl, presence)", hint));
+    throw std::invalid_argument(fmt::format(
+        "unknown key ({}a rule has pattern, history_size, history_ttl, presence, join_leave)", hint));
   }
 }
 
@@ -444,6 +448,7 @@ std::string render_channel_rules(const std::vector<core::channel_rule>& rules) {
     if (r.history_size) out += fmt::format("history_size = {}\n", *r.history_size);
     if (r.history_ttl) out += fmt::format("history_ttl = {}\n", r.history_ttl->count());
     if (r.presence) out += fmt::format("presence = {}\n", *r.presence);
+    if (r.join_leave) out += fmt::format("join_leave = {}\n", *r.join_leave);
   }
   return out;
 }

@@ -39,6 +39,7 @@ struct config {
   core::channel_rules channels;
   std::size_t history_memory_limit = 256u << 20;  // bytes of history the embedded broker holds, all channels
   std::chrono::seconds presence_ttl{60};          // a dead node's members leave presence within this
+  std::size_t presence_max_clients = 1000;        // the most members one presence answer lists
 };
 
 // Parses flags, environment and the TOML file named by --config or CONFIG: a flag wins over its environment

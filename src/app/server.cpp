@@ -94,9 +94,10 @@ server::server(config cfg)
                   ? broker::make_redis_broker(node_, cfg_.redis_url, redis_options_of(cfg_))
                   : std::make_unique<broker::memory_broker>(node_, cfg_.channels, cfg_.history_memory_limit)),
       publisher_(node_),
-      rest_(publisher_, api_keys_, node_),
+      rest_(publisher_, api_keys_, node_, cfg_.presence_max_clients),
       shared_(cfg_.net) {
   node_.attach(*broker_);
+  node_.set_id(node_id_);
   if (!cfg_.net.tls_cert.empty())
     tls_ = std::make_unique<net::tls_context>(cfg_.net.tls_cert, cfg_.net.tls_key);
   http_ = std::make_unique<net::http_services>(net::http_services{
@@ -108,6 +109,7 @@ server::server(config cfg)
       tls_ ? tls_->native() : nullptr});
   protocol::session_limits limits{cfg_.max_subscriptions, cfg_.jwt_leeway_s, cfg_.rate_limit,
                                   cfg_.rate_burst};
+  limits.presence_max_clients = cfg_.presence_max_clients;
   for (unsigned i = 0; i < cfg_.threads; ++i) {
     shards_.push_back(std::make_unique<shard>(
         i, node_, publisher_, verifier_, limits, shared_,

@@ -114,6 +114,10 @@ void shard::push(core::publication_ptr pub) {
   }
 }
 
+void shard::control(const broker::control_message& msg) {
+  boost::asio::post(ioc_, [this, msg] { engine_.on_control(msg); });
+}
+
 void shard::drain() {
   {
     std::lock_guard lock(inbox_mutex_);

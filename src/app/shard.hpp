@@ -48,6 +48,8 @@ class shard final : public engine::local_thread {
   // the longest wait. Rare events, counted from any thread.
   void count_refused() override { refused_.fetch_add(1, std::memory_order_relaxed); }
   void count_overflow() override { overflows_.fetch_add(1, std::memory_order_relaxed); }
+  // Posted behind what the thread has queued; the thread's engine finds the user's connections.
+  void control(const broker::control_message& msg) override;
   std::uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
   std::uint64_t overflows() const { return overflows_.load(std::memory_order_relaxed); }
 

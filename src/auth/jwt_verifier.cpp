@@ -21,6 +21,7 @@ namespace {
 
 constexpr std::string_view k_audience = "broadcaster";
 constexpr std::size_t k_mac_size = 32;
+constexpr std::size_t max_info_bytes = 1024;  // the info claim, as compact JSON (PROTOCOL "(ext) Presence")
 
 // A check's verdict; messages are string literals, so failing costs no formatting.
 struct outcome {
@@ -143,6 +144,18 @@ outcome read_scope(const json::value* value, claims& out) {
   return {};
 }
 
+// Any JSON value, kept as compact text for presence answers and join/leave events; its size is judged on that
+// text (what every member list repeats), at most max_info_bytes.
+outcome read_info(const json::value* value, claims& out) {
+  if (value == nullptr) return {};
+  out.info = json::serialize(*value);
+  if (out.info.size() > max_info_bytes) {
+    out.info.clear();
+    return {jwt_error::invalid_claim, "info must be at most 1024 bytes of JSON"};
+  }
+  return {};
+}
+
 outcome read_content(const json::object& payload, claims& out) {
   const auto* sub = payload.if_contains("sub");
   if (sub == nullptr) return {jwt_error::missing_claim, "missing claim: sub"};
@@ -154,7 +167,8 @@ outcome read_content(const json::object& payload, claims& out) {
       o.error != jwt_error::none) {
     return o;
   }
-  return read_scope(payload.if_contains("scope"), out);
+  if (auto o = read_scope(payload.if_contains("scope"), out); o.error != jwt_error::none) return o;
+  return read_info(payload.if_contains("info"), out);
 }
 
 struct mac_ctx_free {

@@ -24,7 +24,7 @@ enum class jwt_error {
   issued_in_future,  // iat > now + leeway; also a missing or non-numeric iat
   wrong_audience,    // aud is neither "broadcaster" nor an array containing it
   missing_claim,     // sub missing/empty/not a string; authorizedChannels or scope missing
-  invalid_claim,     // authorizedChannels not a non-empty array of strings; scope not an array
+  invalid_claim,     // authorizedChannels not a non-empty array of strings; scope not an array; info too big
 };
 
 // Short, stable reason for logs and metrics labels: "malformed", "expired", ...; empty for a number that is
@@ -69,6 +69,8 @@ struct claims {
   std::vector<std::string> authorized_channels;  // as given in the token, deduplicated, sorted
   bool can_subscribe = false;
   bool can_publish = false;
+  // The info claim (PROTOCOL "(ext) Presence") as compact JSON text; empty when the token has none.
+  std::string info;
 
   bool authorizes(std::string_view channel) const;
 };
@@ -82,7 +84,8 @@ struct verify_result {
 };
 
 // Checks, in this order: structure, alg, signature, then exp/nbf/iat/aud (Unauthenticated class), then sub,
-// authorizedChannels and scope (InvalidArgument class). The payload is parsed only once its signature holds.
+// authorizedChannels, scope and info (InvalidArgument class). The payload is parsed only once its signature
+// holds.
 //
 // Immutable after construction: verify() may run on any number of threads at once, and copies share the keyed
 // HMAC state (OpenSSL documents concurrent use through const APIs such as EVP_MAC_CTX_dup as safe).

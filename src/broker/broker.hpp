@@ -9,11 +9,21 @@
 #include <vector>
 
 #include "core/message.hpp"
+#include "core/presence_set.hpp"
 
 namespace bc::broker {
 
 // overloaded: refused for a full queue on this node, nothing delivered (retry later).
 enum class publish_status { ok, unavailable, overloaded };
+
+// A node-level command of the server API (PROTOCOL "(ext) Server API"), for every node: each acts on its own
+// connections of `user`.
+struct control_message {
+  enum class kind { disconnect_user, unsubscribe_user };
+  kind what = kind::disconnect_user;
+  std::string user;
+  std::string channel;  // unsubscribe_user only
+};
 
 // Where a broker hands every message that must reach this node's subscribers, once it has ordered it: the
 // node's engine, which encodes it once and routes it to each worker thread. Thread-safe; called from any
@@ -34,6 +44,11 @@ class delivery_sink {
   // last_offset were published but will never be delivered here (lost on the way, not in history). Every
   // subscription of the channel on this node then skips `count` seq numbers, so that its client sees the gap.
   virtual void deliver_gap(std::string channel, std::uint64_t last_offset, std::uint64_t count) = 0;
+  // A join or leave (core::message::kind): not ordered with the channel's offsets and consuming none; never
+  // refused, never waited for (a notification the node drops under overload is only a notification).
+  virtual void deliver_presence_event(core::message /*event*/) {}
+  // A control message (broker::control): acted on by every connection of its user on this node.
+  virtual void deliver_control(control_message /*msg*/) {}
 };
 
 // A channel's position (PROTOCOL "(ext) Channel positions"): the offset of its last message in `epoch`.
@@ -59,6 +74,17 @@ struct history_result {
   // With `since`: `messages` hold every message after `since` up to `top`, without a hole (same epoch,
   // nothing trimmed, `limit` not reached). Without `since`: false.
   bool complete = false;
+};
+
+struct presence_result {
+  publish_status status = publish_status::ok;  // `unavailable`: nothing else is meaningful
+  std::vector<core::presence_member> clients;
+  bool truncated = false;  // there were more than the cap asked for
+};
+
+struct presence_stats_result {
+  publish_status status = publish_status::ok;
+  core::presence_counts counts;
 };
 
 // Thread-safety: every member may be called from any thread.
@@ -102,6 +128,34 @@ class broker {
   // from the same thread.
   virtual bool await_subscribed(std::string_view /*channel*/, std::function<void()> /*ready*/) {
     return true;
+  }
+
+  // Presence (PROTOCOL "(ext) Presence"), for channels whose rule enables it; the node calls these only for
+  // such channels. add_presence when a subscription went live, remove_presence when it ended, each once, from
+  // the subscription's thread. With `announce`, the broker also hands a join / leave event (core::message
+  // with kind join / leave) to every node's sink (delivery_sink::deliver_presence_event), after recording.
+  // The defaults keep nothing and answer `unavailable`: a broker that does not keep presence yet (Redis, for
+  // now) still compiles and says so instead of answering wrongly.
+  virtual void add_presence(std::string /*channel*/, core::presence_member /*m*/, bool /*announce*/) {}
+  virtual void remove_presence(std::string /*channel*/, core::presence_member /*m*/, bool /*announce*/) {}
+  // At most `max` members of `channel` across the cluster. `done` exactly once, on any thread (maybe inside).
+  virtual void presence(std::string /*channel*/, std::size_t /*max*/,
+                        std::function<void(presence_result)> done) {
+    presence_result r;
+    r.status = publish_status::unavailable;
+    done(std::move(r));
+  }
+  virtual void presence_stats(std::string /*channel*/, std::function<void(presence_stats_result)> done) {
+    presence_stats_result r;
+    r.status = publish_status::unavailable;
+    done(std::move(r));
+  }
+
+  // The server API: hands `msg` to every node's sink (delivery_sink::deliver_control), this node's included.
+  // `done(ok)` once it is on its way to all of them; exactly once, on any thread (maybe inside). The default
+  // answers `unavailable`: acting on this node only would be a silent half of a cluster-wide command.
+  virtual void control(control_message /*msg*/, std::function<void(publish_status)> done) {
+    done(publish_status::unavailable);
   }
 
   // True while publishes can succeed (for /health).

@@ -137,6 +137,79 @@ void memory_broker::history(history_request req, std::function<void(history_resu
   done(std::move(r));
 }
 
+memory_broker::presence_stripe& memory_broker::presence_stripe_of(std::string_view channel) {
+  return presence_[std::hash<std::string_view>{}(channel) % stripe_count];
+}
+
+void memory_broker::announce(core::message::kind type, std::string channel, core::presence_member m) {
+  // After stop() the node's threads are going away: connections torn down then leave silently.
+  if (stopped_.load(std::memory_order_relaxed)) return;
+  core::message e;
+  e.type = type;
+  e.channel = std::move(channel);
+  e.id = std::move(m.client_id);
+  e.event = std::move(m.user);
+  e.payload = std::move(m.info);
+  sink_.deliver_presence_event(std::move(e));
+}
+
+// The events leave outside the stripe's lock: a join and the leave of one client come from its own thread one
+// after the other, so they reach the sink in that order without it.
+void memory_broker::add_presence(std::string channel, core::presence_member m, bool announce_it) {
+  bool added = false;
+  {
+    auto& p = presence_stripe_of(channel);
+    std::lock_guard lock(p.mutex);
+    added = p.members.add(channel, m);
+  }
+  if (added && announce_it) announce(core::message::kind::join, std::move(channel), std::move(m));
+}
+
+void memory_broker::remove_presence(std::string channel, core::presence_member m, bool announce_it) {
+  std::optional<core::presence_member> gone;
+  {
+    auto& p = presence_stripe_of(channel);
+    std::lock_guard lock(p.mutex);
+    gone = p.members.remove(channel, m.client_id);
+  }
+  if (gone && announce_it) announce(core::message::kind::leave, std::move(channel), std::move(*gone));
+}
+
+void memory_broker::presence(std::string channel, std::size_t max,
+                             std::function<void(presence_result)> done) {
+  presence_result r;
+  if (stopped_.load(std::memory_order_relaxed)) {
+    r.status = publish_status::unavailable;
+    return done(std::move(r));
+  }
+  {
+    auto& p = presence_stripe_of(channel);
+    std::lock_guard lock(p.mutex);
+    r.clients = p.members.members(channel, max, r.truncated);
+  }
+  done(std::move(r));
+}
+
+void memory_broker::presence_stats(std::string channel, std::function<void(presence_stats_result)> done) {
+  presence_stats_result r;
+  if (stopped_.load(std::memory_order_relaxed)) {
+    r.status = publish_status::unavailable;
+    return done(std::move(r));
+  }
+  {
+    auto& p = presence_stripe_of(channel);
+    std::lock_guard lock(p.mutex);
+    r.counts = p.members.counts(channel);
+  }
+  done(std::move(r));
+}
+
+void memory_broker::control(control_message msg, std::function<void(publish_status)> done) {
+  if (stopped_.load(std::memory_order_relaxed)) return done(publish_status::unavailable);
+  sink_.deliver_control(std::move(msg));
+  done(publish_status::ok);
+}
+
 std::size_t memory_broker::channel_count() const {
   std::size_t n = 0;
   for (auto& s : stripes_) {

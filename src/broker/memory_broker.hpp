@@ -12,6 +12,7 @@
 
 #include "broker/broker.hpp"
 #include "core/channel_rules.hpp"
+#include "core/presence_set.hpp"
 
 namespace bc::broker {
 
@@ -26,6 +27,9 @@ namespace bc::broker {
 // A channel's state (epoch, offset, history) lives while it has history or was used within
 // max(history_ttl, idle_keep); an evicted channel comes back with a new epoch, which tells a client resuming
 // from the old one that its position means nothing any more.
+//
+// Presence is the node's own: members in a presence_set per stripe of channels (its own locks, apart from
+// publishing's), and a join / leave or a control message goes straight to this node's sink.
 class memory_broker final : public broker {
  public:
   static constexpr std::size_t default_history_memory_limit = 256u << 20;
@@ -40,6 +44,11 @@ class memory_broker final : public broker {
   void subscribe(std::string_view) override {}
   void unsubscribe(std::string_view) override {}
   void history(history_request req, std::function<void(history_result)> done) override;
+  void add_presence(std::string channel, core::presence_member m, bool announce) override;
+  void remove_presence(std::string channel, core::presence_member m, bool announce) override;
+  void presence(std::string channel, std::size_t max, std::function<void(presence_result)> done) override;
+  void presence_stats(std::string channel, std::function<void(presence_stats_result)> done) override;
+  void control(control_message msg, std::function<void(publish_status)> done) override;
   bool healthy() const override { return !stopped_.load(std::memory_order_relaxed); }
   std::string describe() const override { return "memory"; }
   void append_metrics(std::string& out) const override;
@@ -76,6 +85,12 @@ class memory_broker final : public broker {
     std::uint32_t ops_since_sweep = 0;
   };
   static constexpr std::size_t stripe_count = 64;
+  struct presence_stripe {
+    mutable std::mutex mutex;
+    core::presence_set members;
+  };
+  presence_stripe& presence_stripe_of(std::string_view channel);
+  void announce(core::message::kind type, std::string channel, core::presence_member m);
 
   stripe& stripe_of(std::string_view channel);
   channel_state& state_of(stripe& s, std::string_view channel, clock::time_point now);
@@ -91,6 +106,7 @@ class memory_broker final : public broker {
   std::atomic<std::size_t> history_bytes_{0};
   std::atomic<std::uint64_t> history_trimmed_for_memory_{0};
   std::array<stripe, stripe_count> stripes_;
+  std::array<presence_stripe, stripe_count> presence_;
 };
 
 }  // namespace bc::broker

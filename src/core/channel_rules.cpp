@@ -12,6 +12,7 @@ channel_options channel_rules::for_channel(std::string_view channel) const {
     if (r.history_size) o.history_size = *r.history_size;
     if (r.history_ttl) o.history_ttl = *r.history_ttl;
     if (r.presence) o.presence = *r.presence;
+    if (r.join_leave) o.join_leave = *r.join_leave;
     return o;
   }
   return defaults_;

@@ -16,6 +16,9 @@ struct channel_options {
   std::size_t history_size = 0;  // messages kept; 0 = no history (offsets and epochs are still assigned)
   std::chrono::seconds history_ttl{300};
   bool presence = false;
+  // With presence: whether subscriptions may ask for join/leave notifications. A rule sets it false for
+  // channels so large that a reconnect storm would become a join/leave storm (N joins x N members frames).
+  bool join_leave = true;
 };
 
 // One [[channels]] entry: the fields it sets; the others come from the global settings.
@@ -24,6 +27,7 @@ struct channel_rule {
   std::optional<std::size_t> history_size;
   std::optional<std::chrono::seconds> history_ttl;
   std::optional<bool> presence;
+  std::optional<bool> join_leave;
 };
 
 // Immutable after construction; any thread.

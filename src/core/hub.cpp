@@ -19,7 +19,8 @@ hub::~hub() {
   assert(subscriptions_ == 0 && "subscriptions must not outlive their hub");
 }
 
-std::unique_ptr<subscription> hub::subscribe(std::string_view channel, subscriber& s, bool buffered) {
+std::unique_ptr<subscription> hub::subscribe(std::string_view channel, subscriber& s, bool buffered,
+                                             bool join_leave) {
   auto it = channels_.find(channel);
   if (it == channels_.end()) {
     auto entry = std::make_unique<channel_entry>();
@@ -35,7 +36,9 @@ std::unique_ptr<subscription> hub::subscribe(std::string_view channel, subscribe
   std::unique_ptr<subscription> sub(new subscription(*this, &entry, id));
   sub->index_ = static_cast<std::uint32_t>(entry.slots.size());
   sub->buffering_ = buffered;
-  entry.slots.push_back(slot{&s, 0, sub.get(), buffered});
+  sub->join_leave_ = join_leave;
+  entry.slots.push_back(slot{&s, 0, sub.get(), buffered, join_leave});
+  if (join_leave) ++entry.join_leave;
   ++subscriptions_;
   return sub;
 }
@@ -43,6 +46,7 @@ std::unique_ptr<subscription> hub::subscribe(std::string_view channel, subscribe
 void hub::remove(subscription& s) {
   auto& entry = *static_cast<channel_entry*>(s.channel_);
   assert(s.index_ < entry.slots.size() && entry.slots[s.index_].owner == &s);
+  if (s.join_leave_) --entry.join_leave;
   // Swap-remove: order among subscribers carries no meaning, and this keeps removal O(1).
   if (s.index_ + 1 != entry.slots.size()) {
     entry.slots[s.index_] = entry.slots.back();
@@ -63,6 +67,20 @@ std::size_t hub::deliver(const publication_ptr& pub) {
   if (it == channels_.end()) return 0;
   auto& slots = it->second->slots;
   // Subscribers may not unsubscribe from inside deliver() (see subscriber), so the vector is stable here.
+  if (pub->presence_event) {
+    if (it->second->join_leave == 0) return 0;
+    std::size_t reached = 0;
+    for (slot& s : slots) {
+      if (!s.join_leave) continue;
+      if (s.buffering) {
+        s.owner->held_.push_back(pub);
+      } else {
+        s.target->deliver(pub, 0);
+        ++reached;
+      }
+    }
+    return reached;
+  }
   if (pub->skipped != 0) {
     for (slot& s : slots) {
       if (s.buffering) {
@@ -94,6 +112,10 @@ void hub::go_live(subscription& sub, const std::vector<publication_ptr>& replay,
   sub.buffering_ = false;
   s.buffering = false;
   for (const auto& pub : held) {
+    if (pub->presence_event) {
+      s.target->deliver(pub, 0);  // no seq: not part of the channel's stream
+      continue;
+    }
     // A gap marker carries no epoch: its broker reports it in the channel's current one.
     const bool same_epoch = pub->offset != 0 && (pub->epoch == epoch || pub->epoch.empty());
     if (same_epoch && pub->offset <= offset) continue;  // covered by the position (and the replay)

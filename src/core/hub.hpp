@@ -37,6 +37,11 @@ class subscription {
   const std::string& channel() const;
   // Not yet live: what is published meanwhile is held back until hub::go_live.
   bool buffering() const { return buffering_; }
+  // Receives the channel's join/leave events (set at subscribe).
+  bool join_leave() const { return join_leave_; }
+  // Recorded in the channel's presence: kept by the engine, so that only such a subscription's end is told.
+  bool in_presence() const { return in_presence_; }
+  void set_in_presence(bool v) { in_presence_ = v; }
 
  private:
   friend class hub;
@@ -46,6 +51,8 @@ class subscription {
   std::uint32_t index_ = 0;  // position in the channel's slot vector, kept current by the hub
   std::uint64_t id_;
   bool buffering_ = false;
+  bool join_leave_ = false;
+  bool in_presence_ = false;
   std::vector<publication_ptr> held_;  // while buffering
 };
 
@@ -63,8 +70,10 @@ class hub {
 
   // Adds `s` to `channel`; the returned subscription removes itself when destroyed. Its seq starts at 0, so
   // the first delivered message carries seq 1. A `buffered` subscription holds back what is published to it
-  // until go_live(): the channel's position is read, and a replay from history fetched, in between.
-  std::unique_ptr<subscription> subscribe(std::string_view channel, subscriber& s, bool buffered = false);
+  // until go_live(): the channel's position is read, and a replay from history fetched, in between. A
+  // `join_leave` subscription also receives the channel's presence events.
+  std::unique_ptr<subscription> subscribe(std::string_view channel, subscriber& s, bool buffered = false,
+                                          bool join_leave = false);
 
   // The hand-over from history to the live stream, without a duplicate or a hole: delivers `replay` (the
   // messages after the client's position up to `offset`, in order), then what was held back, except what
@@ -75,7 +84,9 @@ class hub {
 
   // Hands `pub` to every local subscriber of its channel, incrementing each subscription's seq first, so a
   // message a subscriber drops still consumes its number. A gap marker (pub->skipped) advances every seq by
-  // the number of messages it stands for. Returns the number of subscribers reached.
+  // the number of messages it stands for. A presence event (pub->presence_event) goes only to the
+  // subscriptions that asked for join/leave, with seq 0 and no seq consumed: nothing at all when none of the
+  // channel's did. Returns the number of subscribers reached.
   std::size_t deliver(const publication_ptr& pub);
   std::size_t channel_count() const { return channels_.size(); }
   std::size_t subscription_count() const { return subscriptions_; }
@@ -92,11 +103,13 @@ class hub {
     std::uint64_t seq;
     subscription* owner;
     bool buffering;  // a copy of owner->buffering_, read where the slot is already in cache
+    bool join_leave;
   };
   struct channel_entry {
     std::string name;
     std::uint64_t hash;
     std::vector<slot> slots;
+    std::uint32_t join_leave = 0;  // slots that receive presence events
   };
   struct string_hash {
     using is_transparent = void;

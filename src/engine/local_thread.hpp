@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "broker/broker.hpp"
 #include "core/hub.hpp"
 #include "core/message.hpp"
 
@@ -21,6 +22,8 @@ class local_thread {
   // Any thread: a publish was refused / a broker message was queued over the limit because of this inbox.
   virtual void count_refused() = 0;
   virtual void count_overflow() = 0;
+  // Any thread: run `msg` on the thread (thread_engine::on_control), after what is queued there already.
+  virtual void control(const broker::control_message& msg) = 0;
 };
 
 }  // namespace bc::engine

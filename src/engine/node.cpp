@@ -9,8 +9,18 @@
 
 namespace bc::engine {
 
+namespace {
+bool any_presence(const core::channel_rules& rules) {
+  if (rules.defaults().presence) return true;
+  for (const auto& r : rules.rules()) {
+    if (r.presence.value_or(false)) return true;
+  }
+  return false;
+}
+}  // namespace
+
 node::node(publication_encoder encode, core::channel_rules rules)
-    : encode_(std::move(encode)), rules_(std::move(rules)) {
+    : encode_(std::move(encode)), rules_(std::move(rules)), any_presence_(any_presence(rules_)) {
   if (!encode_) throw std::invalid_argument("the engine needs a publication encoder");
 }
 
@@ -76,6 +86,18 @@ void node::deliver_gap(std::string channel, std::uint64_t last_offset, std::uint
   marker->skipped = count;
   // No epoch: a gap is reported by the broker that tracks the channel's current one.
   push(marker, hash);
+}
+
+// Like a publication, but never waited for nor refused: a join/leave under overload is queued over the limit
+// rather than hold up the connection that joined. Encoded only when some thread may hold the channel; the
+// hubs then hand it only to the subscriptions that asked for join/leave.
+void node::deliver_presence_event(core::message event) {
+  const auto hash = core::channel_filter::hash(event.channel);
+  if (wanted(hash)) push(encode_(std::move(event)), hash);
+}
+
+void node::deliver_control(broker::control_message msg) {
+  for (auto* t : threads_) t->control(msg);
 }
 
 bool node::wanted(std::uint64_t hash) const {

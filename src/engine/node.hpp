@@ -16,8 +16,10 @@
 // and per-channel positions (offsets, epochs) can later be stamped at that point. Subscriptions go through a
 // thread_engine (one per worker thread), which holds that thread's hub.
 
+#include <atomic>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "broker/broker.hpp"
@@ -53,6 +55,34 @@ class node final : public broker::delivery_sink {
   core::publication_ptr encode(core::message msg) const { return encode_(std::move(msg)); }
   const core::channel_rules& rules() const { return rules_; }
 
+  // Presence (PROTOCOL "(ext) Presence"). Whether `channel` keeps presence; false at once, without a rule
+  // walk, when no channel does.
+  bool presence_enabled(std::string_view channel) const {
+    return any_presence_ && rules_.for_channel(channel).presence;
+  }
+  // Whether join/leave may be asked for on `channel` (presence on, and no rule switching join_leave off).
+  bool join_leave_enabled(std::string_view channel) const {
+    if (!any_presence_) return false;
+    const auto o = rules_.for_channel(channel);
+    return o.presence && o.join_leave;
+  }
+  // The node's id (set once, before start), the prefix of every client id it hands out.
+  void set_id(std::string id) { id_ = std::move(id); }
+  // A connection's id for presence, unique across nodes: the node's id and a counter.
+  std::string new_client_id() {
+    return id_ + "-" + std::to_string(next_client_.fetch_add(1, std::memory_order_relaxed) + 1);
+  }
+  void presence(std::string channel, std::size_t max, std::function<void(broker::presence_result)> done) {
+    broker_->presence(std::move(channel), max, std::move(done));
+  }
+  void presence_stats(std::string channel, std::function<void(broker::presence_stats_result)> done) {
+    broker_->presence_stats(std::move(channel), std::move(done));
+  }
+  // The server API: through the broker to every node (deliver_control).
+  void control(broker::control_message msg, std::function<void(broker::publish_status)> done) {
+    broker_->control(std::move(msg), std::move(done));
+  }
+
   broker::broker& broker() { return *broker_; }
   // What the hubs tell when a channel gains its first or loses its last subscriber on their thread.
   core::interest_listener& interest_listener() { return interest_; }
@@ -62,6 +92,8 @@ class node final : public broker::delivery_sink {
   void deliver(core::message msg) override;
   bool try_deliver(core::message msg) override;
   void deliver_gap(std::string channel, std::uint64_t last_offset, std::uint64_t count) override;
+  void deliver_presence_event(core::message event) override;
+  void deliver_control(broker::control_message msg) override;
 
  private:
   bool wanted(std::uint64_t hash) const;
@@ -69,6 +101,9 @@ class node final : public broker::delivery_sink {
 
   publication_encoder encode_;
   const core::channel_rules rules_;
+  const bool any_presence_;
+  std::string id_ = "node";
+  std::atomic<std::uint64_t> next_client_{0};
   broker::broker* broker_ = nullptr;
   channel_interest interest_;
   std::vector<local_thread*> threads_;

@@ -4,11 +4,16 @@ namespace bc::engine {
 
 std::unique_ptr<core::subscription> thread_engine::subscribe(std::string_view channel, core::subscriber& s,
                                                              std::optional<broker::stream_position> since,
-                                                             ready_callback when_ready) {
+                                                             ready_callback when_ready,
+                                                             const core::presence_member* member,
+                                                             bool join_leave) {
   // The hub tells the node's channel interest (and so the broker) when this is the node's first subscriber of
   // the channel; await_subscribed must come after that, from the same thread.
-  auto sub = hub_.subscribe(channel, s, /*buffered=*/static_cast<bool>(when_ready));
-  if (!when_ready) return sub;
+  auto sub = hub_.subscribe(channel, s, /*buffered=*/static_cast<bool>(when_ready), join_leave);
+  if (!when_ready) {
+    enter_presence(*sub, member);
+    return sub;
+  }
   broker::history_request req;
   req.channel = std::string(channel);
   if (since) req.limit = history_limit(channel);
@@ -34,6 +39,55 @@ std::unique_ptr<core::subscription> thread_engine::subscribe(std::string_view ch
   };
   if (node_.broker().await_subscribed(channel, read_position)) read_position();
   return sub;
+}
+
+}  // namespace bc::engine
+
+namespace bc::engine {
+
+// A subscription is a member from when it is live: a client that sees itself in presence (or another sees
+// its join) receives the channel's messages from then on. Nothing at all for channels without presence.
+void thread_engine::enter_presence(core::subscription& sub, const core::presence_member* member) {
+  if (member == nullptr || sub.in_presence() || !node_.presence_enabled(sub.channel())) return;
+  sub.set_in_presence(true);
+  node_.broker().add_presence(sub.channel(), *member, node_.join_leave_enabled(sub.channel()));
+}
+
+void thread_engine::unsubscribe(std::unique_ptr<core::subscription> sub,
+                                const core::presence_member* member) {
+  if (member != nullptr && sub->in_presence()) {
+    // Out of the hub first: the subscription does not receive its own leave.
+    std::string channel = sub->channel();
+    sub.reset();
+    const bool announce = node_.join_leave_enabled(channel);
+    node_.broker().remove_presence(std::move(channel), *member, announce);
+    return;
+  }
+  sub.reset();
+}
+
+void thread_engine::remove_user(const std::string& user, user_connection& c) {
+  auto [it, end] = users_.equal_range(user);
+  for (; it != end; ++it) {
+    if (it->second == &c) {
+      users_.erase(it);
+      return;
+    }
+  }
+}
+
+void thread_engine::on_control(const broker::control_message& msg) {
+  // A snapshot: acting on a connection may change the index (not today, but a close could).
+  std::vector<user_connection*> targets;
+  auto [it, end] = users_.equal_range(msg.user);
+  for (; it != end; ++it) targets.push_back(it->second);
+  for (auto* c : targets) {
+    if (msg.what == broker::control_message::kind::disconnect_user) {
+      c->disconnect_by_server();
+    } else {
+      c->unsubscribe_by_server(msg.channel);
+    }
+  }
 }
 
 }  // namespace bc::engine

@@ -6,7 +6,9 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/hub.hpp"
@@ -24,6 +26,16 @@ struct subscribe_answer {
   // With a `since`: whether every message after it is in `replay` (nothing is replayed otherwise).
   std::optional<bool> recovered;
   std::vector<core::publication_ptr> replay;  // offsets since+1 … top.offset, in order
+};
+
+// A connection as the server API reaches it (PROTOCOL "(ext) Server API"), on its thread.
+class user_connection {
+ public:
+  virtual ~user_connection() = default;
+  // Close the connection with 4003.
+  virtual void disconnect_by_server() = 0;
+  // End the subscription to `channel`, if any, and tell the client.
+  virtual void unsubscribe_by_server(std::string_view channel) = 0;
 };
 
 // Used only on its thread (publish() may be called from any).
@@ -49,14 +61,42 @@ class thread_engine {
   // calls go_live() (or unsubscribes). Reading the position after the broker's confirmation is what makes
   // the hand-over exact: every message after the position reaches the held-back queue, and hub::go_live drops
   // those the position already covers.
+  //
+  // Presence: `member` is the connection as presence shows it; without `when_ready` the subscription enters
+  // the channel's presence at once (else the caller calls enter_presence when it answers). `join_leave`:
+  // it also receives the channel's join/leave events (the caller checked join_leave_enabled).
   std::unique_ptr<core::subscription> subscribe(std::string_view channel, core::subscriber& s,
                                                 std::optional<broker::stream_position> since,
-                                                ready_callback when_ready);
+                                                ready_callback when_ready,
+                                                const core::presence_member* member = nullptr,
+                                                bool join_leave = false);
 
   // Delivers the answer's replay, then the held-back messages after the position; the subscription is live.
   void go_live(core::subscription& sub, const subscribe_answer& answer) {
     hub_.go_live(sub, answer.replay, answer.top.epoch, answer.top.offset);
   }
+  // Records the subscription in its channel's presence as `member` (announcing a join where join/leave is
+  // on), if the channel keeps presence; nothing otherwise. Called just before the client is told it is
+  // subscribed, so that once it knows, presence shows it.
+  void enter_presence(core::subscription& sub, const core::presence_member* member);
+
+  bool presence_enabled(std::string_view channel) const { return node_.presence_enabled(channel); }
+  bool join_leave_enabled(std::string_view channel) const { return node_.join_leave_enabled(channel); }
+  std::string new_client_id() { return node_.new_client_id(); }
+  // The channel's members, at most `max` (answers on any thread).
+  void presence(std::string channel, std::size_t max, std::function<void(broker::presence_result)> done) {
+    node_.presence(std::move(channel), max, std::move(done));
+  }
+  void presence_stats(std::string channel, std::function<void(broker::presence_stats_result)> done) {
+    node_.presence_stats(std::move(channel), std::move(done));
+  }
+
+  // The server API's reach on this thread: connections register under their user once authenticated, and
+  // leave before they are destroyed.
+  void add_user(const std::string& user, user_connection& c) { users_.emplace(user, &c); }
+  void remove_user(const std::string& user, user_connection& c);
+  // A control message from the broker (node::deliver_control), run on this thread.
+  void on_control(const broker::control_message& msg);
 
   // The channel's position and history, for the `history` method (the answer comes on any thread).
   void history(broker::history_request req, std::function<void(broker::history_result)> done) {
@@ -68,14 +108,16 @@ class thread_engine {
   }
 
   // The one way out of a subscription: unsubscribe, a token refresh that no longer allows the channel, the
-  // connection closing. Nothing is delivered to it afterwards.
-  void unsubscribe(std::unique_ptr<core::subscription> sub) { sub.reset(); }
+  // connection closing, the server API. Nothing is delivered to it afterwards; it leaves presence (announced
+  // as a leave where join/leave is on) if it was there, as `member`.
+  void unsubscribe(std::unique_ptr<core::subscription> sub, const core::presence_member* member = nullptr);
 
   core::hub& hub() { return hub_; }
 
  private:
   node& node_;
   core::hub& hub_;
+  std::unordered_multimap<std::string, user_connection*> users_;
 };
 
 }  // namespace bc::engine

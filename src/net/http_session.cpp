@@ -223,6 +223,15 @@ void http_session::route(request& req) {
     if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
     return handle_history(req, q == std::string_view::npos ? std::string_view{} : target.substr(q + 1));
   }
+  if (path == "/presence" || path == "/presence-stats") {
+    if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
+    return handle_presence(req, q == std::string_view::npos ? std::string_view{} : target.substr(q + 1),
+                           path == "/presence-stats");
+  }
+  if (path == "/disconnect" || path == "/unsubscribe") {
+    if (verb != http::verb::post) return send_error(405, protocol::error_code::invalid_argument, "use POST");
+    return handle_control(req, path == "/unsubscribe");
+  }
   if (path == "/health") {
     if (verb != http::verb::get && verb != http::verb::head)
       return send_error(405, protocol::error_code::invalid_argument, "use GET");
@@ -280,6 +289,20 @@ void http_session::handle_publish(request& req) {
 void http_session::handle_history(request& req, std::string_view query) {
   await_broker([&](auto done) {
     services_.rest.history(req[http::field::authorization], query, w_.services().stats, std::move(done));
+  });
+}
+
+void http_session::handle_presence(request& req, std::string_view query, bool stats) {
+  await_broker([&](auto done) {
+    services_.rest.presence(req[http::field::authorization], query, stats, w_.services().stats,
+                            std::move(done));
+  });
+}
+
+void http_session::handle_control(request& req, bool unsubscribe) {
+  await_broker([&](auto done) {
+    services_.rest.control(req[http::field::authorization], req.body(), unsubscribe, w_.services().stats,
+                           std::move(done));
   });
 }
 

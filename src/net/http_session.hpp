@@ -65,6 +65,9 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void start_deadline_timer();
   void handle_publish(request& req);
   void handle_history(request& req, std::string_view query);
+  // GET {BASE}/presence, /presence-stats; POST {BASE}/disconnect, /unsubscribe.
+  void handle_presence(request& req, std::string_view query, bool stats);
+  void handle_control(request& req, bool unsubscribe);
   // A REST call answered by the broker (publish, history): `start` begins it with the callback that brings
   // the answer back to this connection's thread.
   void await_broker(const std::function<void(std::function<void(protocol::http_reply)>)>& start);

@@ -26,6 +26,8 @@ const char* to_string(close_reason r) {
       return "shutdown";
     case close_reason::policy:
       return "policy";
+    case close_reason::server_api:
+      return "server_api";
     case close_reason::count_:
       break;
   }

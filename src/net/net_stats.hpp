@@ -20,7 +20,8 @@ enum class close_reason {
   token_expired,
   slow_consumer,
   shutdown,
-  policy,  // closed by the protocol layer (rate limit)
+  policy,      // closed by the protocol layer (rate limit)
+  server_api,  // POST {BASE}/disconnect (close 4003)
   count_
 };
 const char* to_string(close_reason r);

@@ -73,13 +73,14 @@ void outbound_queue::push_control(std::uint8_t opcode, std::string_view payload)
 }
 
 std::size_t outbound_queue::publication_frame_bytes(const core::publication& pub, std::uint64_t seq) {
-  const std::size_t payload = pub.head.size() + digits(seq) + pub.tail.size();
+  const std::size_t payload = pub.head.size() + (pub.presence_event ? 0 : digits(seq)) + pub.tail.size();
   return payload + (payload < 126 ? 2 : payload < 65536 ? 4 : 10);
 }
 
 void outbound_queue::push_publication(const core::publication_ptr& pub, std::uint64_t seq) {
   char num[20];
-  const auto end = std::to_chars(num, num + sizeof num, seq).ptr;
+  // A presence event carries no seq (core::publication): its frame is the tail alone.
+  const auto end = pub->presence_event ? num : std::to_chars(num, num + sizeof num, seq).ptr;
   const std::size_t num_len = static_cast<std::size_t>(end - num);
   const std::size_t payload = pub->head.size() + num_len + pub->tail.size();
   frame& f = emplace();

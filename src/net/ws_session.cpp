@@ -186,7 +186,8 @@ void ws_session::send_publication(const core::publication_ptr& pub, std::uint64_
 }
 
 void ws_session::close(std::uint16_t code, std::string_view reason) {
-  start_close(code, reason, close_reason::policy);
+  const bool server_api = code == static_cast<std::uint16_t>(ws::close_code::disconnected_by_server);
+  start_close(code, reason, server_api ? close_reason::server_api : close_reason::policy);
 }
 
 std::function<void(std::function<void()>)> ws_session::make_deferrer() {

@@ -18,6 +18,7 @@ client_session::client_session(session_services& services, client_transport& tra
 
 client_session::~client_session() {
   drop_subscriptions();
+  if (authenticated_) services_.engine.remove_user(member_.user, *this);
 }
 
 void client_session::drop_subscriptions() {
@@ -26,7 +27,7 @@ void client_session::drop_subscriptions() {
 
 std::vector<std::unique_ptr<core::subscription>>::iterator client_session::leave(
     std::vector<std::unique_ptr<core::subscription>>::iterator it) {
-  services_.engine.unsubscribe(std::move(*it));
+  services_.engine.unsubscribe(std::move(*it), &member_);
   services_.stats.subscriptions.sub();
   return subscriptions_.erase(it);
 }
@@ -89,7 +90,20 @@ void client_session::on_binary() {
 }
 
 void client_session::deliver(const core::publication_ptr& pub, std::uint64_t seq) {
+  // A connection's own join/leave is not news to it ("when another connection subscribes").
+  if (pub->presence_event && pub->from == member_.client_id) return;
   transport_.send_publication(pub, seq);
+}
+
+void client_session::disconnect_by_server() {
+  transport_.close(4003, "disconnected by server");
+}
+
+void client_session::unsubscribe_by_server(std::string_view channel) {
+  auto it = find_subscription(channel);
+  if (it == subscriptions_.end()) return;
+  leave(it);
+  transport_.send_text(R"({"method":"unsubscribe","params":{"channel":)" + json_quote(channel) + "}}");
 }
 
 void client_session::dispatch(request& req) {
@@ -114,6 +128,12 @@ void client_session::dispatch(request& req) {
       break;
     case method::history:
       do_history(req);
+      break;
+    case method::presence:
+      do_presence(req, false);
+      break;
+    case method::presence_stats:
+      do_presence(req, true);
       break;
   }
   observe_latency(req.verb, start);
@@ -154,6 +174,13 @@ void client_session::do_auth(request& req) {
                        "connection is authenticated as another subject; open a new connection");
   }
   claims_ = std::move(result.claims);
+  if (!authenticated_) {
+    member_.client_id = services_.engine.new_client_id();
+    member_.user = claims_.sub;
+    services_.engine.add_user(member_.user, *this);
+  }
+  // A refresh's info is what subscriptions from now on show; those already in presence keep theirs.
+  member_.info = claims_.info;
   // Saturating: a token may carry an exp near the end of time.
   const auto leeway = services_.limits.jwt_leeway_s;
   expires_at_ = claims_.exp > std::numeric_limits<std::int64_t>::max() - leeway
@@ -214,6 +241,18 @@ void client_session::do_subscribe(request& req) {
   if (!read_since(req.params, since, message)) {
     return reply_error(req.id_json, error_code::invalid_argument, message);
   }
+  bool join_leave = false;
+  if (const auto* v = req.params.if_contains("joinLeave"); v != nullptr && !v->is_null()) {
+    if (!v->is_bool())
+      return reply_error(req.id_json, error_code::invalid_argument, "joinLeave must be a boolean");
+    join_leave = v->get_bool();
+  }
+  if (join_leave && !services_.engine.join_leave_enabled(*channel)) {
+    return reply_error(req.id_json, error_code::failed_precondition,
+                       services_.engine.presence_enabled(*channel)
+                           ? "join/leave is switched off for this channel"
+                           : "presence is not enabled for this channel");
+  }
   if (find_subscription(*channel) != subscriptions_.end()) {
     return reply_error(req.id_json, error_code::already_exists, "already subscribed to this channel");
   }
@@ -223,7 +262,8 @@ void client_session::do_subscribe(request& req) {
   }
   services_.stats.subscriptions.add();
   if (req.id_json.empty() && !since) {  // a notification: no answer to build, nothing to replay
-    subscriptions_.push_back(services_.engine.subscribe(*channel, *this, std::nullopt, nullptr));
+    subscriptions_.push_back(
+        services_.engine.subscribe(*channel, *this, std::nullopt, nullptr, &member_, join_leave));
     return;
   }
   // The answer comes once the broker has the channel for this node and its position is read (on any
@@ -235,7 +275,8 @@ void client_session::do_subscribe(request& req) {
   // The answer may come inside subscribe() (the embedded broker answers at once), before the subscription is
   // in subscriptions_: finish_subscribe then leaves it in early_answer_.
   subscribing_ = true;
-  subscriptions_.push_back(services_.engine.subscribe(*channel, *this, std::move(since), std::move(ready)));
+  subscriptions_.push_back(
+      services_.engine.subscribe(*channel, *this, std::move(since), std::move(ready), &member_, join_leave));
   subscribing_ = false;
   if (early_answer_) {
     auto early = std::move(*early_answer_);
@@ -256,6 +297,8 @@ void client_session::finish_subscribe(std::uint64_t id, std::string_view id_json
   // nothing can be published meanwhile, and messages flow once the broker is back. The answer then has no
   // epoch and offset, and a `since` is not recovered.
   const bool positioned = answer.status == broker::publish_status::ok;
+  // In presence before the client hears it is subscribed (a join others see, too, comes no earlier).
+  services_.engine.enter_presence(**it, &member_);
   if (!id_json.empty()) {
     // A string (PROTOCOL: clients of the original decode it into a string field), unique on this node as the
     // hub's subscription id is; digits only after the prefix, so it needs no escaping.
@@ -268,6 +311,39 @@ void client_session::finish_subscribe(std::uint64_t id, std::string_view id_json
   }
   // After the answer: the replay and what was held back follow it on the wire.
   services_.engine.go_live(**it, answer);
+}
+
+void client_session::do_presence(request& req, bool stats) {
+  // The permission to subscribe: who is subscribed is what a subscriber with join/leave would learn.
+  auto channel = readable_channel(req);
+  if (!channel) return;
+  if (!services_.engine.presence_enabled(*channel)) {
+    return reply_error(req.id_json, error_code::failed_precondition,
+                       "presence is not enabled for this channel");
+  }
+  auto unavailable = [this](std::string_view id_json) {
+    reply_error(id_json, error_code::unavailable, "the broker is unavailable; retry later");
+  };
+  auto defer = transport_.make_deferrer();
+  if (stats) {
+    return services_.engine.presence_stats(
+        std::string(*channel),
+        [this, defer, unavailable, id_json = std::move(req.id_json)](broker::presence_stats_result r) {
+          defer([this, unavailable, id_json, r] {
+            if (r.status != broker::publish_status::ok) return unavailable(id_json);
+            if (!id_json.empty())
+              transport_.send_text(encode_result(id_json, encode_presence_stats(r.counts)));
+          });
+        });
+  }
+  services_.engine.presence(
+      std::string(*channel), services_.limits.presence_max_clients,
+      [this, defer, unavailable, id_json = std::move(req.id_json)](broker::presence_result r) {
+        defer([this, unavailable, id_json, r = std::move(r)] {
+          if (r.status != broker::publish_status::ok) return unavailable(id_json);
+          if (!id_json.empty()) transport_.send_text(encode_result(id_json, encode_presence_result(r)));
+        });
+      });
 }
 
 void client_session::do_history(request& req) {

@@ -46,6 +46,7 @@ struct session_limits {
   double rate = 0;
   double burst = 0;
   unsigned max_violations = 50;
+  std::size_t presence_max_clients = 1000;  // the most members a presence answer lists
 };
 
 // What every session on one thread shares: that thread's hub and the node-wide services.
@@ -60,7 +61,7 @@ struct session_services {
   std::chrono::steady_clock::time_point (*now)() = [] { return std::chrono::steady_clock::now(); };
 };
 
-class client_session final : public core::subscriber {
+class client_session final : public core::subscriber, public engine::user_connection {
  public:
   client_session(session_services& services, client_transport& transport);
   ~client_session() override;
@@ -75,6 +76,12 @@ class client_session final : public core::subscriber {
 
   // Leaves every channel now (the connection is closing): nothing more is delivered to it.
   void drop_subscriptions();
+
+  // engine::user_connection: the server API (PROTOCOL "(ext) Server API").
+  void disconnect_by_server() override;
+  void unsubscribe_by_server(std::string_view channel) override;
+  // The connection's id in presence (empty before auth).
+  const std::string& client_id() const { return member_.client_id; }
 
   // Shutdown: publishes from now on answer Unavailable. The transport sends its close frame once
   // publishes_in_flight() is 0, so that every publish already handed to the broker gets its answer first.
@@ -95,12 +102,14 @@ class client_session final : public core::subscriber {
   void do_auth(request& req);
   // The request's channel when the session is authenticated and the name valid; else replies the error.
   std::optional<std::string_view> authenticated_channel(const request& req);
-  // The same, and the token may subscribe to it (subscribe, history, presence); else replies the error.
-  std::optional<std::string_view> readable_channel(const request& req);
   void do_subscribe(request& req);
   // The subscribe's answer, once the engine has the position (and the replay): back on this thread.
   void finish_subscribe(std::uint64_t id, std::string_view id_json, const engine::subscribe_answer& answer);
   void do_history(request& req);
+  // presence and presenceStats: the permission to subscribe, on a channel that keeps presence.
+  void do_presence(request& req, bool stats);
+  // The checks history and presence share: authenticated, valid channel, the permission to subscribe.
+  std::optional<std::string_view> readable_channel(const request& req);
   void do_unsubscribe(request& req);
   // True when the reply goes through the publisher's callback, which observes the latency; false when it was
   // refused here and answered at once.
@@ -121,6 +130,7 @@ class client_session final : public core::subscriber {
   bool authenticated_ = false;
   std::int64_t expires_at_ = 0;
   auth::claims claims_;
+  core::presence_member member_;  // this connection in presence: client id, sub, info; set by the first auth
   std::vector<std::unique_ptr<core::subscription>> subscriptions_;
   double tokens_ = -1;  // the bucket; -1 until the first request fills it
   std::chrono::steady_clock::time_point refilled_{};

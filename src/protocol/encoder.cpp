@@ -89,7 +89,33 @@ void append_message_fields(std::string& t, const core::message& msg) {
 }
 }  // namespace
 
+namespace {
+// {"method":"join"|"leave","params":{"channel","clientId","user","info"?}}: the whole frame in the tail.
+core::publication_ptr encode_presence_event(core::message msg) {
+  auto pub = std::make_shared<core::publication>();
+  pub->presence_event = true;
+  std::string& t = pub->tail;
+  t.reserve(msg.channel.size() + msg.id.size() + msg.event.size() + msg.payload.size() + 96);
+  t += msg.type == core::message::kind::join ? R"({"method":"join","params":{"channel":)"
+                                             : R"({"method":"leave","params":{"channel":)";
+  t += json_quote(msg.channel);
+  t += ",\"clientId\":";
+  t += json_quote(msg.id);
+  t += ",\"user\":";
+  t += json_quote(msg.event);
+  if (!msg.payload.empty()) {
+    t += ",\"info\":";
+    t += msg.payload;
+  }
+  t += "}}";
+  pub->from = std::move(msg.id);
+  pub->channel = std::move(msg.channel);
+  return pub;
+}
+}  // namespace
+
 core::publication_ptr encode_publication(core::message msg) {
+  if (msg.type != core::message::kind::publication) return encode_presence_event(std::move(msg));
   auto pub = std::make_shared<core::publication>();
   pub->head = "{\"method\":\"broadcast\",\"params\":{\"seq\":";
   std::string& t = pub->tail;
@@ -105,6 +131,33 @@ core::publication_ptr encode_publication(core::message msg) {
 
 std::string encode_position(const broker::stream_position& pos) {
   return "\"epoch\":" + json_quote(pos.epoch) + ",\"offset\":" + std::to_string(pos.offset);
+}
+
+std::string encode_presence_result(const broker::presence_result& r) {
+  std::size_t size = 32;
+  for (const auto& m : r.clients) size += m.client_id.size() + m.user.size() + m.info.size() + 32;
+  std::string out;
+  out.reserve(size);
+  out += "{\"clients\":{";
+  for (const auto& m : r.clients) {
+    if (out.back() != '{') out += ',';
+    out += json_quote(m.client_id);
+    out += ":{\"user\":";
+    out += json_quote(m.user);
+    if (!m.info.empty()) {
+      out += ",\"info\":";
+      out += m.info;
+    }
+    out += '}';
+  }
+  out += '}';
+  if (r.truncated) out += ",\"truncated\":true";
+  out += '}';
+  return out;
+}
+
+std::string encode_presence_stats(const core::presence_counts& c) {
+  return "{\"numClients\":" + std::to_string(c.clients) + ",\"numUsers\":" + std::to_string(c.users) + "}";
 }
 
 std::string encode_history_result(const broker::history_result& r) {

@@ -29,7 +29,8 @@ std::string encode_publish_result(const core::message& msg);
 // {"method":"broadcast","params":{"seq":N,"id":..,"createTime":..,"channel":..,"offset":..,"epoch":..,
 // "event":..,"payload":..}} (offset and epoch only when the broker gave them).
 // `msg.payload` must already be valid JSON text: the publisher's own bytes (raw_json), copied, never
-// re-serialised.
+// re-serialised. A join / leave (msg.type) becomes a presence event instead: {"method":"join"|"leave",
+// "params":{"channel","clientId","user","info"?}} whole in the tail, no seq (core::publication).
 core::publication_ptr encode_publication(core::message msg);
 
 // "epoch":..,"offset":.. (members to put inside an object).
@@ -38,5 +39,10 @@ std::string encode_position(const broker::stream_position& pos);
 // {"publications":[{"id","createTime","channel","offset","epoch","event","payload"}...],"epoch":..,"offset":..}:
 // the answer to `history`, over WebSocket and REST.
 std::string encode_history_result(const broker::history_result& r);
+
+// {"clients":{ID:{"user","info"?},...},"truncated":true?} and {"numClients","numUsers"}: the answers to
+// `presence` and `presenceStats`, over WebSocket and REST.
+std::string encode_presence_result(const broker::presence_result& r);
+std::string encode_presence_stats(const core::presence_counts& c);
 
 }  // namespace bc::protocol

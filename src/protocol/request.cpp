@@ -13,6 +13,8 @@ std::optional<method> parse_method(std::string_view name) {
   if (name == "heartbeat") return method::heartbeat;
   if (name == "auth") return method::auth;
   if (name == "history") return method::history;
+  if (name == "presence") return method::presence;
+  if (name == "presenceStats") return method::presence_stats;
   return std::nullopt;
 }
 

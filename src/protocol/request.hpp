@@ -13,7 +13,7 @@
 namespace bc::protocol {
 
 // Numbered from 0 without gaps: the per-method counters are indexed by it and sized by method_count.
-enum class method { auth, subscribe, unsubscribe, publish, heartbeat, history };
+enum class method { auth, subscribe, unsubscribe, publish, heartbeat, history, presence, presence_stats };
 
 std::optional<method> parse_method(std::string_view name);
 
@@ -35,6 +35,10 @@ constexpr std::string_view to_string(method m) {
       return "heartbeat";
     case method::history:
       return "history";
+    case method::presence:
+      return "presence";
+    case method::presence_stats:
+      return "presenceStats";
   }
   return {};
 }

@@ -64,6 +64,91 @@ void rest_api::publish(std::string_view authorization, std::string_view body, se
   if (accepted) stats.published_rest.add();
 }
 
+namespace {
+constexpr std::string_view bad_key = "missing or invalid API key (Authorization: Bearer <key>)";
+
+// The value of `name` in a query string, percent-decoded; nullopt when absent, `malformed` when undecodable.
+std::optional<std::string> query_value(std::string_view query, std::string_view name, bool& malformed) {
+  std::optional<std::string> out;
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    const auto eq = pair.find('=');
+    if (pair.substr(0, eq) != name) continue;
+    auto value =
+        util::percent_decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1));
+    if (!value) {
+      malformed = true;
+      return std::nullopt;
+    }
+    out = std::move(*value);
+  }
+  return out;
+}
+}  // namespace
+
+void rest_api::presence(std::string_view authorization, std::string_view query, bool stats, session_stats& s,
+                        std::function<void(http_reply)> done) const {
+  if (!authorized(authorization, s)) return done(error_reply(error_code::unauthenticated, bad_key));
+  bool malformed = false;
+  auto channel = query_value(query, "channel", malformed);
+  if (malformed) return done(error_reply(error_code::invalid_argument, "malformed query string"));
+  if (!channel || !is_valid_channel(*channel)) {
+    return done(error_reply(error_code::invalid_argument,
+                            channel ? "invalid channel name" : "the channel query parameter is required"));
+  }
+  if (!node_.presence_enabled(*channel)) {
+    return done(error_reply(error_code::failed_precondition, "presence is not enabled for this channel"));
+  }
+  auto unavailable = [] {
+    return error_reply(error_code::unavailable, "the broker is unavailable; retry later");
+  };
+  if (stats) {
+    return node_.presence_stats(std::move(*channel), [done = std::move(done), unavailable](auto r) {
+      if (r.status != broker::publish_status::ok) return done(unavailable());
+      done(http_reply{200, encode_presence_stats(r.counts)});
+    });
+  }
+  node_.presence(std::move(*channel), presence_max_clients_, [done = std::move(done), unavailable](auto r) {
+    if (r.status != broker::publish_status::ok) return done(unavailable());
+    done(http_reply{200, encode_presence_result(r)});
+  });
+}
+
+void rest_api::control(std::string_view authorization, std::string_view body, bool unsubscribe,
+                       session_stats& s, std::function<void(http_reply)> done) const {
+  if (!authorized(authorization, s)) return done(error_reply(error_code::unauthenticated, bad_key));
+  std::string message;
+  unsigned char arena[4096];  // the document lives only during this call
+  boost::json::monotonic_resource storage(arena, sizeof arena);
+  auto doc = parse_json(body, message, &storage);
+  if (!doc) return done(error_reply(error_code::invalid_argument, message));
+  if (!doc->is_object()) return done(error_reply(error_code::invalid_argument, "body must be a JSON object"));
+  const auto& params = doc->get_object();
+  broker::control_message msg;
+  auto user = string_param(params, "user", message);
+  if (!user) return done(error_reply(error_code::invalid_argument, message));
+  if (user->empty()) return done(error_reply(error_code::invalid_argument, "user must not be empty"));
+  msg.user = std::string(*user);
+  if (unsubscribe) {
+    auto channel = string_param(params, "channel", message);
+    if (!channel) return done(error_reply(error_code::invalid_argument, message));
+    if (!is_valid_channel(*channel))
+      return done(error_reply(error_code::invalid_argument, "invalid channel name"));
+    msg.what = broker::control_message::kind::unsubscribe_user;
+    msg.channel = std::string(*channel);
+  }
+  node_.control(std::move(msg), [done = std::move(done)](broker::publish_status st) {
+    if (st != broker::publish_status::ok) {
+      return done(
+          error_reply(error_code::unavailable,
+                      "the broker cannot reach every node now (or does not support this yet); retry later"));
+    }
+    done(http_reply{200, R"({"success":true})"});
+  });
+}
+
 void rest_api::history(std::string_view authorization, std::string_view query, session_stats& stats,
                        std::function<void(http_reply)> done) const {
   if (!authorized(authorization, stats)) {

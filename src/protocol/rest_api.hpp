@@ -19,8 +19,9 @@ struct http_reply {
 
 class rest_api {
  public:
-  rest_api(publisher& pub, const auth::api_keys& keys, engine::node& node)
-      : pub_(pub), keys_(keys), node_(node) {}
+  rest_api(publisher& pub, const auth::api_keys& keys, engine::node& node,
+           std::size_t presence_max_clients = 1000)
+      : pub_(pub), keys_(keys), node_(node), presence_max_clients_(presence_max_clients) {}
 
   // POST {BASE}/publish. `done` runs exactly once, possibly on another thread.
   void publish(std::string_view authorization, std::string_view body, session_stats& stats,
@@ -29,6 +30,16 @@ class rest_api {
   // GET {BASE}/history?channel=C&limit=L&epoch=E&offset=O (`query`: the text after '?'). `done` runs exactly
   // once, possibly on another thread.
   void history(std::string_view authorization, std::string_view query, session_stats& stats,
+               std::function<void(http_reply)> done) const;
+
+  // GET {BASE}/presence?channel=C and GET {BASE}/presence-stats?channel=C (PROTOCOL "(ext) Presence").
+  // `done` runs exactly once, possibly on another thread.
+  void presence(std::string_view authorization, std::string_view query, bool stats, session_stats& s,
+                std::function<void(http_reply)> done) const;
+
+  // POST {BASE}/disconnect {"user"} and POST {BASE}/unsubscribe {"user","channel"} (PROTOCOL "(ext) Server
+  // API"), through the broker to every node. `done` runs exactly once, possibly on another thread.
+  void control(std::string_view authorization, std::string_view body, bool unsubscribe, session_stats& s,
                std::function<void(http_reply)> done) const;
 
   // True when `authorization` is "Bearer <a configured key>".
@@ -43,6 +54,7 @@ class rest_api {
   publisher& pub_;
   const auth::api_keys& keys_;
   engine::node& node_;
+  std::size_t presence_max_clients_;
 };
 
 }  // namespace bc::protocol

@@ -19,6 +19,7 @@ SETTINGS = {  # key: (default, a good value as a flag/env string, the same value
     "history_memory_limit": (268435456, "1048576", 1048576),
     "presence": (False, "true", True),
     "presence_ttl": (60, "9", 9),
+    "presence_max_clients": (1000, "7", 7),
 }
 ENV = [k.upper() for k in SETTINGS] + ["CONFIG"]
 SECRETS = {"JWT_SECRET": SECRET, "API_KEYS": API_KEY}
@@ -90,6 +91,7 @@ def test_precedence(tmp_path):
     ("--history-memory-limit", "0"), ("--history-memory-limit", "1099511627777"),
     ("--history-memory-limit", "64MiB"),
     ("--presence-ttl", "0"), ("--presence-ttl", "86401"),
+    ("--presence-max-clients", "0"), ("--presence-max-clients", "1000001"),
 ])
 def test_out_of_bounds_exits_2(flag, value, tmp_path):
     assert_rejected([flag, value], [flag])

@@ -4,6 +4,7 @@
 
 #include "core/hub.hpp"
 #include "engine/local_thread.hpp"
+#include "engine/thread_engine.hpp"
 
 namespace bc::testing {
 
@@ -14,7 +15,11 @@ struct direct_thread : engine::local_thread {
   void push(core::publication_ptr pub) override { hub.deliver(pub); }
   void count_refused() override {}
   void count_overflow() override {}
+  void control(const broker::control_message& msg) override {
+    if (engine) engine->on_control(msg);
+  }
   core::hub& hub;
+  engine::thread_engine* engine = nullptr;  // set: control messages reach its connections
 };
 
 }  // namespace bc::testing

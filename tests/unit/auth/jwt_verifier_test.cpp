@@ -601,3 +601,30 @@ TEST(SignHs256, UsesTheFixedHeaderAndTheVerbatimPayload) {
 
 }  // namespace
 }  // namespace bc::auth
+
+namespace bc::auth {
+namespace {
+
+// --- the info claim (PROTOCOL "(ext) Presence")
+
+TEST_F(JwtVerifier, KeepsTheInfoClaimAsCompactJson) {
+  EXPECT_EQ(verify(sign(valid_claims())).claims.info, "");  // none
+  auto claims = valid_claims();
+  claims["info"] = json::object{{"name", "Ann"}, {"n", 1}};
+  const auto r = verify(sign(claims));
+  ASSERT_TRUE(r.ok()) << r.message;
+  EXPECT_EQ(json::parse(r.claims.info), json::parse(R"({"name":"Ann","n":1})"));
+  claims["info"] = "text";
+  EXPECT_EQ(verify(sign(claims)).claims.info, R"("text")");
+  claims["info"] = nullptr;
+  EXPECT_EQ(verify(sign(claims)).claims.info, "null");
+}
+
+TEST_F(JwtVerifier, RefusesAnInfoClaimOverOneKiB) {
+  EXPECT_EQ(error_with("info", json::string(std::string(1022, 'x'))), jwt_error::none);  // 1024 with quotes
+  EXPECT_EQ(error_with("info", json::string(std::string(1023, 'x'))), jwt_error::invalid_claim);
+  EXPECT_TRUE(is_invalid_argument(jwt_error::invalid_claim));
+}
+
+}  // namespace
+}  // namespace bc::auth

@@ -92,9 +92,9 @@ TEST(channel_rules, no_rules_gives_the_defaults) {
 
 TEST(channel_rules, first_matching_rule_wins_and_unset_fields_come_from_the_defaults) {
   std::vector<channel_rule> rules;
-  rules.push_back({"chat:vip:*", 1000, std::nullopt, std::nullopt});
-  rules.push_back({"chat:*", 50, 30s, true});
-  rules.push_back({"*", std::nullopt, std::nullopt, true});
+  rules.push_back({"chat:vip:*", 1000, std::nullopt, std::nullopt, std::nullopt});
+  rules.push_back({"chat:*", 50, 30s, true, std::nullopt});
+  rules.push_back({"*", std::nullopt, std::nullopt, true, std::nullopt});
   const channel_rules r({5, 120s, false}, std::move(rules));
 
   const auto vip = r.for_channel("chat:vip:lounge");  // the first rule, though the second also matches
@@ -118,7 +118,7 @@ TEST(channel_rules, first_matching_rule_wins_and_unset_fields_come_from_the_defa
 }
 
 TEST(channel_rules, no_matching_rule_gives_the_defaults) {
-  const channel_rules r({0, 300s, false}, {{"chat:*", 10, 5s, true}});
+  const channel_rules r({0, 300s, false}, {{"chat:*", 10, 5s, true, std::nullopt}});
   const auto o = r.for_channel("news:1");
   EXPECT_EQ(o.history_size, 0u);
   EXPECT_EQ(o.history_ttl, 300s);
@@ -127,11 +127,24 @@ TEST(channel_rules, no_matching_rule_gives_the_defaults) {
 }
 
 TEST(channel_rules, any_history_sees_rules_too) {
-  EXPECT_TRUE(channel_rules({0, 300s, false}, {{"chat:*", 10, std::nullopt, std::nullopt}}).any_history());
-  EXPECT_FALSE(channel_rules({0, 300s, false}, {{"chat:*", 0, 5s, true}}).any_history());
-  EXPECT_FALSE(channel_rules({0, 300s, false}, {{"chat:*", std::nullopt, 5s, true}}).any_history());
+  EXPECT_TRUE(channel_rules({0, 300s, false}, {{"chat:*", 10, std::nullopt, std::nullopt, std::nullopt}})
+                  .any_history());
+  EXPECT_FALSE(channel_rules({0, 300s, false}, {{"chat:*", 0, 5s, true, std::nullopt}}).any_history());
+  EXPECT_FALSE(
+      channel_rules({0, 300s, false}, {{"chat:*", std::nullopt, 5s, true, std::nullopt}}).any_history());
   // A rule may also turn history off where the default keeps it; the default still counts.
-  EXPECT_TRUE(channel_rules({10, 300s, false}, {{"*", 0, std::nullopt, std::nullopt}}).any_history());
+  EXPECT_TRUE(
+      channel_rules({10, 300s, false}, {{"*", 0, std::nullopt, std::nullopt, std::nullopt}}).any_history());
+}
+
+TEST(channel_rules, join_leave_is_on_by_default_and_a_rule_may_switch_it_off) {
+  const channel_rules r({0, 300s, true}, {{"big:*", std::nullopt, std::nullopt, std::nullopt, false},
+                                          {"off:*", std::nullopt, std::nullopt, false, std::nullopt}});
+  EXPECT_TRUE(r.for_channel("chat").join_leave);
+  EXPECT_TRUE(r.for_channel("chat").presence);
+  EXPECT_FALSE(r.for_channel("big:1").join_leave);
+  EXPECT_TRUE(r.for_channel("big:1").presence);  // presence stays; only the notifications are off
+  EXPECT_FALSE(r.for_channel("off:1").presence);
 }
 
 }  // namespace

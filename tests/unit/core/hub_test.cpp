@@ -464,3 +464,60 @@ TEST(hub, a_buffered_subscription_that_leaves_takes_its_held_messages_with_it) {
 
 }  // namespace
 }  // namespace bc::core
+
+namespace bc::core {
+namespace {
+
+publication_ptr presence_event(std::string channel, std::string frame) {
+  auto p = std::make_shared<publication>();
+  p->channel = std::move(channel);
+  p->tail = std::move(frame);
+  p->presence_event = true;
+  return p;
+}
+
+TEST(hub, presence_events_reach_only_join_leave_subscriptions_and_consume_no_seq) {
+  hub h(0);
+  recording_subscriber plain, watcher;
+  auto a = h.subscribe("chat", plain);
+  auto b = h.subscribe("chat", watcher, false, /*join_leave=*/true);
+  EXPECT_TRUE(b->join_leave());
+  EXPECT_FALSE(a->join_leave());
+  h.deliver(make_pub("chat", "1"));
+  EXPECT_EQ(h.deliver(presence_event("chat", "join")), 1u);
+  h.deliver(make_pub("chat", "2"));
+  EXPECT_EQ(plain.seqs(), (std::vector<std::uint64_t>{1, 2}));
+  ASSERT_EQ(watcher.got.size(), 3u);
+  EXPECT_EQ(watcher.got[1].payload, "join");
+  EXPECT_EQ(watcher.got[1].seq, 0u);
+  EXPECT_EQ(watcher.got[2].seq, 2u);  // the event took no number
+}
+
+TEST(hub, presence_events_cost_nothing_where_nobody_asked) {
+  hub h(0);
+  recording_subscriber plain;
+  auto a = h.subscribe("chat", plain);
+  EXPECT_EQ(h.deliver(presence_event("chat", "join")), 0u);
+  EXPECT_TRUE(plain.got.empty());
+  recording_subscriber watcher;
+  {
+    auto b = h.subscribe("chat", watcher, false, true);
+  }  // gone again: the channel's count of join/leave subscriptions goes back to 0
+  EXPECT_EQ(h.deliver(presence_event("chat", "leave")), 0u);
+}
+
+TEST(hub, presence_events_held_back_while_buffering_come_after_go_live_without_seq) {
+  hub h(0);
+  recording_subscriber watcher;
+  auto b = h.subscribe("chat", watcher, /*buffered=*/true, /*join_leave=*/true);
+  h.deliver(presence_event("chat", "join"));
+  EXPECT_TRUE(watcher.got.empty());
+  h.go_live(*b, {}, "e", 0);
+  ASSERT_EQ(watcher.got.size(), 1u);
+  EXPECT_EQ(watcher.got[0].seq, 0u);
+  h.deliver(make_pub("chat", "1"));
+  EXPECT_EQ(watcher.got.back().seq, 1u);
+}
+
+}  // namespace
+}  // namespace bc::core
