@@ -37,7 +37,7 @@ std::unique_ptr<subscription> hub::subscribe(std::string_view channel, subscribe
   sub->index_ = static_cast<std::uint32_t>(entry.slots.size());
   sub->buffering_ = buffered;
   sub->join_leave_ = join_leave;
-  entry.slots.push_back(slot{&s, 0, sub.get(), buffered, join_leave});
+  entry.slots.push_back(slot{&s, 0, sub.get(), buffered, join_leave, false});
   if (join_leave) ++entry.join_leave;
   ++subscriptions_;
   return sub;
@@ -85,7 +85,7 @@ std::size_t hub::deliver(const publication_ptr& pub) {
     for (slot& s : slots) {
       if (s.buffering) {
         s.owner->held_.push_back(pub);
-      } else {
+      } else if (!s.trailing || past_start(s, *pub)) {
         s.seq += pub->skipped;
       }
     }
@@ -94,11 +94,28 @@ std::size_t hub::deliver(const publication_ptr& pub) {
   for (slot& s : slots) {
     if (s.buffering) {
       s.owner->held_.push_back(pub);
-    } else {
+    } else if (!s.trailing || past_start(s, *pub)) {
       s.target->deliver(pub, ++s.seq);
     }
   }
   return slots.size();
+}
+
+bool hub::past_start(slot& s, const publication& pub) {
+  if (pub.offset == 0) return true;  // no position (a peer too old to send one): deliver
+  const subscription& o = *s.owner;
+  // A gap marker carries no epoch: its broker reports it in the channel's current one.
+  if (!pub.epoch.empty() && pub.epoch != o.start_epoch_) {
+    s.trailing = false;  // a new epoch began: everything in it is new to this subscription
+    return true;
+  }
+  if (pub.offset <= o.start_offset_) return false;  // the replay (or the client's start) covers it
+  s.trailing = false;  // offsets reach a thread in order: nothing at or before the start follows
+  if (pub.skipped != 0 && pub.offset - pub.skipped < o.start_offset_) {
+    s.seq += pub.offset - o.start_offset_;  // only the part after the start is a loss for this subscription
+    return false;
+  }
+  return true;
 }
 
 void hub::go_live(subscription& sub, const std::vector<publication_ptr>& replay, std::string_view epoch,
@@ -111,21 +128,21 @@ void hub::go_live(subscription& sub, const std::vector<publication_ptr>& replay,
   sub.held_.clear();
   sub.buffering_ = false;
   s.buffering = false;
+  // Messages up to the position are the replay's (or before the client's start), whether they were held
+  // back or are still queued for this thread: from here on they are dropped until one past it arrives.
+  sub.start_offset_ = offset;
+  sub.start_epoch_ = std::string(epoch);
+  s.trailing = offset != 0;
   for (const auto& pub : held) {
     if (pub->presence_event) {
       s.target->deliver(pub, 0);  // no seq: not part of the channel's stream
+    } else if (s.trailing && !past_start(s, *pub)) {
       continue;
+    } else if (pub->skipped != 0) {
+      s.seq += pub->skipped;
+    } else {
+      s.target->deliver(pub, ++s.seq);
     }
-    // A gap marker carries no epoch: its broker reports it in the channel's current one.
-    const bool same_epoch = pub->offset != 0 && (pub->epoch == epoch || pub->epoch.empty());
-    if (same_epoch && pub->offset <= offset) continue;  // covered by the position (and the replay)
-    if (pub->skipped != 0) {
-      // Only the part after the position is a loss for this subscription.
-      const std::uint64_t first = pub->offset - pub->skipped + 1;
-      s.seq += same_epoch && first <= offset ? pub->offset - offset : pub->skipped;
-      continue;
-    }
-    s.target->deliver(pub, ++s.seq);
   }
 }
 

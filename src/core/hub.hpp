@@ -54,6 +54,11 @@ class subscription {
   bool join_leave_ = false;
   bool in_presence_ = false;
   std::vector<publication_ptr> held_;  // while buffering
+  // After go_live, until a message past it arrives: the position the subscription started from. Messages
+  // at or before it may still be on their way through this thread's inbox (queued before the position was
+  // read, drained after go_live) and are dropped (hub::past_start).
+  std::uint64_t start_offset_ = 0;
+  std::string start_epoch_;
 };
 
 // Owns one thread's channel index. Not thread-safe by design: everything happens on the owning thread, and
@@ -104,6 +109,7 @@ class hub {
     subscription* owner;
     bool buffering;  // a copy of owner->buffering_, read where the slot is already in cache
     bool join_leave;
+    bool trailing;  // live, but messages up to owner->start_offset_ may still arrive: drop them
   };
   struct channel_entry {
     std::string name;
@@ -117,6 +123,9 @@ class hub {
   };
 
   void remove(subscription& s);
+  // For a trailing slot: false when `pub` is at or before the subscription's start (and for a gap marker
+  // straddling it, advances seq by the part after it). Clears `trailing` once past the start.
+  static bool past_start(slot& s, const publication& pub);
 
   std::uint32_t shard_index_;
   interest_listener* listener_;

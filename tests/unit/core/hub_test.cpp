@@ -434,6 +434,23 @@ TEST(hub, a_buffered_subscription_holds_back_until_it_goes_live) {
   EXPECT_EQ(s.seqs(), (seqs{1, 2, 3, 4, 5}));
 }
 
+TEST(hub, after_go_live_messages_up_to_the_position_still_queued_for_the_thread_are_dropped) {
+  hub h(0);
+  recording_subscriber s;
+  auto sub = h.subscribe("news", s, true);
+  // The position was read at 7 while 6 and 7 sat in this thread's inbox, not yet drained.
+  h.go_live(*sub, {at("news", 5), at("news", 6), at("news", 7)}, "E", 7);
+  h.deliver(at("news", 6));
+  h.deliver(at("news", 7));
+  h.deliver(gap("news", 9, 3));  // 7..9 lost: 8 and 9 are after the start
+  h.deliver(at("news", 10));
+  EXPECT_EQ(payloads(s), (std::vector<std::string>{"5", "6", "7", "10"}));
+  EXPECT_EQ(s.seqs(), (seqs{1, 2, 3, 6}));
+  // Past the start the filter is off: a new epoch starting at 1 is delivered.
+  h.deliver(at("news", 1, "F"));
+  EXPECT_EQ(s.seqs(), (seqs{1, 2, 3, 6, 7}));
+}
+
 TEST(hub, go_live_keeps_held_messages_of_another_epoch_and_trims_gaps_to_the_position) {
   hub h(0);
   recording_subscriber s;
