@@ -2,11 +2,11 @@
 // `Authorization: Bearer <key>`, the input as the request body, over a memory broker whose sink records what
 // would be fanned out.
 //
-// Checked on every input: `done` runs exactly once with a status from docs/protocol.md's table and a JSON body. A
-// 200 answer is {"id","createTime"} and exactly one publication reached the sink, whose frame (head + seq +
-// tail) is the broadcast notification carrying the body's channel, event and payload (the body's own payload
-// text, so the same JSON value) under that id. Any other answer is {"error":{"code","message"}} with the
-// status of its code, and nothing was published. Any violation aborts.
+// Checked on every input: `done` runs exactly once with a status from docs/protocol.md's table and a JSON
+// body. A 200 answer is {"id","createTime"} and exactly one publication reached the sink, whose frame (head +
+// seq + tail) is the broadcast notification carrying the body's channel, event and payload (the body's own
+// payload text, so the same JSON value) under that id. Any other answer is {"error":{"code","message"}} with
+// the status of its code, and nothing was published. Any violation aborts.
 #include <boost/json.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -46,6 +46,7 @@ json::value parse_or_abort(std::string_view text) {
 class recording_sink : public broker::delivery_sink {
  public:
   void deliver(core::message msg) override { pubs.push_back(protocol::encode_publication(std::move(msg))); }
+  void deliver_gap(std::string, std::uint64_t, std::uint64_t) override {}
   std::vector<core::publication_ptr> pubs;
 };
 
@@ -56,7 +57,7 @@ struct world {
   engine::node node{protocol::encode_publication};
   protocol::publisher pub{node};
   auth::api_keys keys{{"fuzz-key-1", "fuzz-key-2"}};
-  protocol::rest_api api{pub, keys};
+  protocol::rest_api api{pub, keys, node};
   protocol::session_stats stats;
 };
 
