@@ -46,7 +46,10 @@ const char* usage =
     "  --drain S                             wait up to S seconds for acks and deliveries afterwards\n"
     "  --threads T --sources S --source-first A --connect-concurrency C --connect-timeout S\n"
     "  --payload-bytes B --jwt-secret S --api-key K --base-path /broadcaster\n"
-    "  --label NAME --json-out FILE --check --no-progress\n";
+    "  --label NAME --json-out FILE --check --no-progress\n"
+    "  --join-leave --distinct-users         Broadcaster presence: subscribe with joinLeave (join/leave\n"
+    "                                        received are counted as notifications); user u<i> per "
+    "subscriber\n";
 
 bench_options parse(int argc, char** argv) {
   bench_options o;
@@ -111,6 +114,10 @@ bench_options parse(int argc, char** argv) {
       o.json_out = val();
     else if (a == "--check")
       o.check = true;
+    else if (a == "--join-leave")
+      o.proto.join_leave = true;
+    else if (a == "--distinct-users")
+      o.proto.distinct_users = true;
     else if (a == "--no-progress")
       o.progress = false;
     else if (a == "-h" || a == "--help") {
@@ -152,6 +159,7 @@ bench_options parse(int argc, char** argv) {
 struct totals {
   std::uint64_t opened = 0, upgraded = 0, subscribed = 0, failed = 0, closed = 0;
   std::uint64_t received = 0, gaps = 0, out_of_order = 0, last_subscribe_us = 0, last_delivery_us = 0;
+  std::uint64_t notifications = 0;
   std::uint64_t pub_sent = 0, pub_acked = 0, pub_errors = 0, pub_reconnects = 0, expected = 0, pub_behind = 0;
   int pub_inflight = 0;
   bool connect_done = true;
@@ -171,6 +179,7 @@ totals sum(const std::vector<std::unique_ptr<load_worker>>& ws) {
     t.received += r(c.received);
     t.gaps += r(c.gaps);
     t.out_of_order += r(c.out_of_order);
+    t.notifications += r(c.notifications);
     t.last_subscribe_us = std::max(t.last_subscribe_us, r(c.last_subscribe_us));
     t.last_delivery_us = std::max(t.last_delivery_us, r(c.last_delivery_us));
     t.pub_sent += r(c.pub_sent);
@@ -401,6 +410,9 @@ int main(int argc, char** argv) {
               connect_s > 0 ? static_cast<double>(after_connect.subscribed) / connect_s : 0);
   if (has_pid) std::printf(", server CPU %.3f s -> %.1f µs/connection", connect_cpu_s, us_per_connect);
   std::printf("\n");
+  if (t.notifications)
+    std::printf("  notifications       %llu join/leave received\n",
+                static_cast<unsigned long long>(t.notifications));
   if (has_pid)
     std::printf(
         "  server memory       RSS %llu KiB before, %llu KiB idle with %llu subscribed -> %.2f "
@@ -489,15 +501,15 @@ int main(int argc, char** argv) {
      << ",\"pub_offered_per_s\":" << pubs_per_s_offered << ",\"pubs_per_s\":" << pubs_per_s
      << ",\"expected\":" << t.expected << ",\"received\":" << t.received << ",\"loss\":" << loss
      << ",\"gaps\":" << (proto->has_seq() ? std::to_string(t.gaps) : "null")
-     << ",\"out_of_order\":" << t.out_of_order << ",\"closed_by_server\":" << t.closed
-     << ",\"window_s\":" << window_s << ",\"delivery_s\":" << delivery_s
-     << ",\"deliveries_per_s\":" << deliveries_per_s << ",\"p50_us\":" << h.quantile(0.5)
-     << ",\"p90_us\":" << h.quantile(0.9) << ",\"p99_us\":" << h.quantile(0.99)
-     << ",\"p999_us\":" << h.quantile(0.999) << ",\"max_us\":" << h.max()
-     << ",\"server_cpu_s\":" << server_cpu << ",\"us_per_delivery\":" << us_per_delivery
-     << ",\"us_per_publish\":" << us_per_publish << ",\"client_cpu_s\":" << self_cpu
-     << ",\"others_cpu_s\":" << others_cpu << ",\"load1\":" << load1 << ",\"server_wait_s\":" << server_wait
-     << ",\"client_wait_s\":" << client_wait
+     << ",\"out_of_order\":" << t.out_of_order << ",\"notifications\":" << t.notifications
+     << ",\"closed_by_server\":" << t.closed << ",\"window_s\":" << window_s
+     << ",\"delivery_s\":" << delivery_s << ",\"deliveries_per_s\":" << deliveries_per_s
+     << ",\"p50_us\":" << h.quantile(0.5) << ",\"p90_us\":" << h.quantile(0.9)
+     << ",\"p99_us\":" << h.quantile(0.99) << ",\"p999_us\":" << h.quantile(0.999)
+     << ",\"max_us\":" << h.max() << ",\"server_cpu_s\":" << server_cpu
+     << ",\"us_per_delivery\":" << us_per_delivery << ",\"us_per_publish\":" << us_per_publish
+     << ",\"client_cpu_s\":" << self_cpu << ",\"others_cpu_s\":" << others_cpu << ",\"load1\":" << load1
+     << ",\"server_wait_s\":" << server_wait << ",\"client_wait_s\":" << client_wait
      << ",\"broker_cpu_s\":" << (opt.broker_pid ? std::to_string(broker_cpu_s) : "null")
      << ",\"broker_wait_s\":" << (opt.broker_pid ? std::to_string(broker_wait) : "null") << ",\"nodes\":[";
   // Per node: which port, whether it took the publishes, its subscribers and deliveries, its CPU over the

@@ -283,7 +283,7 @@ std::size_t load_worker::on_upgrade_response(connection& c, char* data, std::siz
   }
   inc(counters_.upgraded);
   c.st = connection::state::handshaking;
-  for (const auto& m : proto_.on_open(c.channel)) send_text(c, m);
+  for (const auto& m : proto_.on_open(c.channel, c.index)) send_text(c, m);
   if (proto_.subscribed_on_open()) {
     c.st = connection::state::subscribed;
     --handshaking_;
@@ -380,6 +380,9 @@ void load_worker::on_text(connection& c, std::string_view text) {
         counters_.last_subscribe_us.store(now_us(), std::memory_order_relaxed);
         state_.subs_per_channel[static_cast<std::size_t>(c.channel)].fetch_add(1, std::memory_order_relaxed);
       }
+      break;
+    case text_event::kind::notification:
+      inc(counters_.notifications);
       break;
     case text_event::kind::failed:
       note_error("server error: " + ev.error);

@@ -31,7 +31,7 @@ struct run_state {
 // Counters of one worker (single writer; relaxed reads from the main thread).
 struct worker_counters {
   std::atomic<std::uint64_t> opened{0}, upgraded{0}, subscribed{0}, failed{0}, closed{0};
-  std::atomic<std::uint64_t> received{0}, gaps{0}, out_of_order{0};
+  std::atomic<std::uint64_t> received{0}, gaps{0}, out_of_order{0}, notifications{0};
   std::atomic<std::uint64_t> last_subscribe_us{0}, last_delivery_us{0};
   std::atomic<std::uint64_t> pub_sent{0}, pub_acked{0}, pub_errors{0}, pub_reconnects{0}, expected{0};
   std::atomic<std::uint64_t> pub_behind{0};  // publishes sent > 1 ms after their slot (in-flight bound)

@@ -55,19 +55,19 @@ class broadcaster_protocol final : public peer_protocol {
     const auto now =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
             .count();
+    iat_ = now - 5;
     tokens_.reserve(static_cast<std::size_t>(cfg.channels));
-    for (int c = 0; c < cfg.channels; ++c) {
-      std::string claims = R"({"sub":"bench","aud":"broadcaster","iat":)" + std::to_string(now - 5) +
-                           R"(,"exp":)" + std::to_string(now + 24 * 3600) + R"(,"authorizedChannels":[")" +
-                           channel_name(c) + R"("],"scope":["subscribe","publish"]})";
-      tokens_.push_back(auth::sign_hs256(cfg.jwt_secret, claims));
-    }
+    for (int c = 0; c < cfg.channels; ++c) tokens_.push_back(token(c, "bench"));
   }
   std::string ws_path(int) const override { return cfg_.base_path + "/websocket"; }
-  std::vector<std::string> on_open(int channel) const override {
-    return {R"({"id":1,"method":"auth","params":{"token":")" + tokens_[static_cast<std::size_t>(channel)] +
-                "\"}}",
-            R"({"id":2,"method":"subscribe","params":{"channel":")" + channel_name(channel) + "\"}}"};
+  std::vector<std::string> on_open(int channel, int index) const override {
+    // One signature per connection only when users must differ (presence counts users): HMAC is cheap
+    // next to the handshake, but the shared token keeps the usual runs as they were.
+    const std::string tok = cfg_.distinct_users ? token(channel, "u" + std::to_string(index))
+                                                : tokens_[static_cast<std::size_t>(channel)];
+    return {R"({"id":1,"method":"auth","params":{"token":")" + tok + "\"}}",
+            R"({"id":2,"method":"subscribe","params":{"channel":")" + channel_name(channel) +
+                (cfg_.join_leave ? R"(","joinLeave":true}})" : "\"}}")};
   }
   text_event on_text(int, std::string_view t) const override {
     text_event ev;
@@ -84,6 +84,9 @@ class broadcaster_protocol final : public peer_protocol {
       ev.error = std::string(t.substr(0, 200));
     } else if (t.find("\"requestId\":2") != std::string_view::npos) {
       ev.what = text_event::kind::subscribed;
+    } else if (t.find("\"method\":\"join\"") != std::string_view::npos ||
+               t.find("\"method\":\"leave\"") != std::string_view::npos) {
+      ev.what = text_event::kind::notification;
     }
     return ev;
   }
@@ -95,7 +98,16 @@ class broadcaster_protocol final : public peer_protocol {
   bool has_seq() const override { return true; }
 
  private:
+  std::string token(int channel, const std::string& sub) const {
+    const std::string claims = R"({"sub":")" + sub + R"(","aud":"broadcaster","iat":)" +
+                               std::to_string(iat_) + R"(,"exp":)" + std::to_string(iat_ + 5 + 24 * 3600) +
+                               R"(,"authorizedChannels":[")" + channel_name(channel) +
+                               R"("],"scope":["subscribe","publish"]})";
+    return auth::sign_hs256(cfg_.jwt_secret, claims);
+  }
+
   protocol_config cfg_;
+  long long iat_ = 0;
   std::vector<std::string> tokens_;
 };
 
@@ -105,7 +117,7 @@ class nchan_protocol final : public peer_protocol {
  public:
   explicit nchan_protocol(const protocol_config& cfg) : cfg_(cfg) {}
   std::string ws_path(int channel) const override { return "/sub/" + channel_name(channel); }
-  std::vector<std::string> on_open(int) const override { return {}; }
+  std::vector<std::string> on_open(int, int) const override { return {}; }
   bool subscribed_on_open() const override { return true; }
   text_event on_text(int, std::string_view t) const override {
     text_event ev;
@@ -126,7 +138,7 @@ class socketio_protocol final : public peer_protocol {
  public:
   explicit socketio_protocol(const protocol_config& cfg) : cfg_(cfg) {}
   std::string ws_path(int) const override { return "/socket.io/?EIO=4&transport=websocket"; }
-  std::vector<std::string> on_open(int) const override { return {}; }
+  std::vector<std::string> on_open(int, int) const override { return {}; }
   text_event on_text(int channel, std::string_view t) const override {
     text_event ev;
     if (t.starts_with("42[")) {

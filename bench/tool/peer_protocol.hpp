@@ -19,11 +19,14 @@ struct protocol_config {
   std::string jwt_secret = "S";
   std::string api_key = "K";
   int channels = 1;
+  bool join_leave = false;      // Broadcaster: subscribe with joinLeave (presence benchmarks)
+  bool distinct_users = false;  // Broadcaster: subscriber i authenticates as user "u<i>" (else all "bench")
 };
 
 // What one text message from the server meant to a subscriber.
 struct text_event {
-  enum class kind { none, subscribed, delivery, failed } what = kind::none;
+  // notification: a message that is neither a reply nor a broadcast (join, leave), only counted.
+  enum class kind { none, subscribed, delivery, notification, failed } what = kind::none;
   std::int64_t seq = -1;      // per-subscription sequence number, -1 when the protocol has none
   std::uint64_t sent_us = 0;  // publisher's send timestamp carried in the payload (CLOCK_MONOTONIC µs)
   std::vector<std::string> replies;  // text messages to send back (handshake steps, application pings)
@@ -35,8 +38,8 @@ class peer_protocol {
   virtual ~peer_protocol() = default;
   // Request path of the WebSocket upgrade for a subscriber of `channel`.
   virtual std::string ws_path(int channel) const = 0;
-  // Text messages to send right after the 101 response.
-  virtual std::vector<std::string> on_open(int channel) const = 0;
+  // Text messages to send right after the 101 response of subscriber `index` of `channel`.
+  virtual std::vector<std::string> on_open(int channel, int index) const = 0;
   // True when the 101 alone means subscribed (the channel is in the path).
   virtual bool subscribed_on_open() const { return false; }
   virtual text_event on_text(int channel, std::string_view text) const = 0;
