@@ -130,6 +130,7 @@ struct raw_values {
   std::size_t history_size = 0;
   std::int64_t history_ttl = 300, presence_ttl = 60;
   bool presence = false;
+  std::size_t join_leave_limit = 1000;
   std::vector<core::channel_rule> channels;
 };
 
@@ -139,6 +140,7 @@ constexpr std::int64_t max_history_ttl = 30 * 24 * 3600;          // 30 days
 constexpr std::size_t max_history_memory = std::size_t{1} << 40;  // 1 TiB
 constexpr std::int64_t max_presence_ttl = 24 * 3600;
 constexpr std::size_t max_presence_max_clients = 1'000'000;
+constexpr std::size_t max_join_leave_limit = 10'000'000;
 
 void declare(settings& s, config& c, raw_values& r) {
   s.option("--port", c.port, "TCP port (0 = pick a free one and log it)");
@@ -209,6 +211,10 @@ void declare(settings& s, config& c, raw_values& r) {
   s.option("--presence-max-clients", c.presence_max_clients,
            "Most members a presence answer lists (it says \"truncated\": true when there were more)")
       ->check(CLI::Range(std::size_t{1}, max_presence_max_clients));
+  s.option("--join-leave-limit", r.join_leave_limit,
+           "Join/leave are sent only while a channel has at most this many members (0 = no limit); "
+           "[[channels]] rules may differ")
+      ->check(CLI::Range(std::size_t{0}, max_join_leave_limit));
 }
 
 // ---- sources and the file
@@ -283,7 +289,8 @@ toml::table read_toml(const std::string& path) {
 
 std::string toml_quote(std::string_view s);
 
-constexpr std::string_view rule_keys[] = {"pattern", "history_size", "history_ttl", "presence", "join_leave"};
+constexpr std::string_view rule_keys[] = {"pattern",  "history_size", "history_ttl",
+                                          "presence", "join_leave",   "join_leave_limit"};
 
 // Channel-name characters (letters, digits, '_', '-', ':') and '*', at most a channel name long.
 bool is_valid_pattern(std::string_view p) {
@@ -312,6 +319,9 @@ void read_rule_key(core::channel_rule& rule, std::string_view key, const toml::n
         rule_integer(n, 0, static_cast<std::int64_t>(max_history_size), " (messages)"));
   } else if (key == "history_ttl") {
     rule.history_ttl = std::chrono::seconds(rule_integer(n, 1, max_history_ttl, " (seconds)"));
+  } else if (key == "join_leave_limit") {
+    rule.join_leave_limit = static_cast<std::size_t>(
+        rule_integer(n, 0, static_cast<std::int64_t>(max_join_leave_limit), " (members; 0 = no limit)"));
   } else if (key == "presence" || key == "join_leave") {
     const auto* v = n.as_boolean();
     if (!v) throw std::invalid_argument("expected true or false");
@@ -321,8 +331,10 @@ void read_rule_key(core::channel_rule& rule, std::string_view key, const toml::n
     for (const auto known : rule_keys) {
       if (edit_distance(key, known) < 3) hint = fmt::format("did you mean '{}'? ", known);
     }
-    throw std::invalid_argument(fmt::format(
-        "unknown key ({}a rule has pattern, history_size, history_ttl, presence, join_leave)", hint));
+    throw std::invalid_argument(
+        fmt::format("unknown key ({}a rule has pattern, history_size, history_ttl, presence, join_leave, "
+                    "join_leave_limit)",
+                    hint));
   }
 }
 
@@ -449,6 +461,7 @@ std::string render_channel_rules(const std::vector<core::channel_rule>& rules) {
     if (r.history_ttl) out += fmt::format("history_ttl = {}\n", r.history_ttl->count());
     if (r.presence) out += fmt::format("presence = {}\n", *r.presence);
     if (r.join_leave) out += fmt::format("join_leave = {}\n", *r.join_leave);
+    if (r.join_leave_limit) out += fmt::format("join_leave_limit = {}\n", *r.join_leave_limit);
   }
   return out;
 }
@@ -469,8 +482,9 @@ std::optional<std::string> finish(config& c, const raw_values& r) {
   if (c.net.max_connections == 0)
     c.net.max_connections = std::numeric_limits<std::size_t>::max();  // unlimited
   if (c.rate_burst < 1) c.rate_burst = 1;
-  c.channels =
-      core::channel_rules({r.history_size, std::chrono::seconds(r.history_ttl), r.presence}, r.channels);
+  c.channels = core::channel_rules(
+      {r.history_size, std::chrono::seconds(r.history_ttl), r.presence, true, r.join_leave_limit},
+      r.channels);
   c.presence_ttl = std::chrono::seconds(r.presence_ttl);
 
   if (!c.dev && c.jwt_secret.empty())

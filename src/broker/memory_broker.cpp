@@ -157,22 +157,35 @@ void memory_broker::announce(core::message::kind type, std::string channel, core
 // after the other, so they reach the sink in that order without it.
 void memory_broker::add_presence(std::string channel, core::presence_member m, bool announce_it) {
   bool added = false;
+  std::uint64_t members = 0;  // with this one
   {
     auto& p = presence_stripe_of(channel);
     std::lock_guard lock(p.mutex);
     added = p.members.add(channel, m);
+    if (added && announce_it) members = p.members.counts(channel).clients;
   }
-  if (added && announce_it) announce(core::message::kind::join, std::move(channel), std::move(m));
+  if (added && announce_it && within_join_leave_limit(channel, members))
+    announce(core::message::kind::join, std::move(channel), std::move(m));
 }
 
 void memory_broker::remove_presence(std::string channel, core::presence_member m, bool announce_it) {
   std::optional<core::presence_member> gone;
+  std::uint64_t members = 0;  // with the one leaving, so that a join and its leave are judged alike
   {
     auto& p = presence_stripe_of(channel);
     std::lock_guard lock(p.mutex);
     gone = p.members.remove(channel, m.client_id);
+    if (gone && announce_it) members = p.members.counts(channel).clients + 1;
   }
-  if (gone && announce_it) announce(core::message::kind::leave, std::move(channel), std::move(*gone));
+  if (gone && announce_it && within_join_leave_limit(channel, members))
+    announce(core::message::kind::leave, std::move(channel), std::move(*gone));
+}
+
+bool memory_broker::within_join_leave_limit(std::string_view channel, std::uint64_t members) {
+  const std::size_t limit = rules_.for_channel(channel).join_leave_limit;
+  if (limit == 0 || members <= limit) return true;
+  join_leave_suppressed_.fetch_add(1, std::memory_order_relaxed);
+  return false;
 }
 
 void memory_broker::presence(std::string channel, std::size_t max,
@@ -226,6 +239,11 @@ void memory_broker::append_metrics(std::string& out) const {
   util::append_metric(out, "broadcaster_history_trimmed_for_memory_total", "counter",
                       "History messages dropped before their time because of --history-memory-limit.",
                       history_trimmed_for_memory_.load(std::memory_order_relaxed));
+  util::append_metric(
+      out, "broadcaster_join_leave_suppressed_total", "counter",
+      "Joins and leaves not announced because their channel had more members than its join/leave "
+      "limit.",
+      join_leave_suppressed_.load(std::memory_order_relaxed));
 }
 
 }  // namespace bc::broker

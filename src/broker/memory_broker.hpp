@@ -91,6 +91,9 @@ class memory_broker final : public broker {
   };
   presence_stripe& presence_stripe_of(std::string_view channel);
   void announce(core::message::kind type, std::string channel, core::presence_member m);
+  // Whether a join/leave in a channel of `members` members is announced (channel_options::join_leave_limit);
+  // counts the ones that are not.
+  bool within_join_leave_limit(std::string_view channel, std::uint64_t members);
 
   stripe& stripe_of(std::string_view channel);
   channel_state& state_of(stripe& s, std::string_view channel, clock::time_point now);
@@ -105,6 +108,7 @@ class memory_broker final : public broker {
   std::atomic<bool> stopped_{false};
   std::atomic<std::size_t> history_bytes_{0};
   std::atomic<std::uint64_t> history_trimmed_for_memory_{0};
+  std::atomic<std::uint64_t> join_leave_suppressed_{0};
   std::array<stripe, stripe_count> stripes_;
   std::array<presence_stripe, stripe_count> presence_;
 };

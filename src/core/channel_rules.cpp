@@ -13,6 +13,7 @@ channel_options channel_rules::for_channel(std::string_view channel) const {
     if (r.history_ttl) o.history_ttl = *r.history_ttl;
     if (r.presence) o.presence = *r.presence;
     if (r.join_leave) o.join_leave = *r.join_leave;
+    if (r.join_leave_limit) o.join_leave_limit = *r.join_leave_limit;
     return o;
   }
   return defaults_;

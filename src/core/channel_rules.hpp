@@ -19,6 +19,9 @@ struct channel_options {
   // With presence: whether subscriptions may ask for join/leave notifications. A rule sets it false for
   // channels so large that a reconnect storm would become a join/leave storm (N joins x N members frames).
   bool join_leave = true;
+  // Join/leave are announced only while the channel has at most this many members (0: no limit): past it,
+  // each join would be one frame to each of thousands of members, and a reconnect storm N² frames.
+  std::size_t join_leave_limit = 1000;
 };
 
 // One [[channels]] entry: the fields it sets; the others come from the global settings.
@@ -28,6 +31,7 @@ struct channel_rule {
   std::optional<std::chrono::seconds> history_ttl;
   std::optional<bool> presence;
   std::optional<bool> join_leave;
+  std::optional<std::size_t> join_leave_limit{};  // initialised: rules written as {pattern, …} stay complete
 };
 
 // Immutable after construction; any thread.

@@ -16,6 +16,10 @@ from conftest import (API_KEY, Client, async_test, chan, check_error, check_rest
 
 RULES = """
 [[channels]]
+pattern = "big*"
+history_size = 5000
+
+[[channels]]
 pattern = "small:*"
 history_size = 3
 
@@ -31,7 +35,8 @@ history_ttl = 1
 
 @pytest.fixture(scope="module")
 def hist():
-    """History on (50 messages, 300 s) with rules: small:* keeps 3, none:* keeps none, short:* keeps 1 s."""
+    """History on (50 messages, 300 s) with rules: big* keeps 5000, small:* keeps 3, none:* keeps none, short:* keeps
+    1 s."""
     with tempfile.TemporaryDirectory() as d:
         cfg = Path(d) / "broadcaster.toml"
         cfg.write_text(RULES)
@@ -227,8 +232,9 @@ async def test_malformed_since_is_invalid_argument(hist, since):
 @async_test(timeout=60)
 async def test_reconnects_mid_stream_lose_nothing_and_duplicate_nothing(hist):
     """A publisher at about 1000/s; a subscriber that reconnects with `since` every few dozen messages ends with
-    every offset exactly once, and within each subscription seq runs 1, 2, 3... without a hole."""
-    ch = chan()
+    every offset exactly once, and within each subscription seq runs 1, 2, 3... without a hole. The channel keeps
+    all 3000 (rule big*): a reconnect that takes long on a loaded machine must still find what it missed."""
+    ch = chan("big")
     total = 3000
     pub = await Client.connect(hist, make_token(authorizedChannels=[ch], scope=["publish"]))
     c, res = await sub_client(hist, ch)

@@ -15,6 +15,11 @@ from conftest import API_KEY, Client, async_test, chan, check_error, check_rest_
 
 RULES = """
 [[channels]]
+pattern = "capped*"
+presence = true
+join_leave_limit = 3
+
+[[channels]]
 pattern = "quiet*"
 presence = true
 join_leave = false
@@ -28,7 +33,8 @@ CAP = 3
 
 @pytest.fixture(scope="module")
 def srv():
-    """Presence off by default; on for pres*, on without join/leave for quiet*; presence answers capped at 3."""
+    """Presence off by default; on for pres*, on without join/leave for quiet*, on with join/leave up to 3 members
+    for capped*; presence answers capped at 3."""
     with tempfile.TemporaryDirectory() as d:
         cfg = Path(d) / "broadcaster.toml"
         cfg.write_text(RULES)
@@ -38,6 +44,13 @@ def srv():
         s.stop()
         if crashed:
             pytest.fail(f"server died during the module:\n{s.output()}")
+
+
+def metric(s, name):
+    for line in requests.get(s.url("/metrics"), timeout=5).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
 
 
 def auth_headers(key=API_KEY):
@@ -270,6 +283,29 @@ async def test_join_leave_can_be_switched_off_by_rule(srv):
     assert await c.ok("presenceStats", {"channel": ch}) == {"numClients": 2, "numUsers": 2}
     await c.quiet()
     for x in (c, other):
+        await x.close()
+
+
+@async_test()
+async def test_join_leave_stop_above_the_channels_limit(srv):
+    """Rule capped*: join_leave_limit = 3. A join or leave is announced only while the channel has at most 3
+    members (counting the one joining or leaving), so a reconnect storm in a large channel is not N² frames."""
+    suppressed = metric(srv, "broadcaster_join_leave_suppressed_total")
+    ch = chan("capped")
+    w, _ = await member(srv, ch, "watcher", joinLeave=True)
+    a, _ = await member(srv, ch, "alice")
+    b, _ = await member(srv, ch, "bob")
+    assert [(await next_event(w))[1]["user"] for _ in range(2)] == ["alice", "bob"]
+    c, _ = await member(srv, ch, "carol")  # the 4th: not announced
+    assert await w.ok("presenceStats", {"channel": ch}) == {"numClients": 4, "numUsers": 4}
+    await c.ok("unsubscribe", {"channel": ch})  # left from 4: not announced either
+    await b.ok("unsubscribe", {"channel": ch})  # left from 3: announced
+    # Had carol's join or leave been sent, it would come first: both were queued before bob's leave.
+    kind, p = await next_event(w)
+    assert kind == "leave" and p["user"] == "bob", p
+    await w.quiet()
+    assert metric(srv, "broadcaster_join_leave_suppressed_total") == suppressed + 2
+    for x in (w, a, b, c):
         await x.close()
 
 

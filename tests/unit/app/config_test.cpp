@@ -211,6 +211,7 @@ presence = true
 [[channels]]
 pattern = "*:tmp"
 history_size = 0
+join_leave_limit = 0
 )")});
   ASSERT_TRUE(o.cfg) << o.err;
   const auto& ch = o.cfg->channels;
@@ -233,6 +234,8 @@ history_size = 0
   EXPECT_TRUE(chat.presence);
   EXPECT_EQ(ch.for_channel("news:tmp").history_size, 0u);
   EXPECT_EQ(ch.for_channel("news").history_size, 10u);
+  EXPECT_EQ(ch.for_channel("news:tmp").join_leave_limit, 0u);
+  EXPECT_EQ(ch.for_channel("news").join_leave_limit, 1000u);
 }
 
 TEST_F(config_file, rules_only_from_the_file) {
@@ -260,6 +263,7 @@ TEST_F(config_file, bad_rules_exit_2_naming_the_rule_and_the_key) {
   expect_rejected("[[channels]]\npattern = \"a\"\nhistory_ttl = 1.5\n", {"rule 1", "history_ttl"});
   expect_rejected("[[channels]]\npattern = \"a\"\npresence = \"yes\"\n", {"rule 1", "presence"});
   expect_rejected("[[channels]]\npattern = \"a\"\npresence_ttl = 5\n", {"rule 1", "presence_ttl"});
+  expect_rejected("[[channels]]\npattern = \"a\"\njoin_leave_limit = -1\n", {"rule 1", "join_leave_limit"});
   expect_rejected("[[channels]]\npattern = \"a\"\n[channels.sub]\nx = 1\n", {"rule 1", "sub"});
   expect_rejected("[channels]\npattern = \"a\"\n", {"channels", "[[channels]]"});
   expect_rejected("channels = 5\n", {"channels", "[[channels]]"});

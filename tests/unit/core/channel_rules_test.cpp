@@ -147,5 +147,21 @@ TEST(channel_rules, join_leave_is_on_by_default_and_a_rule_may_switch_it_off) {
   EXPECT_FALSE(r.for_channel("off:1").presence);
 }
 
+TEST(channel_rules, join_leave_limit_defaults_to_1000_and_a_rule_may_change_it) {
+  channel_rule huge;
+  huge.pattern = "huge:*";
+  huge.join_leave_limit = 0;
+  channel_rule small;
+  small.pattern = "small:*";
+  small.join_leave_limit = 5;
+  const channel_rules r({0, 300s, true}, {huge, small});
+  EXPECT_EQ(r.for_channel("chat").join_leave_limit, 1000u);
+  EXPECT_EQ(r.for_channel("huge:1").join_leave_limit, 0u);
+  EXPECT_EQ(r.for_channel("small:1").join_leave_limit, 5u);
+  channel_options o;
+  o.join_leave_limit = 50;
+  EXPECT_EQ(channel_rules(o, {}).for_channel("x").join_leave_limit, 50u);
+}
+
 }  // namespace
 }  // namespace bc::core
