@@ -19,13 +19,15 @@ channels), `plain` (console without dev mode, --metrics-auth, --allowed-origins,
 import json
 import re
 import socket
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import API_KEY, ROOT, RawWS, Server, chan, http_raw, make_token, start_server
+from conftest import (API_KEY, BINARY, ROOT, RawWS, Server, chan, clean_env, http_raw, make_token,
+                      start_server)
 
 yaml = pytest.importorskip("yaml", reason="python3-yaml is needed (scripts/install-deps.sh installs it)")
 jsonschema = pytest.importorskip("jsonschema",
@@ -165,6 +167,13 @@ def test_the_document_matches_the_openapi_structure():
     jsonschema.Draft202012Validator.check_schema(META)
     errors = sorted(jsonschema.Draft202012Validator(META).iter_errors(SPEC), key=lambda e: list(e.path))
     assert not errors, "\n".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:20])
+
+
+def test_the_document_describes_this_version_of_the_server():
+    p = subprocess.run([str(BINARY), "--version"], env=clean_env(), capture_output=True, timeout=10)
+    assert p.returncode == 0, p
+    assert SPEC["info"]["version"] == p.stdout.decode().strip(), \
+        "docs/openapi.yaml info.version: the server's version (update the document with the server)"
 
 
 def test_every_ref_resolves():

@@ -8,6 +8,7 @@ No sleeps: a subscriber is in place once its subscribe is answered, and a close 
 
 import asyncio
 import base64
+import email.utils
 import http.server
 import json
 import socket
@@ -16,11 +17,12 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from conftest import (API_KEY, BINARY, ROOT, SECRET, Client, async_test, chan, clean_env, make_token,
+from conftest import (API_KEY, BINARY, ROOT, SECRET, Client, Server, async_test, chan, clean_env, make_token,
                       start_server)
 
 sys.path.insert(0, str(ROOT / "clients" / "python"))
@@ -210,6 +212,33 @@ def test_a_wrong_base_path_is_not_found(srv):
     assert e.value.status == 404 and e.value.code == "NotFound"
 
 
+class Unhealthy(Server):
+    """A server expected to stay unhealthy: started once it listens, without waiting for /health."""
+
+    def _wait_health(self, deadline, base):
+        pass
+
+
+def test_the_real_servers_503_is_retried_then_raised():
+    """A node whose Redis broker is unreachable answers 503 Unavailable: retried, then raised with its body."""
+    with socket.socket() as nobody:  # bound, never listening: Redis connections are refused
+        nobody.bind(("127.0.0.1", 0))
+        s = Unhealthy("--broker", "redis", "--redis-url", f"redis://127.0.0.1:{nobody.getsockname()[1]}")
+        try:
+            s.wait_listening()
+            waits = []
+            c = client(s, retries=2, backoff=0.01, max_backoff=0.02, sleep=waits.append)
+            with pytest.raises(bc.UnavailableError) as e:
+                c.publish(chan(), {"a": 1})
+            assert e.value.status == 503 and e.value.code == "Unavailable", e.value.body
+            assert len(waits) == 2 and all(0.005 <= w <= 0.02 for w in waits), waits
+            with pytest.raises(bc.UnavailableError):
+                c.history(chan())
+            assert c.health() is False
+        finally:
+            s.stop()
+
+
 def test_an_unreachable_server_is_a_transport_error():
     with socket.socket() as s:  # a port nobody listens on: bound, never listening
         s.bind(("127.0.0.1", 0))
@@ -251,6 +280,12 @@ def test_mint_token_has_the_claims_of_the_token_command():
     assert ours.split(".")[0] == theirs.split(".")[0]  # the same header
     assert claims_of(ours) == claims_of(theirs)
     assert ours == theirs  # same claims, same order, same compact JSON: the very same token
+
+
+def test_the_package_metadata():
+    meta = tomllib.loads((ROOT / "clients" / "python" / "pyproject.toml").read_text())["project"]
+    assert meta["name"] == "broadcaster_client" and meta["version"] == bc.__version__
+    assert meta["dependencies"] == [] and meta["requires-python"] == ">=3.11"
 
 
 def test_mint_token_defaults_and_refusals():
@@ -341,6 +376,14 @@ def test_retry_after_is_honoured(fake):
     waits = []
     assert bc.Client(f.url, "k", sleep=waits.append).publish("news", 1) == OK
     assert waits == [2.0] and len(f.requests) == 2
+
+
+def test_retry_after_as_an_http_date(fake):
+    when = email.utils.formatdate(time.time() + 5, usegmt=True)
+    f = fake((503, {"Retry-After": when}, UNAVAILABLE), (200, {}, OK))
+    waits = []
+    assert bc.Client(f.url, "k", sleep=waits.append).publish("news", 1) == OK
+    assert len(waits) == 1 and 3 <= waits[0] <= 5, waits
 
 
 def test_a_retry_after_beyond_the_bound_is_not_waited_for(fake):
