@@ -431,6 +431,16 @@ def test_health_is_false_on_503_and_not_retried(fake):
     assert len(f.requests) == 1 and "Authorization" not in f.requests[0][2]
 
 
+def test_what_is_not_json_is_refused_before_sending(fake):
+    f = fake()
+    c = bc.Client(f.url, "k")
+    with pytest.raises(ValueError):
+        c.publish("news", float("nan"))
+    with pytest.raises(TypeError):
+        c.publish("news", {1, 2})
+    assert f.requests == []
+
+
 def test_query_parameters_are_encoded(fake):
     body = {"publications": [], "epoch": "e", "offset": 0}
     f = fake((200, {}, body), (200, {}, {"clients": {}}), (200, {}, {"numClients": 0, "numUsers": 0}))

@@ -52,7 +52,8 @@ class Client:
     # -- the API ----------------------------------------------------------------------------------------------
     def publish(self, channel: str, data: Any, event: str = "message") -> dict:
         """POST {BASE}/publish: `data` (any JSON value) becomes the message's payload. Returns
-        {"id": ..., "createTime": ...}."""
+        {"id": ..., "createTime": ...}. Data that json cannot encode (or NaN, Infinity) raises ValueError or
+        TypeError before anything is sent."""
         return self._call("POST", "/publish", body={"channel": channel, "event": event, "payload": data})
 
     def history(self, channel: str, limit: int | None = None, since: Any = None) -> dict:
@@ -130,7 +131,8 @@ class Client:
         if auth:
             headers["Authorization"] = f"Bearer {self.api_key}"
         if body is not None:
-            data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            # allow_nan=False: NaN and Infinity are not JSON; refused here (ValueError) rather than by the server.
+            data = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
             headers["Content-Type"] = "application/json"
         req = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
