@@ -13,7 +13,8 @@
    documented path must answer there too.
 
 Three servers: `main` (dev mode: console, chat and dev tokens; presence and history on, except nopres*
-channels), `plain` (console without dev mode, --metrics-auth, --allowed-origins, --max-connections 1) and `down`
+channels), `plain` (console from an empty --console-dir without dev mode, --metrics-auth, --allowed-origins,
+--max-connections 1) and `down`
 (the Redis broker at an address where nothing listens: the broker's 503s and an unhealthy /health)."""
 
 import json
@@ -248,8 +249,10 @@ def servers():
         try:
             started["main"] = start_server("--dev", "--threads", "2", "--config", str(cfg), "--presence",
                                            "--history-size", "100")
-            started["plain"] = start_server("--console", "--metrics-auth", "--allowed-origins",
-                                            "http://good.example", "--max-connections", "1")
+            empty = Path(d) / "console"  # --console-dir without a single file
+            empty.mkdir()
+            started["plain"] = start_server("--console", "--console-dir", str(empty), "--metrics-auth",
+                                            "--allowed-origins", "http://good.example", "--max-connections", "1")
             started["down"] = Unhealthy("--broker", "redis", "--redis-url",
                                         f"redis://127.0.0.1:{nobody.getsockname()[1]}",
                                         "--presence").wait_listening()
@@ -425,6 +428,7 @@ CASES = [
     ("/console", "get", 301, "main", {"key": None}),
     ("/console/", "get", 200, "main", {"key": None}),
     ("/console/", "get", 304, "main", {"key": None, "etag": "/console/"}),
+    ("/console/", "get", 404, "plain", {"key": None}),
     ("/console/{file}", "get", 200, "main", {"key": None, "path": "/console/console.js"}),
     ("/console/{file}", "get", 200, "main", {"key": None, "path": "/console/console.css"}),
     ("/console/{file}", "get", 304, "main", {"key": None, "path": "/console/broadcaster.js",
