@@ -24,7 +24,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 npx --no-install tsc -p tsconfig.json --outDir "$tmp" --declaration false --declarationMap false --sourceMap false --inlineSources false
 cp "$repo"/web/console/*.html "$repo"/web/console/*.css "$repo"/web/console/*.js "$out"/
-cp "$tmp"/*.js "$out"/
+cp "$tmp"/broadcaster.js "$out"/   # not server.js: the backend helper has no place in a browser
 # The example chat, served at {BASE}/console/chat/ like the built-in one (its page imports ./broadcaster.js).
 mkdir -p "$out/chat"
 cp "$repo"/examples/chat/index.html "$repo"/examples/chat/chat.js "$tmp"/broadcaster.js "$out/chat/"
