@@ -16,7 +16,7 @@ out=$(cd "$1" && pwd)                         # absolute: the script changes dir
 here=$(cd "$(dirname "$0")/.." && pwd)        # clients/js
 repo=$(cd "$here/../.." && pwd)
 cd "$here"
-if [ ! -x node_modules/.bin/tsc ]; then
+if [ ! -x node_modules/.bin/tsc ] || [ ! -d node_modules/@types/node ]; then
   # No scripts: `prepare` would build the package into dist/, which is not needed here.
   npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
 fi
