@@ -8,7 +8,7 @@ packages=(
   libboost1.81-dev libssl-dev libhiredis-dev liburing-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server
-  python3 python3-pytest python3-websockets python3-requests
+  python3 python3-pytest python3-websockets python3-requests python3-yaml python3-jsonschema
   chromium
 )
 # The peers the benchmark compares against, and its plotting: only for `make bench`.

@@ -17,7 +17,8 @@ import {
 } from "./helpers.mjs";
 
 const skip = serverBinary() ? false : "server binary not built (build/broadcaster); set BROADCASTER_BIN";
-const serverArgs = (dir) => ["--dev", "--console", "--console-dir", dir];
+// presence on, so that the pages show who else is subscribed
+const serverArgs = (dir) => ["--dev", "--console", "--console-dir", dir, "--presence"];
 
 describe("web console in Chromium", { skip, timeout: 240000 }, () => {
   let server;
@@ -60,7 +61,7 @@ describe("web console in Chromium", { skip, timeout: 240000 }, () => {
     await pageB.waitForSelector("body[data-ready=true]");
     assert.equal(await pageB.locator("#state").getAttribute("data-state"), "disconnected");
     await pageB.uncheck("#use-dev-token");
-    await pageB.fill("#token", mintToken({ sub: "page-b", channels: ["news", "chat:lobby"], scope: ["subscribe", "publish"] }));
+    await pageB.fill("#token", mintToken({ sub: "page-b", channels: ["news", "chat:lobby"], scope: ["subscribe", "publish"], extra: { info: { name: "Page B" } } }));
     await pageB.click("#connect-btn");
     await waitState(pageB, "connected");
   });
@@ -121,6 +122,34 @@ describe("web console in Chromium", { skip, timeout: 240000 }, () => {
     await back.waitFor();
     assert.equal(await back.getAttribute("data-channel"), "chat:lobby");
     assert.match(await back.locator("td.payload").innerText(), /"plain text"/);
+  });
+
+  it("each page lists the channel's members live: presence on subscribe, then join and leave", async () => {
+    const members = (page, channel) => page.locator(`#subs li[data-channel="${channel}"] .members`);
+    const member = (page, channel, user) => page.locator(`#subs li[data-channel="${channel}"] .member[data-user="${user}"]`);
+    // both pages are subscribed to news: each sees the other (dev tokens are for the user "console") and itself
+    for (const page of [pageA, pageB]) {
+      await page.waitForSelector('#subs li[data-channel="news"] .members[data-mode="live"][data-count="2"]');
+      await member(page, "news", "console").waitFor();
+      await member(page, "news", "page-b").waitFor();
+    }
+    assert.match(await member(pageA, "news", "page-b").innerText(), /"name":"Page B"/, "the info claim is shown");
+    assert.match(await members(pageA, "news").innerText(), /2 members, 2 users/);
+
+    // page B leaves: page A's list follows without a reload
+    await pageB.locator('#subs li[data-channel="news"] button', { hasText: /^unsubscribe$/ }).click();
+    await pageA.waitForSelector('#subs li[data-channel="news"] .members[data-count="1"]');
+    assert.equal(await member(pageA, "news", "page-b").count(), 0);
+    assert.equal(await members(pageB, "news").count(), 0, "an unsubscribed channel lists no members");
+    await until(pageA, () => document.getElementById("events").innerText.includes("page-b left news"));
+
+    // and comes back
+    await pageB.locator('#subs li[data-channel="news"] button', { hasText: /^subscribe$/ }).click();
+    await waitSubscribed(pageB, "news");
+    await pageA.waitForSelector('#subs li[data-channel="news"] .members[data-count="2"]');
+    await member(pageA, "news", "page-b").waitFor();
+    await until(pageA, () => document.getElementById("events").innerText.includes("page-b joined news"));
+    await pageB.waitForSelector('#subs li[data-channel="news"] .members[data-mode="live"][data-count="2"]');
   });
 
   it("after a server restart on the same port both pages reconnect, resubscribe and receive again", async () => {
@@ -223,6 +252,10 @@ describe("web console without --dev", { skip, timeout: 120000 }, () => {
     await page.waitForSelector('#subs li[data-channel="news"][data-state="subscribed"]');
     await restPublish(server, "news", "ops-check", { ok: true });
     await page.locator('#messages tr[data-event="ops-check"]').waitFor();
+    // presence is off on this server: the console says so and the subscription works all the same
+    await page.waitForSelector('#subs li[data-channel="news"] .members[data-mode="off"]');
+    assert.match(await page.locator('#subs li[data-channel="news"] .members').innerText(), /presence is off/);
+    assert.equal(await page.locator('#subs li[data-channel="news"]').getAttribute("data-state"), "subscribed");
     assert.deepEqual(browser.errors, []);
   });
 });

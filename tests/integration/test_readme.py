@@ -1,6 +1,9 @@
-"""The README's token examples work as printed: the `broadcaster token` line, and the Python and Node.js snippets
-that mint a token without a library, each give a token that a server with the same secret accepts."""
+"""The README's token examples work as printed: the `broadcaster token` line, the Python and Node.js snippets
+that mint a token without a library, and the one with the Python package (clients/python), each give a token
+that a server with the same secret accepts."""
 
+import base64
+import json
 import re
 import shlex
 import shutil
@@ -23,8 +26,8 @@ def block(lang: str) -> str:
     return blocks(lang)[0]
 
 
-def token_from(argv: list[str]) -> str:
-    p = subprocess.run(argv, env=clean_env(JWT_SECRET=SECRET), stdin=subprocess.DEVNULL, capture_output=True,
+def token_from(argv: list[str], **env: str) -> str:
+    p = subprocess.run(argv, env=clean_env(JWT_SECRET=SECRET, **env), stdin=subprocess.DEVNULL, capture_output=True,
                        timeout=20)
     assert p.returncode == 0, p
     token = p.stdout.decode().strip()
@@ -54,6 +57,20 @@ async def test_the_token_subcommand_line(server):
 @async_test(timeout=30)
 async def test_the_python_snippet(server):
     await can_subscribe(server, token_from(["/usr/bin/python3", "-c", block("python")]), "news")
+
+
+@async_test(timeout=30)
+async def test_the_python_package_snippet(server):
+    package = blocks("python")[1]
+    assert "broadcaster_client" in package, "the second ```python block should use clients/python"
+    token = token_from(["/usr/bin/python3", "-c", package], PYTHONPATH=str(ROOT / "clients" / "python"))
+    await can_subscribe(server, token, "news")
+    by_hand = token_from(["/usr/bin/python3", "-c", block("python")])
+    parts = [t.split(".")[1] for t in (token, by_hand)]
+    claims = [json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))) for p in parts]
+    for c in claims:
+        c["exp"] -= c.pop("iat")
+    assert claims[0] == claims[1], "the README says the package gives the same claims as the snippet above it"
 
 
 @async_test(timeout=30)

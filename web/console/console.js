@@ -1,7 +1,7 @@
 // Broadcaster web console: connect with a token (or a dev token from the server), subscribe, watch broadcasts
-// live with seq, latency and channel offset, see whether a resubscription recovered what was missed, publish,
-// and follow the server's counters. Plain ES module, no build step; the
-// SDK is served next to it as ./broadcaster.js.
+// live with seq, latency and channel offset, see whether a resubscription recovered what was missed, see who
+// else is subscribed (presence, kept live by join/leave), publish, and follow the server's counters. Plain ES
+// module, no build step; the SDK is served next to it as ./broadcaster.js.
 import { Broadcaster, BroadcasterError } from "./broadcaster.js";
 
 const $ = (id) => document.getElementById(id);
@@ -159,6 +159,10 @@ function disconnect() {
 const pendingChannels = new Set(); // channels to subscribe on the next connect
 const resumeFrom = new Map(); // channel → position to resume from on the next connect
 const counts = new Map(); // channel → { messages, gaps, lossUnknown, recovered }
+// channel → { clients: Map(clientId → {user, info}), mode, truncated, held }; mode is "loading", "live" (presence
+// plus join/leave), "snapshot" (presence without join/leave: a [[channels]] rule says join_leave = false), "off"
+const members = new Map();
+const noJoinLeave = new Set(); // channels whose subscribe with joinLeave was refused: asked without it from then on
 
 function newCounts() {
   return { messages: 0, gaps: 0, lossUnknown: false, recovered: undefined };
@@ -179,11 +183,15 @@ function addSubscription(channel) {
   const existing = client.getSubscription(channel);
   const since = resumeFrom.get(channel);
   resumeFrom.delete(channel);
-  const sub = client.subscribe(channel, since ? { since } : {});
+  const options = { joinLeave: !noJoinLeave.has(channel) };
+  if (since) options.since = since;
+  const sub = client.subscribe(channel, options);
   if (!counts.has(channel)) counts.set(channel, newCounts());
   if (existing !== sub || !sub.__consoleWired) {
     sub.__consoleWired = true;
     sub.on("state", () => renderSub(sub));
+    sub.on("join", (e) => memberEvent(sub, "join", e));
+    sub.on("leave", (e) => memberEvent(sub, "leave", e));
     sub.on("subscribed", ({ resubscribed, subscriptionId, recovered, since, position }) => {
       counts.get(channel).recovered = recovered;
       const what = `${resubscribed ? "resubscribed to" : "subscribed to"} ${channel} (${subscriptionId ?? "?"}) at ${positionText(position)}`;
@@ -191,8 +199,17 @@ function addSubscription(channel) {
       else if (recovered === false) logEvent(`${what}: NOT recovered from ${positionText(since)}, messages published meanwhile are lost`, "warn");
       else logEvent(`${what}${resubscribed ? ": seq restarts at 1, nothing replayed (the server sends no positions)" : ""}`, "ok");
       renderSub(sub);
+      loadMembers(sub);
     });
     sub.on("unsubscribed", ({ reason, error }) => {
+      members.delete(channel);
+      if (error?.code === "FailedPrecondition" && sub.joinLeave) {
+        // Presence, or join/leave, is off for this channel: subscribe without join/leave rather than not at all.
+        noJoinLeave.add(channel);
+        logEvent(`no join/leave on ${channel} (${error.message}); subscribing without`, "warn");
+        sub.subscribe({ joinLeave: false });
+        return renderSub(sub);
+      }
       logEvent(`unsubscribed from ${channel} (${reason})${error ? ": " + error.message : ""}`, error ? "error" : "info");
       renderSub(sub);
     });
@@ -210,6 +227,70 @@ function addSubscription(channel) {
     });
   }
   renderSub(sub);
+}
+
+// ----- members (presence) ---------------------------------------------------------------------------------
+
+/** Fetches who is subscribed; joins and leaves that arrive meanwhile are held and applied after the answer. */
+async function loadMembers(sub) {
+  const channel = sub.channel;
+  const m = { clients: new Map(), mode: "loading", truncated: false, held: [] };
+  members.set(channel, m);
+  renderSub(sub);
+  try {
+    const r = await sub.presence();
+    if (members.get(channel) !== m) return; // unsubscribed or resubscribed meanwhile
+    for (const [id, member] of Object.entries(r.clients)) m.clients.set(id, member);
+    for (const [kind, e] of m.held) applyMember(m, kind, e);
+    m.truncated = r.truncated === true;
+    m.mode = sub.joinLeave ? "live" : "snapshot";
+  } catch (e) {
+    if (members.get(channel) !== m) return;
+    m.mode = "off";
+    if (e.code !== "FailedPrecondition") logEvent(`presence of ${channel}: ${e.message}`, "error");
+  }
+  m.held = null;
+  renderSub(sub);
+}
+
+function applyMember(m, kind, e) {
+  if (kind === "join") m.clients.set(e.clientId, { user: e.user, info: e.info });
+  else m.clients.delete(e.clientId);
+}
+
+function memberEvent(sub, kind, e) {
+  logEvent(`${e.user} ${kind === "join" ? "joined" : "left"} ${e.channel} (${e.clientId})`);
+  const m = members.get(sub.channel);
+  if (!m) return;
+  if (m.held) m.held.push([kind, e]);
+  else applyMember(m, kind, e);
+  renderSub(sub);
+}
+
+function renderMembers(channel) {
+  const m = members.get(channel);
+  if (!m) return "";
+  const box = el("div", { class: "members", "data-mode": m.mode });
+  if (m.mode === "off") {
+    box.append(el("span", { class: "members-count" }, "presence is off for this channel"));
+    return box;
+  }
+  if (m.mode === "loading") {
+    box.append(el("span", { class: "members-count" }, "members: loading…"));
+    return box;
+  }
+  const users = new Set([...m.clients.values()].map((x) => x.user));
+  box.dataset.count = String(m.clients.size);
+  const note = m.mode === "snapshot" ? " (as of subscribing: join/leave is off here)" : m.truncated ? " (list truncated by the server)" : "";
+  box.append(
+    el("span", { class: "members-count", title: "connections subscribed to this channel, on every node" }, `${m.clients.size} member${m.clients.size === 1 ? "" : "s"}, ${users.size} user${users.size === 1 ? "" : "s"}${note}`),
+  );
+  const sorted = [...m.clients.entries()].sort(([a, x], [b, y]) => x.user.localeCompare(y.user) || a.localeCompare(b));
+  for (const [id, x] of sorted) {
+    const info = x.info === undefined ? "" : JSON.stringify(x.info);
+    box.append(el("span", { class: "member", "data-client-id": id, "data-user": x.user, title: `${id}${info ? " " + info : ""}` }, x.user, info ? el("span", { class: "info" }, info.length > 60 ? info.slice(0, 60) + "…" : info) : ""));
+  }
+  return box;
 }
 
 function subItem(channel) {
@@ -254,6 +335,7 @@ function renderSub(sub) {
     recovery,
     el("span", { class: c.gaps || c.lossUnknown ? "gaps warn" : "gaps" }, `${c.gaps}${c.lossUnknown ? "+?" : ""} missed`),
     el("span", { class: "actions" }, button, remove),
+    renderMembers(sub.channel),
   );
 }
 

@@ -16,7 +16,7 @@ out=$(cd "$1" && pwd)                         # absolute: the script changes dir
 here=$(cd "$(dirname "$0")/.." && pwd)        # clients/js
 repo=$(cd "$here/../.." && pwd)
 cd "$here"
-if [ ! -x node_modules/.bin/tsc ]; then
+if [ ! -x node_modules/.bin/tsc ] || [ ! -d node_modules/@types/node ]; then
   # No scripts: `prepare` would build the package into dist/, which is not needed here.
   npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
 fi
@@ -24,7 +24,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 npx --no-install tsc -p tsconfig.json --outDir "$tmp" --declaration false --declarationMap false --sourceMap false --inlineSources false
 cp "$repo"/web/console/*.html "$repo"/web/console/*.css "$repo"/web/console/*.js "$out"/
-cp "$tmp"/*.js "$out"/
+cp "$tmp"/broadcaster.js "$out"/   # not server.js: the backend helper has no place in a browser
 # The example chat, served at {BASE}/console/chat/ like the built-in one (its page imports ./broadcaster.js).
 mkdir -p "$out/chat"
 cp "$repo"/examples/chat/index.html "$repo"/examples/chat/chat.js "$tmp"/broadcaster.js "$out/chat/"

@@ -30,6 +30,13 @@ const expected = [
   "dist/broadcaster.iife.min.js.map",
   "dist/broadcaster.js",
   "dist/broadcaster.js.map",
+  "dist/server.cjs",
+  "dist/server.cjs.map",
+  "dist/server.d.cts",
+  "dist/server.d.ts",
+  "dist/server.d.ts.map",
+  "dist/server.js",
+  "dist/server.js.map",
   "package.json",
 ];
 check(JSON.stringify(files) === JSON.stringify(expected), `npm pack takes ${JSON.stringify(files)}, expected ${JSON.stringify(expected)}`);
@@ -51,6 +58,18 @@ for (const [kind, mod] of [["import", esm], ["require", cjs]]) {
 }
 check(typeof createRequire(join(root, "package.json")).resolve(`${pkg.name}/iife`) === "string", "no ./iife export");
 
+// 3b. The backend entry, `${pkg.name}/server`, from both module systems. Its errors must be the client's own
+// BroadcasterError (not a bundled copy), so that one `instanceof` check covers both entries.
+const esmServer = await import(`${pkg.name}/server`);
+const cjsServer = createRequire(join(root, "package.json"))(`${pkg.name}/server`);
+for (const [kind, mod, client] of [["import", esmServer, esm], ["require", cjsServer, cjs]]) {
+  for (const name of ["BroadcasterApi", "BroadcasterApiError", "mintToken", "parseTtl"]) {
+    check(typeof mod[name] === "function", `${kind}("${pkg.name}/server").${name} is ${typeof mod[name]}`);
+  }
+  check(mod.BroadcasterError === client.BroadcasterError, `${kind}("${pkg.name}/server").BroadcasterError is a copy, not the client's`);
+  check(mod.BroadcasterApiError && new mod.BroadcasterApiError("Unavailable", "x", 503) instanceof client.BroadcasterError, `${kind}: BroadcasterApiError is not a BroadcasterError`);
+}
+
 // 4. The browser bundles: one script each, defining the global BroadcasterClient, in a context with no module
 // system at all.
 for (const file of ["dist/broadcaster.iife.js", "dist/broadcaster.iife.min.js"]) {
@@ -58,16 +77,24 @@ for (const file of ["dist/broadcaster.iife.js", "dist/broadcaster.iife.min.js"])
   vm.runInNewContext(readFileSync(join(root, file), "utf8"), sandbox, { filename: file });
   const api = sandbox.BroadcasterClient;
   check(api && typeof api.Broadcaster === "function" && typeof api.decodeJwtClaims === "function", `${file} does not define BroadcasterClient.Broadcaster`);
+  check(api && api.BroadcasterApi === undefined && !readFileSync(join(root, file), "utf8").includes("node:crypto"), `${file} carries the Node-only server entry`);
 }
 
 // 5. Source maps: each output names its map, and each map carries the TypeScript source it came from.
-for (const file of ["broadcaster.js", "broadcaster.cjs", "broadcaster.iife.js", "broadcaster.iife.min.js", "broadcaster.d.ts"]) {
-  const text = readFileSync(join(root, "dist", file), "utf8");
-  check(text.includes(`//# sourceMappingURL=${file}.map`), `dist/${file} does not point at its map`);
-  const map = JSON.parse(readFileSync(join(root, "dist", `${file}.map`), "utf8"));
-  const i = map.sources.findIndex((s) => s.endsWith("src/broadcaster.ts"));
-  check(i >= 0, `dist/${file}.map does not name src/broadcaster.ts`);
-  if (file !== "broadcaster.d.ts") check(map.sourcesContent?.[i]?.includes("export class Broadcaster"), `dist/${file}.map lacks the source's text`);
+const mapped = [
+  ["broadcaster", "export class Broadcaster "],
+  ["server", "export class BroadcasterApi "],
+];
+for (const [name, marker] of mapped) {
+  const outputs = name === "broadcaster" ? ["js", "cjs", "iife.js", "iife.min.js", "d.ts"] : ["js", "cjs", "d.ts"];
+  for (const file of outputs.map((ext) => `${name}.${ext}`)) {
+    const text = readFileSync(join(root, "dist", file), "utf8");
+    check(text.includes(`//# sourceMappingURL=${file}.map`), `dist/${file} does not point at its map`);
+    const map = JSON.parse(readFileSync(join(root, "dist", `${file}.map`), "utf8"));
+    const i = map.sources.findIndex((s) => s.endsWith(`src/${name}.ts`));
+    check(i >= 0, `dist/${file}.map does not name src/${name}.ts`);
+    if (!file.endsWith(".d.ts")) check(map.sourcesContent?.[i]?.includes(marker), `dist/${file}.map lacks the source's text`);
+  }
 }
 
 if (problems.length) {

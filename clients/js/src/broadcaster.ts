@@ -6,7 +6,7 @@
  * request promises with timeouts, typed errors, automatic reconnect with exponential backoff and jitter,
  * re-authentication and re-subscription after a reconnect, recovery of the messages missed meanwhile (from
  * the channel positions of servers that send them), token refresh before expiry, idle heartbeats that detect
- * a dead connection, per-subscription gap detection, and channel history.
+ * a dead connection, per-subscription gap detection, channel history, and presence with join/leave events.
  */
 
 // ---------------------------------------------------------------------------------------------------------
@@ -106,6 +106,44 @@ export interface SubscribeOptions {
    * Used when the subscription is (re)activated; afterwards the client tracks the position itself.
    */
   since?: StreamPosition;
+  /**
+   * Also receive `join` / `leave` events when other connections subscribe to or leave the channel (servers
+   * with presence on for it; elsewhere the subscription is refused with `FailedPrecondition`). Sent on every
+   * (re)subscription; changing it takes effect at the next activation.
+   */
+  joinLeave?: boolean;
+}
+
+/** One connection subscribed to a channel, as presence lists it. */
+export interface PresenceClient {
+  /** The token's `sub`. */
+  user: string;
+  /** The token's `info` claim, when it had one (any JSON value). */
+  info?: unknown;
+}
+
+export interface PresenceResult {
+  /** Client id → member. One entry per connection: a user with two connections appears twice. */
+  clients: Record<string, PresenceClient>;
+  /** True when the server listed only part of the members (its `--presence-max-clients` cap). */
+  truncated?: boolean;
+}
+
+export interface PresenceStats {
+  /** Connections subscribed to the channel, on every node. */
+  numClients: number;
+  /** Distinct users (`sub`) among them. */
+  numUsers: number;
+}
+
+/** Another connection joined (subscribed to) or left a channel this client subscribes to with `joinLeave`. */
+export interface JoinLeaveEvent {
+  channel: string;
+  /** The server's id of that connection (the key in `presence().clients`). */
+  clientId: string;
+  user: string;
+  /** Its token's `info` claim, when it had one. */
+  info?: unknown;
 }
 
 export interface HistoryOptions {
@@ -206,8 +244,11 @@ export interface SubscribedEvent {
 
 export interface UnsubscribedEvent {
   channel: string;
-  /** "client": unsubscribe() was called; "error": the server refused it; "unauthorized": a refreshed token no longer covers it. */
-  reason: "client" | "error" | "unauthorized";
+  /**
+   * "client": unsubscribe() was called; "error": the server refused it; "unauthorized": a refreshed token no
+   * longer covers it; "server": the application's backend ended it (server API `unsubscribe`).
+   */
+  reason: "client" | "error" | "unauthorized" | "server";
   error?: BroadcasterError;
 }
 
@@ -240,6 +281,10 @@ export interface ClientEvents {
   subscribed: SubscribedEvent;
   /** The token was refreshed on the live connection. */
   refreshed: { exp: number | null };
+  /** Another connection joined a channel subscribed with `joinLeave`. */
+  join: JoinLeaveEvent;
+  /** Another connection left a channel subscribed with `joinLeave`. */
+  leave: JoinLeaveEvent;
 }
 
 export interface SubscriptionEvents {
@@ -249,6 +294,10 @@ export interface SubscriptionEvents {
   message: Message;
   gap: GapEvent;
   error: BroadcasterError;
+  /** Another connection subscribed to the channel (only with `joinLeave`). */
+  join: JoinLeaveEvent;
+  /** Another connection left the channel (only with `joinLeave`). */
+  leave: JoinLeaveEvent;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -265,6 +314,8 @@ export class BroadcasterError extends Error {
   }
 }
 
+/** Close code of a connection the server API's `disconnect` ended (PROTOCOL.md, "(ext) Server API"). */
+const SERVER_DISCONNECT = 4003;
 const FATAL_AUTH_CODES = new Set(["Unauthenticated", "InvalidArgument", "PermissionDenied", "FailedPrecondition"]);
 const TRANSIENT_CODES = new Set(["Timeout", "Unavailable", "Internal", "ResourceExhausted"]);
 
@@ -402,6 +453,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   /** @internal */ _retryTimer: Timer | null = null;
   /** @internal the position was given by the app (subscribe with `since`) and is not yet used */
   _explicitSince = false;
+  /** @internal asked with every (re)subscribe, so that join/leave survive reconnects */
+  _joinLeave = false;
   private readonly client: Broadcaster;
 
   /** @internal */
@@ -433,6 +486,20 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   /** Whether the current subscription recovered what was missed; undefined when it did not ask (no `since`). */
   get recovered(): boolean | undefined {
     return this._recovered;
+  }
+  /** Whether the subscription asks for `join` / `leave` events (the `joinLeave` subscribe option). */
+  get joinLeave(): boolean {
+    return this._joinLeave;
+  }
+
+  /** Who is subscribed to this channel, on every node (`client.presence(channel)`). */
+  presence(): Promise<PresenceResult> {
+    return this.client.presence(this.channel);
+  }
+
+  /** How many connections and users are subscribed to this channel (`client.presenceStats(channel)`). */
+  presenceStats(): Promise<PresenceStats> {
+    return this.client.presenceStats(this.channel);
   }
 
   /**
@@ -574,6 +641,11 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   /** @internal */
   _emitError(e: BroadcasterError): void {
     this.emit("error", e);
+  }
+
+  /** @internal */
+  _emitJoinLeave(kind: "join" | "leave", ev: JoinLeaveEvent): void {
+    this.emit(kind, ev);
   }
 
   /** @internal used when (re)activated with `since`. */
@@ -729,6 +801,28 @@ export class Broadcaster extends Emitter<ClientEvents> {
       throw new BroadcasterError("BadResponse", "history result has no publications");
     }
     return r as HistoryResult<P>;
+  }
+
+  /**
+   * Who is subscribed to `channel`, on every node: client id → `{user, info?}`, one entry per connection
+   * (servers with presence on for the channel, else `FailedPrecondition`; needs the permission to subscribe to it).
+   * `truncated` is true when the server listed only part of them. Waits for the connection like `publish`.
+   */
+  async presence(channel: string): Promise<PresenceResult> {
+    const r = await this.request<any>("presence", { channel });
+    if (!r || typeof r !== "object" || !r.clients || typeof r.clients !== "object" || Array.isArray(r.clients)) {
+      throw new BroadcasterError("BadResponse", "presence result has no clients");
+    }
+    return r as PresenceResult;
+  }
+
+  /** How many connections (`numClients`) and distinct users (`numUsers`) are subscribed to `channel`. */
+  async presenceStats(channel: string): Promise<PresenceStats> {
+    const r = await this.request<any>("presenceStats", { channel });
+    if (!r || typeof r.numClients !== "number" || typeof r.numUsers !== "number") {
+      throw new BroadcasterError("BadResponse", "presenceStats result lacks numClients or numUsers");
+    }
+    return { numClients: r.numClients, numUsers: r.numUsers };
   }
 
   /** Sends any request once connected; resolves with `result`, rejects with a BroadcasterError. */
@@ -914,6 +1008,11 @@ export class Broadcaster extends Emitter<ClientEvents> {
     this.transportGone(new BroadcasterError("ConnectionClosed", `connection closed (${code}${reason ? " " + reason : ""})`));
     if (this._state === "disconnected") return;
     this.log("connection closed", code, reason);
+    if (code === SERVER_DISCONNECT) {
+      // The application's backend disconnected this user on purpose (server API): reconnecting at once would
+      // undo that. The app decides whether to connect() again.
+      return this.stop(code, reason || "disconnected by server", new BroadcasterError("Disconnected", `disconnected by server (${code})`));
+    }
     if (!this.opts.reconnect) return this.stop(code, reason || "connection closed", undefined);
     this.setState("connecting");
     this.emit("connecting", { code, reason });
@@ -1052,6 +1151,14 @@ export class Broadcaster extends Emitter<ClientEvents> {
       if (msg.params && typeof msg.params === "object") this.onBroadcast(msg.params);
       return;
     }
+    if (msg.method === "join" || msg.method === "leave") {
+      if (msg.params && typeof msg.params === "object") this.onJoinLeave(msg.method, msg.params);
+      return;
+    }
+    if (msg.method === "unsubscribe") {
+      if (msg.params && typeof msg.params.channel === "string") this.onServerUnsubscribe(msg.params.channel);
+      return;
+    }
     if (msg.requestId !== undefined && msg.requestId !== null) {
       const id = typeof msg.requestId === "number" ? msg.requestId : Number(msg.requestId);
       const p = this.pending.get(id);
@@ -1101,6 +1208,25 @@ export class Broadcaster extends Emitter<ClientEvents> {
     this.emit("message", m);
   }
 
+  private onJoinLeave(kind: "join" | "leave", p: any): void {
+    const sub = this.subs.get(p.channel);
+    // Like broadcasts: nothing for a subscription the app has already given up on.
+    if (!sub || sub.state === "unsubscribed" || sub._unsubInFlight > 0 || !sub._joinLeave) return;
+    const ev: JoinLeaveEvent = { channel: p.channel, clientId: String(p.clientId ?? ""), user: String(p.user ?? "") };
+    if ("info" in p) ev.info = p.info;
+    sub._emitJoinLeave(kind, ev);
+    this.emit(kind, ev);
+  }
+
+  /** The backend ended the subscription (server API): it must not come back by itself on the next reconnect. */
+  private onServerUnsubscribe(channel: string): void {
+    const sub = this.subs.get(channel);
+    // With our own unsubscribe in flight the notification may be about that older subscription.
+    if (!sub || sub.state === "unsubscribed" || sub._unsubInFlight > 0) return;
+    this.log("unsubscribed by the server from", channel);
+    sub._unsubscribed("server");
+  }
+
   // ----- subscriptions ---------------------------------------------------------------------------------
 
   /** @internal */
@@ -1114,6 +1240,7 @@ export class Broadcaster extends Emitter<ClientEvents> {
     }
     if (sub.state !== "unsubscribed") return;
     if (options.since) sub._resumeFrom(options.since);
+    if (options.joinLeave !== undefined) sub._joinLeave = options.joinLeave;
     sub._setState("subscribing");
     if (this._state === "connected") this.sendSubscribe(sub);
   }
@@ -1143,6 +1270,7 @@ export class Broadcaster extends Emitter<ClientEvents> {
     const since = this.opts.recover || sub._explicitSince ? sub.position : null;
     const params: Record<string, unknown> = { channel: sub.channel };
     if (since) params.since = since;
+    if (sub._joinLeave) params.joinLeave = true;
     sub._setState("subscribing");
     sub._resetSeq();
     this.log("subscribe", sub.channel, since ? `since ${since.epoch}:${since.offset}` : "");

@@ -947,3 +947,106 @@ test("browsers: an online event during the backoff skips the rest of it", async 
     assert.equal(server.sockets.length, 2);
   });
 });
+
+// ----- presence (PROTOCOL.md "(ext) Presence") and the server API's notifications ---------------------------
+
+test("joinLeave is sent with every (re)subscribe; join and leave reach the subscription and the client", async () => {
+  const { server, client } = setup();
+  const sub = client.subscribe("news", { joinLeave: true });
+  await client.connect();
+  await sub.ready(1000);
+  assert.equal(server.sent("subscribe")[0].params.joinLeave, true);
+  const seen = [];
+  sub.on("join", (e) => seen.push(["sub join", e]));
+  sub.on("leave", (e) => seen.push(["sub leave", e]));
+  client.on("join", (e) => seen.push(["client join", e]));
+  client.on("leave", (e) => seen.push(["client leave", e]));
+  const gaps = [];
+  sub.on("gap", (g) => gaps.push(g));
+  server.last.broadcast("news", 1);
+  server.last.push({ method: "join", params: { channel: "news", clientId: "n-7", user: "bob", info: { name: "Bob" } } });
+  server.last.push({ method: "leave", params: { channel: "news", clientId: "n-8", user: "eve" } });
+  server.last.broadcast("news", 2);
+  const bob = { channel: "news", clientId: "n-7", user: "bob", info: { name: "Bob" } };
+  const eve = { channel: "news", clientId: "n-8", user: "eve" };
+  assert.deepEqual(seen, [["sub join", bob], ["client join", bob], ["sub leave", eve], ["client leave", eve]]);
+  assert.equal("info" in seen[2][1], false, "no info claim, no info member");
+  assert.deepEqual(gaps, [], "join and leave do not count in seq");
+  assert.equal(sub.lastSeq, 2);
+
+  // a reconnect asks again
+  server.last.serverClose(1001, "restart");
+  await nextEvent(sub, "subscribed");
+  assert.equal(server.sent("subscribe").at(-1).params.joinLeave, true);
+  client.disconnect();
+});
+
+test("without joinLeave nothing is asked and stray join frames are ignored; presence calls send the channel", async () => {
+  const { server, client } = setup();
+  server.handlers.presence = (msg) => ({ result: { clients: { "n-1": { user: "u", info: 5 } }, truncated: true, echo: msg.params } });
+  server.handlers.presenceStats = () => ({ result: { numClients: 3, numUsers: 2 } });
+  const sub = client.subscribe("news");
+  await client.connect();
+  await sub.ready(1000);
+  assert.equal("joinLeave" in server.sent("subscribe")[0].params, false);
+  const joins = [];
+  sub.on("join", (e) => joins.push(e));
+  server.last.push({ method: "join", params: { channel: "news", clientId: "x", user: "y" } });
+  assert.deepEqual(joins, []);
+  const p = await sub.presence();
+  assert.deepEqual(p.clients, { "n-1": { user: "u", info: 5 } });
+  assert.equal(p.truncated, true);
+  assert.deepEqual(server.sent("presence")[0].params, { channel: "news" });
+  assert.deepEqual(await client.presenceStats("chat:1"), { numClients: 3, numUsers: 2 });
+  assert.deepEqual(server.sent("presenceStats")[0].params, { channel: "chat:1" });
+  client.disconnect();
+});
+
+test("presence errors are typed BroadcasterErrors; a malformed answer is BadResponse", async () => {
+  const { server, client } = setup();
+  server.handlers.presence = () => ({ error: { code: "FailedPrecondition", message: "presence is off for news" } });
+  server.handlers.presenceStats = () => ({ result: { numClients: "3" } });
+  await client.connect();
+  await assert.rejects(client.presence("news"), (e) => e instanceof BroadcasterError && e.code === "FailedPrecondition");
+  await assert.rejects(client.presenceStats("news"), (e) => e instanceof BroadcasterError && e.code === "BadResponse");
+  server.handlers.presence = () => ({ result: { clients: [] } });
+  await assert.rejects(client.presence("news"), (e) => e.code === "BadResponse");
+  client.disconnect();
+});
+
+test("a server-side unsubscribe ends the subscription with reason server; it is not renewed on reconnect", async () => {
+  const { server, client } = setup();
+  const sub = client.subscribe("news");
+  const other = client.subscribe("chat:1");
+  await client.connect();
+  await Promise.all([sub.ready(1000), other.ready(1000)]);
+  const ended = nextEvent(sub, "unsubscribed");
+  server.last.push({ method: "unsubscribe", params: { channel: "news" } });
+  assert.deepEqual(await ended, { channel: "news", reason: "server", error: undefined });
+  assert.equal(sub.state, "unsubscribed");
+  assert.equal(other.state, "subscribed");
+  const before = server.sent("subscribe").length;
+  server.last.serverClose(1001, "restart");
+  await nextEvent(other, "subscribed");
+  assert.deepEqual(server.sent("subscribe").slice(before).map((m) => m.params.channel), ["chat:1"]);
+  // the app may subscribe again
+  client.subscribe("news");
+  await sub.ready(1000);
+  client.disconnect();
+});
+
+test("close code 4003 (disconnected by the server API) stops the client instead of reconnecting", async () => {
+  const { server, client } = setup();
+  await client.connect();
+  const stopped = nextEvent(client, "disconnected");
+  server.last.serverClose(4003, "disconnected by server");
+  const ev = await stopped;
+  assert.equal(ev.code, 4003);
+  assert.equal(ev.reason, "disconnected by server");
+  assert.equal(ev.error.code, "Disconnected");
+  assert.equal(client.state, "disconnected");
+  assert.equal(server.sockets.length, 1, "no reconnect attempt");
+  await client.connect(); // the app may come back
+  assert.equal(server.sockets.length, 2);
+  client.disconnect();
+});

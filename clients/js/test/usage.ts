@@ -7,6 +7,9 @@ import {
   type GapEvent,
   type HistoryResult,
   type StreamPosition,
+  type JoinLeaveEvent,
+  type PresenceResult,
+  type PresenceStats,
 } from "../dist/broadcaster.js";
 
 export async function usage(): Promise<void> {
@@ -41,6 +44,21 @@ export async function usage(): Promise<void> {
     console.log(r.id, r.createTime);
   } catch (e) {
     if (e instanceof BroadcasterError && e.code === "PermissionDenied") console.log("no publish scope");
+  }
+  // presence: join/leave on the subscription and the client, typed results, typed errors
+  const room = c.subscribe("chat:2", { joinLeave: true });
+  room.on("join", (e: JoinLeaveEvent) => console.log(e.clientId, e.user, e.info));
+  c.on("leave", ({ channel, user }) => console.log(channel, user));
+  const members: PresenceResult = await room.presence();
+  for (const [id, m] of Object.entries(members.clients)) console.log(id, m.user, m.info, members.truncated === true);
+  const stats: PresenceStats = await c.presenceStats("chat:2");
+  console.log(stats.numClients + stats.numUsers, room.joinLeave);
+  c.on("disconnected", ({ code }) => code === 4003 && console.log("disconnected by the backend"));
+  room.on("unsubscribed", ({ reason }) => reason === "server" && console.log("unsubscribed by the backend"));
+  try {
+    await c.presence("news");
+  } catch (e) {
+    if (e instanceof BroadcasterError && e.code === "FailedPrecondition") console.log("presence is off for news");
   }
   await sub.unsubscribe();
   c.disconnect();
