@@ -203,8 +203,7 @@ void http_session::route(request& req) {
   path.remove_prefix(base.size());
   const auto verb = req.method();
   if (path == "/websocket") {
-    if (verb != http::verb::get)
-      return send_error(405, protocol::error_code::invalid_argument, "use GET with Upgrade: websocket");
+    if (verb != http::verb::get) return method_not_allowed("GET", "use GET with Upgrade: websocket");
     return handle_upgrade(req);
   }
   if (path == "/publish") {
@@ -216,25 +215,25 @@ void http_session::route(request& req) {
       res.set(http::field::access_control_max_age, "86400");
       return send(std::move(res));
     }
-    if (verb != http::verb::post) return send_error(405, protocol::error_code::invalid_argument, "use POST");
+    if (verb != http::verb::post) return method_not_allowed("POST, OPTIONS", "use POST");
     return handle_publish(req);
   }
   if (path == "/history") {
-    if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
+    if (verb != http::verb::get) return method_not_allowed("GET", "use GET");
     return handle_history(req, q == std::string_view::npos ? std::string_view{} : target.substr(q + 1));
   }
   if (path == "/presence" || path == "/presence-stats") {
-    if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
+    if (verb != http::verb::get) return method_not_allowed("GET", "use GET");
     return handle_presence(req, q == std::string_view::npos ? std::string_view{} : target.substr(q + 1),
                            path == "/presence-stats");
   }
   if (path == "/disconnect" || path == "/unsubscribe") {
-    if (verb != http::verb::post) return send_error(405, protocol::error_code::invalid_argument, "use POST");
+    if (verb != http::verb::post) return method_not_allowed("POST", "use POST");
     return handle_control(req, path == "/unsubscribe");
   }
   if (path == "/health") {
     if (verb != http::verb::get && verb != http::verb::head)
-      return send_error(405, protocol::error_code::invalid_argument, "use GET");
+      return method_not_allowed("GET, HEAD", "use GET");
     const bool ok = services_.healthy() && !w_.stopping();
     response res{ok ? http::status::ok : http::status::service_unavailable, version_};
     res.set(http::field::content_type, "text/plain");
@@ -242,7 +241,7 @@ void http_session::route(request& req) {
     return send(std::move(res));
   }
   if (path == "/metrics") {
-    if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
+    if (verb != http::verb::get) return method_not_allowed("GET", "use GET");
     if (w_.config().metrics_auth && !check_api_key(req)) return;
     response res{http::status::ok, version_};
     res.set(http::field::content_type, "text/plain; version=0.0.4");
@@ -250,7 +249,7 @@ void http_session::route(request& req) {
     return send(std::move(res));
   }
   if (path == "/info") {
-    if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
+    if (verb != http::verb::get) return method_not_allowed("GET", "use GET");
     if (!check_api_key(req)) return;
     response res{http::status::ok, version_};
     res.set(http::field::content_type, "application/json");
@@ -259,12 +258,12 @@ void http_session::route(request& req) {
     return send(std::move(res));
   }
   if (w_.config().console && (path == "/console" || path.substr(0, 9) == "/console/")) {
-    if (verb != http::verb::get) return send_error(405, protocol::error_code::invalid_argument, "use GET");
+    if (verb != http::verb::get) return method_not_allowed("GET", "use GET");
     return handle_console(req, path.substr(8));
   }
   if (path.empty() || path == "/") {
     if (verb != http::verb::get && verb != http::verb::head)
-      return send_error(405, protocol::error_code::invalid_argument, "use GET");
+      return method_not_allowed("GET, HEAD", "use GET");
     auto page = make_index_page(base, w_.config().console, static_cast<bool>(services_.dev_token),
                                 req[http::field::accept]);
     response res{http::status::ok, version_};
@@ -458,12 +457,20 @@ void http_session::send_error(unsigned status, protocol::error_code code, std::s
   send_reply({status, protocol::encode_error_body(code, message)});
 }
 
+void http_session::method_not_allowed(std::string_view allow, std::string_view message) {
+  allow_ = allow;  // RFC 9110 15.5.6: a 405 says which methods the path takes
+  send_error(405, protocol::error_code::invalid_argument, message);
+}
+
 void http_session::send_reply(protocol::http_reply reply) {
   // Every JSON answer, the REST publish acknowledgement above all: written straight into the output buffer,
   // without building a Beast message and its field list.
   start_response(version_, reply.status, http::obsolete_reason(static_cast<http::status>(reply.status)));
   add_field("Server", "broadcaster");
   if (std::exchange(cors_, false)) add_field("Access-Control-Allow-Origin", "*");
+  if (const auto allow = std::exchange(allow_, {}); !allow.empty()) add_field("Allow", allow);
+  // RFC 9110 15.5.2: a 401 names the scheme it wants (REST answers and check_api_key's alike).
+  if (reply.status == 401) add_field("WWW-Authenticate", "Bearer");
   add_field("Content-Type", "application/json");
   add_field("Content-Length", std::to_string(reply.body.size()));
   if (!keep_alive_)

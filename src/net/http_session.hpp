@@ -54,6 +54,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
   bool check_api_key(request& req);
   void send(response res);
   void send_error(unsigned status, protocol::error_code code, std::string_view message);
+  // A 405 with the Allow header listing `allow` (e.g. "GET, HEAD").
+  void method_not_allowed(std::string_view allow, std::string_view message);
   void send_reply(protocol::http_reply reply);
   // The one serialiser behind send and send_reply: the status line, the fields, then the blank line and body.
   void start_response(unsigned version, unsigned status, std::string_view reason);
@@ -90,6 +92,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   unsigned version_ = 11;
   bool cors_ = false;  // the response may be read by any web origin: REST publish only; reset by each send
+  std::string_view allow_;  // the next reply's Allow header (a literal): set by method_not_allowed only
   bool keep_alive_ = true;
   bool idle_ = false;  // between two requests of a keep-alive connection, nothing of the next one read yet
   bool continue_sent_ = false;
