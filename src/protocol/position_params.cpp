@@ -19,19 +19,19 @@ bool read_since(const boost::json::object& params, std::optional<broker::stream_
   if (it == params.end() || it->value().is_null()) return true;
   const auto* since = it->value().if_object();
   if (since == nullptr) {
-    message = "params.since must be an object {\"epoch\": string, \"offset\": integer}";
+    message = "since must be an object {\"epoch\": string, \"offset\": integer}";
     return false;
   }
   const auto epoch = since->find("epoch");
   if (epoch == since->end() || !epoch->value().is_string() || epoch->value().get_string().empty() ||
       epoch->value().get_string().size() > max_epoch_length) {
-    message = "params.since.epoch must be a non-empty string of at most 64 characters";
+    message = "since.epoch must be a non-empty string of at most 64 characters";
     return false;
   }
   const auto offset = since->find("offset");
   const auto n = offset == since->end() ? std::nullopt : count_of(offset->value());
   if (!n) {
-    message = "params.since.offset must be an integer >= 0";
+    message = "since.offset must be an integer >= 0";
     return false;
   }
   out = broker::stream_position{std::string(epoch->value().get_string()), *n};
@@ -42,7 +42,7 @@ bool read_limit(const boost::json::object& params, std::optional<std::uint64_t>&
   const auto it = params.find("limit");
   if (it == params.end() || it->value().is_null()) return true;
   out = count_of(it->value());
-  if (!out) message = "params.limit must be an integer >= 0";
+  if (!out) message = "limit must be an integer >= 0";
   return out.has_value();
 }
 

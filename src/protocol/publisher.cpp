@@ -21,7 +21,7 @@ std::optional<publish_outcome> publisher::validate(const boost::json::object& pa
   auto ev = string_param(params, "event", message);
   if (!ev) return failure(error_code::invalid_argument, message);
   if (!is_valid_event(*ev)) return failure(error_code::invalid_argument, "event must be 1-255 characters");
-  if (!params.contains("payload")) return failure(error_code::invalid_argument, "params.payload is required");
+  if (!params.contains("payload")) return failure(error_code::invalid_argument, "payload is required");
   channel = std::string(*ch);
   return std::nullopt;
 }

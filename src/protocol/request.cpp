@@ -100,7 +100,7 @@ std::optional<std::string_view> string_param(const boost::json::object& params, 
                                              std::string& message) {
   auto it = params.find(key);
   if (it == params.end() || !it->value().is_string()) {
-    message = "params." + std::string(key) + (it == params.end() ? " is required" : " must be a string");
+    message = std::string(key) + (it == params.end() ? " is required" : " must be a string");
     return std::nullopt;
   }
   const auto& s = it->value().get_string();

@@ -377,7 +377,7 @@ TEST(string_param, missing_key_is_reported_as_required) {
   const json::object params;
   std::string message;
   EXPECT_FALSE(string_param(params, "token", message).has_value());
-  EXPECT_EQ(message, "params.token is required");
+  EXPECT_EQ(message, "token is required");
 }
 
 TEST(string_param, wrong_type_is_reported) {
