@@ -385,7 +385,7 @@ TEST(string_param, wrong_type_is_reported) {
   for (const char* key : {"a", "b", "c", "d", "e", "f"}) {
     std::string message;
     EXPECT_FALSE(string_param(params, key, message).has_value()) << key;
-    EXPECT_EQ(message, std::string("params.") + key + " must be a string");
+    EXPECT_EQ(message, std::string(key) + " must be a string");
   }
 }
 
