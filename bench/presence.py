@@ -14,7 +14,7 @@ storm    --storm subscribers of one channel connect at once (connect concurrency
          is empty again) and the join/leave notifications received.
 
 usage: bench/presence.py [--broker memory|redis] [--members N] [--storm N] [--reps R] [--presence-ttl S]
-                         [--parts members,storm] [--out FILE]
+                         [--parts members,storm] [--out FILE] [--flags 'SERVER FLAGS']
 Prints a summary; --out appends one JSON line per run. Bounded: every tool run has a timeout.
 """
 import argparse
@@ -189,7 +189,7 @@ def tool_json(out):
 
 def members_run(args, variant, workdir):
     presence = variant == "on"
-    c = cluster(args.broker, ["--presence"] if presence else [], workdir, args.presence_ttl)
+    c = cluster(args.broker, (["--presence"] if presence else []) + args.flags.split(), workdir, args.presence_ttl)
     try:
         rss0 = [rss_kib(n.pid) for n in c.nodes]
         hold = 3 * args.presence_ttl + 20
@@ -241,7 +241,7 @@ def connections(port):
 
 
 def storm_run(args, variant, workdir):
-    c = cluster(args.broker, ["--presence"], workdir, args.presence_ttl)
+    c = cluster(args.broker, ["--presence"] + args.flags.split(), workdir, args.presence_ttl)
     try:
         extra = ["--connections", str(args.storm), "--distinct-users", "--connect-concurrency", str(args.storm),
                  "--idle", "1", "--drain", "0"]
@@ -278,6 +278,7 @@ def main():
     ap.add_argument("--presence-ttl", type=int, default=6)
     ap.add_argument("--parts", default="members,storm")
     ap.add_argument("--out")
+    ap.add_argument("--flags", default="", help="extra server flags, e.g. '--join-leave-limit 0'")
     args = ap.parse_args()
     workdir = os.path.join(ROOT, "bench", "results", "presence-" + time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(workdir, exist_ok=True)
