@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "app/process_metrics.hpp"
 #include "app/shard.hpp"
 #include "auth/jwt_verifier.hpp"
 #include "broker/broker.hpp"
@@ -117,6 +118,7 @@ std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
   util::append_metric(out, "broadcaster_broker_up", "gauge", "1 while the broker accepts publishes.",
                       broker.healthy() ? 1 : 0);
   broker.append_metrics(out);
+  append_process_metrics(out);
   return out;
 }
 

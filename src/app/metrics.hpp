@@ -15,7 +15,7 @@ namespace bc::app {
 
 class shard;
 
-// Renders the Prometheus text exposition, summing every shard's per-thread counters.
+// Renders the Prometheus text exposition, summing every shard's per-thread counters, with the process series.
 std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
                            const engine::channel_interest& interest, const broker::broker& broker);
 
