@@ -18,7 +18,7 @@ import requests
 import yaml
 
 from conftest import ROOT, start_server
-from prometheus_text import parse, sample_names
+from prometheus_text import Family, parse, sample_names
 
 sys.path.insert(0, str(Path(__file__).parent / "redis"))
 from redis_helpers import RedisServer, start_node, stop_all  # noqa: E402
@@ -26,6 +26,7 @@ from redis_helpers import RedisServer, start_node, stop_all  # noqa: E402
 RULES = ROOT / "packaging" / "prometheus-alerts.yml"
 RULES_TEST = ROOT / "packaging" / "prometheus-alerts.test.yml"
 DASHBOARD = ROOT / "packaging" / "grafana-dashboard.json"
+DEPLOYMENT = ROOT / "docs" / "deployment.md"
 
 # Series Prometheus makes itself for every target, not the server.
 PROMETHEUS_OWN = {"up"}
@@ -187,9 +188,9 @@ def test_the_dashboard_queries_are_valid_promql(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def exported_names():
-    """Every sample name of a node on the memory broker and of one on Redis."""
-    names = set()
+def exported() -> dict[str, Family]:
+    """Every family of a node on the memory broker and of one on Redis."""
+    families = {}
     redis = RedisServer()
     memory_node = redis_node = None
     try:
@@ -198,10 +199,15 @@ def exported_names():
         for node, broker in ((memory_node, "memory"), (redis_node, "redis")):
             m = parse(requests.get(node.url("/metrics"), timeout=5).text)
             assert m["broadcaster_build_info"].label_sets()[0]["broker"] == broker
-            names |= sample_names(m)
+            families.update(m)
     finally:
         stop_all(memory_node, redis_node, redis)
-    return names
+    return families
+
+
+@pytest.fixture(scope="module")
+def exported_names(exported) -> set[str]:
+    return sample_names(exported)
 
 
 def test_every_metric_the_rules_use_is_exported(exported_names):
@@ -217,3 +223,45 @@ def test_every_metric_the_dashboard_uses_is_exported(exported_names):
             "broadcaster_redis_skipped_total", "process_cpu_seconds_total"} <= used, used
     missing = used - exported_names - PROMETHEUS_OWN
     assert not missing, f"the dashboard queries series no server exports: {sorted(missing)}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# docs/deployment.md#monitoring
+
+
+def monitoring_tables() -> list[list[list[str]]]:
+    """The tables of the Monitoring section, as rows of cells (header and rule lines left out)."""
+    text = DEPLOYMENT.read_text()
+    section = text[text.index("\n## Monitoring\n"):]
+    section = section[: section.find("\n## ", 1)] if "\n## " in section[1:] else section
+    tables, rows = [], []
+    for line in section.splitlines() + [""]:
+        if line.startswith("|"):
+            rows.append([c.strip() for c in line.strip("|").split(" | ")])
+        elif rows:
+            tables.append(rows[2:])
+            rows = []
+    return tables
+
+
+def test_every_exported_series_is_documented_with_its_type_and_labels(exported):
+    documented = {}
+    for row in next(t for t in monitoring_tables() if t and t[0][0].startswith("`broadcaster_build_info")):
+        m = re.fullmatch(r"`([a-z_:]+)(?:\{([a-z_,]+)\})?`", row[0])
+        assert m, f"a series cell is `name` or `name{{label,...}}`: {row[0]}"
+        assert m.group(1) not in documented, f"{m.group(1)} documented twice"
+        documented[m.group(1)] = (row[1], set((m.group(2) or "").split(",")) - {""})
+    exported_doc = {name: (f.type, {k for _, labels in f.samples for k, _ in labels} - {"le"})
+                    for name, f in exported.items()}
+    assert documented.keys() == exported_doc.keys(), (
+        f"undocumented: {sorted(exported_doc.keys() - documented.keys())}, "
+        f"documented but not exported: {sorted(documented.keys() - exported_doc.keys())}")
+    wrong = {n: (documented[n], exported_doc[n]) for n in documented if documented[n] != exported_doc[n]}
+    assert not wrong, f"documented (type, labels) differ from the exported ones: {wrong}"
+
+
+def test_every_alert_is_documented():
+    table = next(t for t in monitoring_tables() if t and t[0][0].startswith("`Broadcaster"))
+    documented = {row[0].strip("`"): row[1] for row in table}
+    rules = {r["alert"]: r["labels"]["severity"] for r in load_rules()}
+    assert documented == rules, (documented, rules)
