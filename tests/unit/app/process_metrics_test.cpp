@@ -84,6 +84,17 @@ TEST(ProcessMetrics, OpenFdsCountsExactlyTheDescriptorsOpened) {
   EXPECT_EQ(after->open_fds, before->open_fds);  // the listing's own descriptor is not counted
 }
 
+TEST(ProcessMetrics, TheSizeOfProcSelfFdAndItsListingAgree) {
+  // On a kernel before 6.2 both are the listing; from 6.2 on, count_open_fds() takes the fast path.
+  std::vector<int> fds;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(count_open_fds(), list_open_fds());
+    fds.push_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  }
+  EXPECT_EQ(*count_open_fds(), *list_open_fds());
+  for (const int fd : fds) ::close(fd);
+}
+
 TEST(ProcessMetrics, CpuTimeGrowsWithWork) {
   const auto before = read_process_sample();
   ASSERT_TRUE(before);
