@@ -20,7 +20,11 @@ COPY src ./src
 COPY web/console ./web/console
 COPY clients/js ./clients/js
 COPY examples/chat ./examples/chat
+# No .git is sent to the builder: the commit for broadcaster_build_info comes as
+# `--build-arg BROADCASTER_COMMIT=$(git rev-parse --short=12 HEAD)`, else it is "unknown".
+ARG BROADCASTER_COMMIT=""
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBROADCASTER_TESTS=OFF -DBROADCASTER_BENCH=OFF \
+      -DBROADCASTER_COMMIT="${BROADCASTER_COMMIT}" \
  && ninja -C build broadcaster \
  && strip build/broadcaster \
  && build/broadcaster --help >/dev/null

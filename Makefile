@@ -86,8 +86,9 @@ clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
 
 # Installs what `make build` produced: the binary (the web console is built into it), the systemd unit with
-# its paths set for PREFIX, the example configuration and the deployment docs. An existing
-# $(SYSCONFDIR)/broadcaster/broadcaster.toml is kept; the shipped one goes next to it as broadcaster.toml.dist.
+# its paths set for PREFIX, the example configuration, and the deployment docs with the Grafana dashboard and
+# the Prometheus alert rules. An existing $(SYSCONFDIR)/broadcaster/broadcaster.toml is kept; the shipped one goes
+# next to it as broadcaster.toml.dist.
 # A console folder from an older install is removed: it would override the built-in console.
 install:
 	@test -x $(BUILD)/broadcaster || { echo "install: $(BUILD)/broadcaster is missing: run 'make build' first" >&2; exit 1; }
@@ -103,7 +104,8 @@ install:
 	if [ -e $$conf ]; then install -m 0644 packaging/broadcaster.toml $$conf.dist; echo "kept $$conf (new one: $$conf.dist)"; \
 	else install -m 0644 packaging/broadcaster.toml $$conf; echo "installed $$conf"; fi
 	install -m 0644 packaging/broadcaster.env.example $(DESTDIR)$(SYSCONFDIR)/broadcaster/broadcaster.env.example
-	install -m 0644 docs/deployment.md docs/configuration.md packaging/nginx.conf $(DESTDIR)$(DOCDIR)/
+	install -m 0644 docs/deployment.md docs/configuration.md packaging/nginx.conf packaging/grafana-dashboard.json \
+	  packaging/prometheus-alerts.yml $(DESTDIR)$(DOCDIR)/
 	@echo "next: put JWT_SECRET and API_KEYS in $(SYSCONFDIR)/broadcaster/broadcaster.env (mode 0600), then"
 	@echo "      systemctl daemon-reload && systemctl enable --now broadcaster"
 
@@ -111,7 +113,8 @@ install:
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/broadcaster $(DESTDIR)$(UNITDIR)/broadcaster.service
 	rm -rf $(DESTDIR)$(DATADIR)/console
-	rm -f $(DESTDIR)$(DOCDIR)/deployment.md $(DESTDIR)$(DOCDIR)/configuration.md $(DESTDIR)$(DOCDIR)/nginx.conf
+	rm -f $(DESTDIR)$(DOCDIR)/deployment.md $(DESTDIR)$(DOCDIR)/configuration.md $(DESTDIR)$(DOCDIR)/nginx.conf \
+	  $(DESTDIR)$(DOCDIR)/grafana-dashboard.json $(DESTDIR)$(DOCDIR)/prometheus-alerts.yml
 	-rmdir $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR) 2>/dev/null
 	rm -f $(DESTDIR)$(SYSCONFDIR)/broadcaster/broadcaster.env.example \
 	  $(DESTDIR)$(SYSCONFDIR)/broadcaster/broadcaster.toml.dist

@@ -8,6 +8,7 @@ packages=(
   libboost1.81-dev libssl-dev libhiredis-dev liburing-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server
+  prometheus
   python3 python3-pytest python3-websockets python3-requests python3-yaml python3-jsonschema
   chromium
 )
@@ -34,4 +35,28 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "install-deps: installing ${missing[*]}"
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# prometheus is here for promtool (tests/integration/test_packaging.py), but its package would also start a
+# Prometheus server on :9090 and enable it at boot. It is installed on its own, under a policy-rc.d that refuses
+# to start services (invoke-rc.d and systemd's deb-systemd-invoke both ask it), and its service is disabled
+# after. An existing policy-rc.d (Docker images have one) is left as it is.
+others=()
+new_prometheus=0
+for p in "${missing[@]}"; do
+  if [ "$p" = prometheus ]; then new_prometheus=1; else others+=("$p"); fi
+done
+if [ "${#others[@]}" -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${others[@]}" >/dev/null
+fi
+if [ "$new_prometheus" = 1 ]; then
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# scripts/install-deps.sh: no service starts while it installs prometheus.\nexit 101\n' |
+      $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 0755 "$policy"
+    trap '$SUDO rm -f "$policy"' EXIT
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  $SUDO deb-systemd-helper disable prometheus.service >/dev/null 2>&1 || true
+  $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
+fi

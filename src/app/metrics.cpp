@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "app/build_info.hpp"
+#include "app/process_metrics.hpp"
 #include "app/shard.hpp"
 #include "auth/jwt_verifier.hpp"
 #include "broker/broker.hpp"
@@ -35,7 +37,8 @@ void append_table(std::string& out, const core::counter_metric<Stats> (&table)[N
 }  // namespace
 
 std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
-                           const engine::channel_interest& interest, const broker::broker& broker) {
+                           const engine::channel_interest& interest, const broker::broker& broker,
+                           std::string_view broker_kind) {
   std::string out;
   out.reserve(4096);
   auto net = [&](auto field) {
@@ -117,6 +120,13 @@ std::string render_metrics(const std::vector<std::unique_ptr<shard>>& shards,
   util::append_metric(out, "broadcaster_broker_up", "gauge", "1 while the broker accepts publishes.",
                       broker.healthy() ? 1 : 0);
   broker.append_metrics(out);
+  // Constant 1: the labels are the information, joined onto other series in queries (`* on(instance)
+  // group_left(version) broadcaster_build_info`).
+  util::append_metric_header(out, "broadcaster_build_info", "gauge",
+                             "Always 1; the version and commit of this binary and the broker it runs with.");
+  out += fmt::format("broadcaster_build_info{{version=\"{}\",commit=\"{}\",broker=\"{}\"}} 1\n",
+                     BROADCASTER_VERSION, build_commit, broker_kind);
+  append_process_metrics(out);
   return out;
 }
 

@@ -102,7 +102,8 @@ server::server(config cfg)
     tls_ = std::make_unique<net::tls_context>(cfg_.net.tls_cert, cfg_.net.tls_key);
   http_ = std::make_unique<net::http_services>(net::http_services{
       rest_, [this] { return broker_->healthy(); },
-      [this] { return render_metrics(shards_, node_.interest(), *broker_); }, [this] { return info(); },
+      [this] { return render_metrics(shards_, node_.interest(), *broker_, cfg_.broker); },
+      [this] { return info(); },
       cfg_.dev
           ? std::function<std::string(std::string_view)>([this](std::string_view q) { return dev_token(q); })
           : nullptr,
