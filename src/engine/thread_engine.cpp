@@ -66,21 +66,29 @@ void thread_engine::unsubscribe(std::unique_ptr<core::subscription> sub,
   sub.reset();
 }
 
+void thread_engine::add_user(const std::string& user, user_connection& c) {
+  auto& conns = users_[user];
+  c.user_slot_ = conns.size();
+  conns.push_back(&c);
+}
+
 void thread_engine::remove_user(const std::string& user, user_connection& c) {
-  auto [it, end] = users_.equal_range(user);
-  for (; it != end; ++it) {
-    if (it->second == &c) {
-      users_.erase(it);
-      return;
-    }
-  }
+  const auto it = users_.find(user);
+  if (it == users_.end()) return;
+  auto& conns = it->second;
+  const std::size_t slot = c.user_slot_;
+  if (slot >= conns.size() || conns[slot] != &c) return;  // not registered under this user
+  conns[slot] = conns.back();
+  conns[slot]->user_slot_ = slot;
+  conns.pop_back();
+  if (conns.empty()) users_.erase(it);
 }
 
 void thread_engine::on_control(const broker::control_message& msg) {
   // A snapshot: acting on a connection may change the index (not today, but a close could).
-  std::vector<user_connection*> targets;
-  auto [it, end] = users_.equal_range(msg.user);
-  for (; it != end; ++it) targets.push_back(it->second);
+  const auto it = users_.find(msg.user);
+  if (it == users_.end()) return;
+  const std::vector<user_connection*> targets = it->second;
   for (auto* c : targets) {
     if (msg.what == broker::control_message::kind::disconnect_user) {
       c->disconnect_by_server();

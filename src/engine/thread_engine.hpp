@@ -36,6 +36,10 @@ class user_connection {
   virtual void disconnect_by_server() = 0;
   // End the subscription to `channel`, if any, and tell the client.
   virtual void unsubscribe_by_server(std::string_view channel) = 0;
+
+ private:
+  friend class thread_engine;
+  std::size_t user_slot_ = 0;  // its place among its user's connections on the thread (thread_engine::users_)
 };
 
 // Used only on its thread (publish() may be called from any).
@@ -93,7 +97,7 @@ class thread_engine {
 
   // The server API's reach on this thread: connections register under their user once authenticated, and
   // leave before they are destroyed.
-  void add_user(const std::string& user, user_connection& c) { users_.emplace(user, &c); }
+  void add_user(const std::string& user, user_connection& c);
   void remove_user(const std::string& user, user_connection& c);
   // A control message from the broker (node::deliver_control), run on this thread.
   void on_control(const broker::control_message& msg);
@@ -117,7 +121,10 @@ class thread_engine {
  private:
   node& node_;
   core::hub& hub_;
-  std::unordered_multimap<std::string, user_connection*> users_;
+  // Per user, its connections on this thread; each knows its slot, so that leaving is O(1) however many
+  // connections share one `sub` (a multimap's removal walked them all: with thousands of connections of one
+  // anonymous user, a disconnect storm was quadratic).
+  std::unordered_map<std::string, std::vector<user_connection*>> users_;
 };
 
 }  // namespace bc::engine
