@@ -242,6 +242,22 @@ async def test_a_killed_node_leaves_presence_within_the_ttl(own):
     await w.close()
 
 
+@async_test(30)
+async def test_a_node_that_shuts_down_removes_its_members_at_once(own):
+    redis, a, b = own(60)
+    ch = chan("term")
+    w = await member(a, ch, "watcher", joinLeave=True)
+    leaving = [await member(b, ch, "leaving") for _ in range(2)]
+    for _ in leaving:
+        assert (await next_event(w))[0] == "join"
+    own.killed.append(b)  # stopped on purpose
+    await asyncio.to_thread(b.stop)  # SIGTERM: connections close before the broker stops
+    # Far sooner than the 60 s expiry: removed, with their leaves.
+    assert [(await next_event(w, 5))[0] for _ in leaving] == ["leave", "leave"]
+    await wait_stats(w, ch, {"numClients": 1, "numUsers": 1}, timeout=5)
+    await w.close()
+
+
 @async_test(60)
 async def test_members_are_published_again_after_a_redis_restart(own):
     redis, a, b = own()
