@@ -966,6 +966,33 @@ TYPED_TEST(presence_conformance, a_control_message_reaches_this_node_s_sink) {
   EXPECT_EQ(got[1].channel, "chat:1");
 }
 
+TYPED_TEST(presence_conformance, presence_members_may_be_called_from_any_thread) {
+  // Each client's add and remove come from one thread (as from its connection's); reads and control calls
+  // run alongside. What is left is what each thread added and did not remove.
+  auto& b = this->b();
+  constexpr int threads = 4, members = 20;
+  std::atomic<int> answers{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < members; ++i) {
+        const auto m =
+            member("t" + std::to_string(t) + "-" + std::to_string(i), "user-" + std::to_string(i % 3));
+        b.add_presence("shared", m, i % 2 == 0);
+        if (i % 2 == 1) b.remove_presence("shared", m, true);
+        b.presence_stats("shared", [&](presence_stats_result) { ++answers; });
+        b.presence("shared", 5, [&](presence_result) { ++answers; });
+      }
+      b.control({control_message::kind::disconnect_user, "u" + std::to_string(t), {}},
+                [&](publish_status) { ++answers; });
+    });
+  }
+  for (auto& t : ts) t.join();
+  ASSERT_TRUE(redis_test::wait_until([&] { return answers.load() == threads * (2 * members + 1); }, 5s));
+  EXPECT_EQ(counts_of(b, "shared"), std::to_string(threads * members / 2) + "/3");
+  EXPECT_TRUE(this->sink().wait_controls(threads));
+}
+
 TYPED_TEST(presence_conformance, after_stop_presence_and_control_answer_unavailable) {
   auto& b = this->b();
   b.add_presence("s", member("c1", "u"), true);
