@@ -78,6 +78,7 @@ namespace {
 broker::redis_options redis_options_of(const config& c) {
   broker::redis_options o;
   o.channels = c.channels;
+  o.presence_ttl = c.presence_ttl;
   return o;
 }
 }  // namespace

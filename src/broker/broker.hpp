@@ -134,8 +134,9 @@ class broker {
   // such channels. add_presence when a subscription went live, remove_presence when it ended, each once, from
   // the subscription's thread. With `announce`, the broker also hands a join / leave event (core::message
   // with kind join / leave) to every node's sink (delivery_sink::deliver_presence_event), after recording.
-  // The defaults keep nothing and answer `unavailable`: a broker that does not keep presence yet (Redis, for
-  // now) still compiles and says so instead of answering wrongly.
+  // The defaults keep nothing and answer `unavailable`: a broker that does not keep presence still compiles
+  // and says so instead of answering wrongly. (Both brokers keep it; the Redis broker cluster-wide, members
+  // of a node that died leaving within PRESENCE_TTL: docs/redis.md "Presence".)
   virtual void add_presence(std::string /*channel*/, core::presence_member /*m*/, bool /*announce*/) {}
   virtual void remove_presence(std::string /*channel*/, core::presence_member /*m*/, bool /*announce*/) {}
   // At most `max` members of `channel` across the cluster. `done` exactly once, on any thread (maybe inside).

@@ -147,6 +147,75 @@ void redis_broker::history(history_request req, std::function<void(history_resul
   done(std::move(r));
 }
 
+bool redis_broker::announces(std::string_view channel) const {
+  const auto rule = opts_.channels.for_channel(channel);
+  return rule.presence && rule.join_leave;
+}
+
+// Keys and headers on the caller's thread, like a publish's; posted in call order, so that a client's add
+// and remove (from its own thread) reach Redis in that order.
+void redis_broker::add_presence(std::string channel, core::presence_member m, bool announce) {
+  auto target = make_presence_target(opts_.channel_prefix, channel, announce);
+  post_if_accepting([&shard = shard_for(channel), target = std::move(target), m = std::move(m)]() mutable {
+    shard.add_presence(std::move(target), std::move(m));
+  });
+}
+
+void redis_broker::remove_presence(std::string channel, core::presence_member m, bool announce) {
+  auto target = make_presence_target(opts_.channel_prefix, channel, announce);
+  post_if_accepting([&shard = shard_for(channel), target = std::move(target), id = std::move(m.client_id)] {
+    shard.remove_presence(target, id);
+  });
+}
+
+void redis_broker::presence(std::string channel, std::size_t max, std::function<void(presence_result)> done) {
+  auto& shard = shard_for(channel);
+  if (shard.readable()) {
+    auto target = make_presence_target(opts_.channel_prefix, channel, announces(channel));
+    std::unique_lock lock(gate_);
+    if (accepting_) {
+      asio::post(ioc_, [&shard, target = std::move(target), max, done = std::move(done)]() mutable {
+        shard.presence(target, max, std::move(done));
+      });
+      return;
+    }
+  }
+  presence_result r;
+  r.status = publish_status::unavailable;
+  done(std::move(r));
+}
+
+void redis_broker::presence_stats(std::string channel, std::function<void(presence_stats_result)> done) {
+  auto& shard = shard_for(channel);
+  if (shard.readable()) {
+    auto target = make_presence_target(opts_.channel_prefix, channel, announces(channel));
+    std::unique_lock lock(gate_);
+    if (accepting_) {
+      asio::post(ioc_, [&shard, target = std::move(target), done = std::move(done)]() mutable {
+        shard.presence_stats(target, std::move(done));
+      });
+      return;
+    }
+  }
+  presence_stats_result r;
+  r.status = publish_status::unavailable;
+  done(std::move(r));
+}
+
+void redis_broker::control(control_message msg, std::function<void(publish_status)> done) {
+  auto& shard = *shards_.front();
+  if (shard.up()) {
+    std::unique_lock lock(gate_);
+    if (accepting_) {
+      asio::post(ioc_, [&shard, env = encode_control_envelope(msg), done = std::move(done)]() mutable {
+        shard.control(std::move(env), std::move(done));
+      });
+      return;
+    }
+  }
+  done(publish_status::unavailable);
+}
+
 bool redis_broker::healthy() const {
   for (const auto& s : shards_) {
     if (!s->up()) return false;
@@ -233,6 +302,20 @@ void redis_broker::append_metrics(std::string& out) const {
          [](const redis_shard_stats& s) { return s.repaired; });
   series("broadcaster_redis_duplicates_total", "counter", "Messages dropped as already delivered.",
          [](const redis_shard_stats& s) { return s.duplicates; });
+  series("broadcaster_redis_presence_members", "gauge",
+         "This node's presence members on the shard, kept in Redis and refreshed.",
+         [](const redis_shard_stats& s) { return s.presence_members; });
+  series("broadcaster_redis_presence_refreshed_total", "counter", "Member refreshes Redis answered.",
+         [](const redis_shard_stats& s) { return s.presence_refreshed; });
+  series("broadcaster_redis_presence_readded_total", "counter",
+         "Refreshed members Redis no longer had (it restarted or lost them, or they had expired).",
+         [](const redis_shard_stats& s) { return s.presence_readded; });
+  series("broadcaster_redis_presence_errors_total", "counter",
+         "Presence commands (add, remove, refresh, read) that failed or got no answer.",
+         [](const redis_shard_stats& s) { return s.presence_errors; });
+  series("broadcaster_redis_controls_total", "counter",
+         "Server API commands (disconnect, unsubscribe) received from the control channel.",
+         [](const redis_shard_stats& s) { return s.controls; });
 }
 
 }  // namespace bc::broker

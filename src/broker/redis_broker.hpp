@@ -35,6 +35,10 @@ namespace bc::broker {
 // Guarantees (see broker.hpp): `done` is called exactly once, on the broker thread or inline (fast refusal
 // when either connection of the shard is down or the broker stopped); `ok` means Redis answered the PUBLISH
 // and, when this node has subscribers on the channel, the message has come back to it (redis_shard.hpp).
+//
+// Presence lives on the channel's shard (redis_presence.hpp): this node's members in Redis with an expiry it
+// refreshes, join / leave on the channel's Pub/Sub channel, never taking an offset. Control messages go
+// through shard 0, to every node (this one included) on a node-wide Pub/Sub channel.
 class redis_broker final : public broker {
  public:
   redis_broker(delivery_sink& sink, std::vector<redis_endpoint> shards, redis_options opts = {});
@@ -47,6 +51,11 @@ class redis_broker final : public broker {
   void unsubscribe(std::string_view channel) override;
   bool await_subscribed(std::string_view channel, std::function<void()> ready) override;
   void history(history_request req, std::function<void(history_result)> done) override;
+  void add_presence(std::string channel, core::presence_member m, bool announce) override;
+  void remove_presence(std::string channel, core::presence_member m, bool announce) override;
+  void presence(std::string channel, std::size_t max, std::function<void(presence_result)> done) override;
+  void presence_stats(std::string channel, std::function<void(presence_stats_result)> done) override;
+  void control(control_message msg, std::function<void(publish_status)> done) override;
   bool healthy() const override;          // every shard has both connections up
   std::string describe() const override;  // "redis 2 shards, 2 up"
 
@@ -62,6 +71,8 @@ class redis_broker final : public broker {
   template <class Handler>
   bool post_if_accepting(Handler&& h);
   redis_shard& shard_for(std::string_view channel) { return *shards_[shard_of(channel, shards_.size())]; }
+  // Whether the channel's rule lets its members' leaves be announced (when a read finds them expired).
+  bool announces(std::string_view channel) const;
 
   delivery_sink& sink_;
   const redis_options opts_;

@@ -10,6 +10,11 @@ namespace {
 constexpr char magic = static_cast<char>(0xBC);
 constexpr char version1 = 0x01;
 constexpr char version2 = 0x02;
+constexpr char version3 = 0x03;
+constexpr char kind_join = 'j';
+constexpr char kind_leave = 'l';
+constexpr char kind_disconnect = 'd';
+constexpr char kind_unsubscribe = 'u';
 
 void put_varint(std::string& out, std::uint64_t v) {
   while (v >= 0x80) {
@@ -66,7 +71,55 @@ bool decode_body(std::string_view in, core::message& out) {
   return true;
 }
 
+// A version-3 envelope's kind and channel; `in` is left at what follows.
+bool decode_v3_head(std::string_view& in, char& kind, std::string& channel) {
+  if (in.size() < 3 || in[0] != magic || in[1] != version3) return false;
+  kind = in[2];
+  in.remove_prefix(3);
+  return get_field(in, channel);
+}
+
 }  // namespace
+
+std::string encode_presence_record(const core::presence_member& m) {
+  std::string out;
+  out.reserve(4 + m.client_id.size() + m.user.size() + m.info.size());
+  put_field(out, m.client_id);
+  put_field(out, m.user);
+  out += m.info;
+  return out;
+}
+
+bool decode_presence_record(std::string_view in, core::presence_member& out) {
+  if (!get_field(in, out.client_id) || out.client_id.empty() || !get_field(in, out.user)) return false;
+  out.info.assign(in);
+  return true;
+}
+
+std::string encode_presence_header(core::message::kind type, std::string_view channel) {
+  std::string out{magic, version3, type == core::message::kind::join ? kind_join : kind_leave};
+  put_field(out, channel);
+  return out;
+}
+
+std::string encode_control_envelope(const control_message& msg) {
+  const bool disconnect = msg.what == control_message::kind::disconnect_user;
+  std::string out{magic, version3, disconnect ? kind_disconnect : kind_unsubscribe};
+  put_field(out, disconnect ? std::string_view() : std::string_view(msg.channel));
+  put_field(out, msg.user);
+  return out;
+}
+
+bool decode_control_envelope(std::string_view in, control_message& out) {
+  char kind = 0;
+  if (!decode_v3_head(in, kind, out.channel) || (kind != kind_disconnect && kind != kind_unsubscribe)) {
+    return false;
+  }
+  out.what = kind == kind_disconnect ? control_message::kind::disconnect_user
+                                     : control_message::kind::unsubscribe_user;
+  if (!get_field(in, out.user) || !in.empty() || out.user.empty()) return false;
+  return kind == kind_disconnect ? out.channel.empty() : !out.channel.empty();
+}
 
 std::string encode_envelope_body(const core::message& msg) {
   std::string out;
@@ -96,6 +149,23 @@ std::string encode_envelope_v2(const core::message& msg) {
 bool decode_envelope(std::string_view in, core::message& out) {
   if (in.size() < 2 || in[0] != magic) return false;
   const char version = in[1];
+  if (version == version3) {
+    char kind = 0;
+    core::presence_member m;
+    if (!decode_v3_head(in, kind, out.channel) || (kind != kind_join && kind != kind_leave) ||
+        out.channel.empty() || !decode_presence_record(in, m)) {
+      return false;
+    }
+    out.type = kind == kind_join ? core::message::kind::join : core::message::kind::leave;
+    out.id = std::move(m.client_id);
+    out.event = std::move(m.user);
+    out.payload = std::move(m.info);
+    out.create_time_ms = 0;
+    out.offset = 0;
+    out.epoch.clear();
+    return true;
+  }
+  out.type = core::message::kind::publication;
   in.remove_prefix(2);
   if (version == version1) {
     out.offset = 0;

@@ -4,7 +4,9 @@
 #include <string>
 #include <string_view>
 
+#include "broker/broker.hpp"
 #include "core/message.hpp"
+#include "core/presence_set.hpp"
 
 namespace bc::broker {
 
@@ -37,7 +39,33 @@ std::string encode_envelope(const core::message& msg);
 // Version 2 with msg.epoch and msg.offset: the bytes the publish script builds (tests, and a reference).
 std::string encode_envelope_v2(const core::message& msg);
 
-// False (and `out` unspecified) when `bytes` is not a well-formed version-1 or version-2 envelope.
+// Version 3, what is not a publication (no offset, no epoch; built by the node, or by the presence scripts
+// from parts the node gave them, redis_scripts.hpp):
+//
+//   0xBC 0x03                     magic + version
+//   1 byte kind                   'j' join, 'l' leave (on the channel's Pub/Sub channel);
+//                                 'd' disconnect_user, 'u' unsubscribe_user (on the node-wide control
+//                                 channel)
+//   varint len, channel bytes     empty for 'd'
+//   join / leave: the member record as the presence keys store it:
+//     varint len, client id bytes
+//     varint len, user bytes
+//     info bytes                  the rest: the info claim as JSON text, empty for none
+//   control: varint len, user bytes
+//
+// Nodes before presence in Redis drop version 3 as unreadable (and count it), never mistake it for a message.
+
+// The member record (above), stored in Redis once per member and appended to a join / leave header.
+std::string encode_presence_record(const core::presence_member& m);
+bool decode_presence_record(std::string_view bytes, core::presence_member& out);
+// What a join (`kind::join`) or leave (`kind::leave`) envelope of `channel` starts with: the record follows.
+std::string encode_presence_header(core::message::kind type, std::string_view channel);
+std::string encode_control_envelope(const control_message& msg);
+bool decode_control_envelope(std::string_view bytes, control_message& out);
+
+// False (and `out` unspecified) when `bytes` is not a well-formed version-1 or version-2 envelope, or a
+// version-3 join / leave (decoded into a message of that kind: `id` the client id, `event` the user,
+// `payload` the info, as core::message says).
 bool decode_envelope(std::string_view bytes, core::message& out);
 
 }  // namespace bc::broker

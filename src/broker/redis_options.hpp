@@ -40,6 +40,10 @@ struct redis_options {
   // starts a new epoch (its subscribers then see `recovered: false`). docs/redis.md "Channel positions".
   std::chrono::seconds position_ttl{std::chrono::hours(24 * 30)};
 
+  // PRESENCE_TTL: this node's members expire in Redis this long after their last refresh (the node refreshes
+  // them every third of it), so a node that dies leaves presence within it. docs/redis.md "Presence".
+  std::chrono::seconds presence_ttl{60};
+
   // History and presence per channel (HISTORY_SIZE, HISTORY_TTL, [[channels]] rules).
   core::channel_rules channels;
 };

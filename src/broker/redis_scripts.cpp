@@ -16,6 +16,27 @@ std::string stream_key(std::string_view prefix, std::string_view channel) {
   return k;
 }
 
+namespace {
+std::string channel_key(std::string_view prefix, std::string_view channel, std::string_view suffix) {
+  std::string k;
+  k.reserve(prefix.size() + channel.size() + suffix.size() + 2);
+  k.append(prefix).append("{").append(channel).append("}").append(suffix);
+  return k;
+}
+}  // namespace
+
+std::string presence_expiry_key(std::string_view prefix, std::string_view channel) {
+  return channel_key(prefix, channel, ":presence:expiry");
+}
+
+std::string presence_members_key(std::string_view prefix, std::string_view channel) {
+  return channel_key(prefix, channel, ":presence:members");
+}
+
+std::string presence_users_key(std::string_view prefix, std::string_view channel) {
+  return channel_key(prefix, channel, ":presence:users");
+}
+
 // Lua 5.1 numbers are doubles: offsets are exact up to 2^53. string.format('%d') keeps them out of exponent
 // notation. The envelope's epoch length is one byte (epochs are 1..127 bytes), the offset digits' too.
 const char* const publish = R"lua(
@@ -66,5 +87,96 @@ local window = tonumber(ARGV[7])
 if window > 0 and tonumber(top) - window + 1 > first then first = tonumber(top) - window + 1 end
 return {epoch, top, now, redis.call('XRANGE', KEYS[2], string.format('%d', first), '+', 'COUNT', count)}
 )lua";
+
+// What every presence script starts with. `field` reads one varint-length field of a member record (its
+// client id, then its user); `now` is Redis's clock in unix ms, the one every expiry is judged by (nodes'
+// clocks may differ; Redis's is the same for all of them). Scores and times go to Redis as '%d' strings:
+// Lua would print a large number in exponent notation.
+namespace {
+
+const std::string presence_prelude = R"lua(
+local function field(s, at)
+  local n, mul = 0, 1
+  while true do
+    local b = string.byte(s, at)
+    if not b then return nil, at end
+    at = at + 1
+    n = n + (b % 128) * mul
+    if b < 128 then break end
+    mul = mul * 128
+  end
+  return string.sub(s, at, at + n - 1), at + n
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function cleanup(limit, channel, leave)
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now), 'LIMIT', 0, limit)
+  for _, id in ipairs(gone) do
+    redis.call('ZREM', KEYS[1], id)
+    local rec = redis.call('HGET', KEYS[2], id)
+    if rec then
+      redis.call('HDEL', KEYS[2], id)
+      local _, at = field(rec, 1)
+      local user = field(rec, at)
+      if user and redis.call('HINCRBY', KEYS[3], user, -1) <= 0 then redis.call('HDEL', KEYS[3], user) end
+      if leave ~= '' then redis.call('PUBLISH', channel, leave .. rec) end
+    end
+  end
+end
+)lua";
+
+const std::string presence_add_source = presence_prelude + R"lua(
+local ttl = tonumber(ARGV[1])
+cleanup(tonumber(ARGV[5]), ARGV[2], ARGV[4])
+local expires = string.format('%d', now + ttl)
+local added = 0
+for i = 6, #ARGV do
+  local rec = ARGV[i]
+  local id, at = field(rec, 1)
+  local user = field(rec, at)
+  if id and user and redis.call('ZADD', KEYS[1], expires, id) == 1 then
+    added = added + 1
+    redis.call('HSET', KEYS[2], id, rec)
+    redis.call('HINCRBY', KEYS[3], user, 1)
+    if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3] .. rec) end
+  end
+end
+for k = 1, 3 do
+  if redis.call('PTTL', KEYS[k]) < ttl then redis.call('PEXPIRE', KEYS[k], ttl) end
+end
+return added
+)lua";
+
+const std::string presence_remove_source = presence_prelude + R"lua(
+cleanup(tonumber(ARGV[4]), ARGV[2], ARGV[3])
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+local rec = redis.call('HGET', KEYS[2], ARGV[1])
+if rec then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  local _, at = field(rec, 1)
+  local user = field(rec, at)
+  if user and redis.call('HINCRBY', KEYS[3], user, -1) <= 0 then redis.call('HDEL', KEYS[3], user) end
+  if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3] .. rec) end
+end
+return 1
+)lua";
+
+const std::string presence_read_source = presence_prelude + R"lua(
+cleanup(tonumber(ARGV[5]), ARGV[3], ARGV[4])
+local live = '(' .. string.format('%d', now)
+local n = redis.call('ZCOUNT', KEYS[1], live, '+inf')
+if ARGV[1] == 's' then return {n, redis.call('HLEN', KEYS[3])} end
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], live, '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for i, id in ipairs(ids) do out[i] = redis.call('HGET', KEYS[2], id) end
+return {n, out}
+)lua";
+
+}  // namespace
+
+// Dynamically initialized (after the sources above, same file): read only once the broker runs.
+const char* const presence_add = presence_add_source.c_str();
+const char* const presence_remove = presence_remove_source.c_str();
+const char* const presence_read = presence_read_source.c_str();
 
 }  // namespace bc::broker::redis_scripts

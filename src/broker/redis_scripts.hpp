@@ -17,6 +17,36 @@ namespace bc::broker::redis_scripts {
 std::string meta_key(std::string_view prefix, std::string_view channel);
 std::string stream_key(std::string_view prefix, std::string_view channel);
 
+// Presence of channel C (docs/redis.md "Presence"), same hash tag, every entry written by the presence
+// scripts only:
+//   P{C}:presence:expiry   zset: client id -> when the member expires (Redis's clock, unix ms)
+//   P{C}:presence:members  hash: client id -> the member record (redis_envelope.hpp)
+//   P{C}:presence:users    hash: user -> how many of the channel's members are that user's
+// Each key expires PRESENCE_TTL after the last add or refresh, so a channel whose every node died leaves
+// nothing behind.
+std::string presence_expiry_key(std::string_view prefix, std::string_view channel);
+std::string presence_members_key(std::string_view prefix, std::string_view channel);
+std::string presence_users_key(std::string_view prefix, std::string_view channel);
+
+// Every presence script first removes up to `limit` expired members (score <= now) from all three keys,
+// PUBLISHing `leave header .. record` for each when a leave header is given: how the members of a node that
+// died leave.
+//
+// Add or refresh members. KEYS: expiry, members, users. ARGV: 1 ttl ms, 2 the channel's Redis Pub/Sub
+// channel, 3 join header ('' for none), 4 leave header ('' for none), 5 cleanup limit, 6.. member records.
+// Each member expires ttl from now; one that was not there is recorded (members, users) and, with a join
+// header, announced. Keys' expiry is raised to ttl (never lowered). Returns how many were not there.
+extern const char* const presence_add;
+
+// Remove one member. KEYS as above. ARGV: 1 client id, 2 Pub/Sub channel, 3 leave header ('' for none),
+// 4 cleanup limit. Returns 1 when it was there (and then, with a leave header, announced its leave), else 0.
+extern const char* const presence_remove;
+
+// Read. KEYS as above. ARGV: 1 mode (`s` counts, `m` members), 2 max members, 3 Pub/Sub channel, 4 leave
+// header ('' for none), 5 cleanup limit. Returns {live members, users} for `s`; {live members, {record...}}
+// for `m`: at most `max` records of members not expired (false for one whose record is missing).
+extern const char* const presence_read;
+
 // The single ordering point of a channel. KEYS: meta, stream. ARGV: 1 Redis Pub/Sub channel, 2 an epoch for
 // a channel without one (random, from the node), 3 history size (0: no stream), 4 history ttl ms, 5 meta ttl
 // ms, 6 the envelope body (redis_envelope.hpp). Gives the message the channel's next offset, appends it to

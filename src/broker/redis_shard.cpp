@@ -87,10 +87,17 @@ redis_shard::redis_shard(asio::io_context& ioc, std::size_t index, redis_endpoin
     : index_(index),
       endpoint_(std::move(endpoint)),
       opts_(opts),
+      sink_(sink),
       anchor_(opts.channel_prefix + "!anchor"),  // '!' never appears in a valid channel name
+      control_(opts.channel_prefix + "!control"),
       meta_ttl_ms_(std::to_string(std::chrono::milliseconds(opts.position_ttl).count())),
       publish_script_{this, "publish", redis_scripts::publish, {}},
       read_script_{this, "read", redis_scripts::read, {}},
+      presence_add_script_{this, "presence add", redis_scripts::presence_add, {}},
+      presence_remove_script_{this, "presence remove", redis_scripts::presence_remove, {}},
+      presence_read_script_{this, "presence read", redis_scripts::presence_read, {}},
+      scripts_{&publish_script_, &presence_add_script_, &presence_remove_script_, &presence_read_script_,
+               &read_script_},
       rng_(std::random_device{}()),
       watchdog_(ioc),
       tracker_(
@@ -105,7 +112,17 @@ redis_shard::redis_shard(asio::io_context& ioc, std::size_t index, redis_endpoin
           [this](redisAsyncContext* ac) { on_pub_open(ac); }, [this] { on_pub_close(); }),
       sub_(
           ioc, endpoint_, opts, fmt::format("redis shard {} subscribe ({})", index, endpoint_.address()),
-          [this](redisAsyncContext* ac) { on_sub_open(ac); }, [this] { on_sub_close(); }) {}
+          [this](redisAsyncContext* ac) { on_sub_open(ac); }, [this] { on_sub_close(); }),
+      presence_(
+          ioc, std::chrono::duration_cast<std::chrono::milliseconds>(opts.presence_ttl),
+          [this](redis_presence::script which, std::vector<std::string> args,
+                 redis_presence::reply_handler done) {
+            script& sc = which == redis_presence::script::add      ? presence_add_script_
+                         : which == redis_presence::script::remove ? presence_remove_script_
+                                                                   : presence_read_script_;
+            send_script(sc, std::move(args), std::move(done));
+          },
+          [this] { return pub_.ready(); }) {}
 
 // (The tracker's idle hook is set in the body: it needs the whole object.)
 
@@ -118,6 +135,7 @@ void redis_shard::start() {
   stopped_ = false;
   pub_.start();
   sub_.start();
+  presence_.start();
   do_watch();
 }
 
@@ -125,6 +143,7 @@ void redis_shard::stop() {
   if (stopped_) return;
   stopped_ = true;
   watchdog_.cancel();
+  presence_.stop();
   pub_.stop();
   sub_.stop();
   fail_held();  // normally done by on_sub_close already
@@ -137,15 +156,14 @@ void redis_shard::stop() {
 void redis_shard::on_pub_open(redisAsyncContext* ac) {
   // The scripts, then PING: its answer proves the server is a working Redis, that AUTH (if any) passed and
   // that both scripts are loaded (answered before it).
-  publish_script_.sha.clear();
-  read_script_.sha.clear();
+  for (script* sc : scripts_) sc->sha.clear();
   reloading_ = false;
   load_scripts(ac, false);
   redisAsyncCommand(ac, &redis_shard::on_ping_reply, this, "PING");
 }
 
 void redis_shard::load_scripts(redisAsyncContext* ac, bool pipelined) {
-  for (script* sc : {&publish_script_, &read_script_}) {
+  for (script* sc : scripts_) {
     const char* argv[3] = {"SCRIPT", "LOAD", sc->source};
     const size_t len[3] = {6, 4, std::char_traits<char>::length(sc->source)};
     if (!pipelined) {
@@ -156,7 +174,7 @@ void redis_shard::load_scripts(redisAsyncContext* ac, bool pipelined) {
     if (redisAsyncCommandArgv(ac, &redis_shard::on_pub_reply, this, 3, argv, len) != REDIS_OK) return;
     in_flight_.push_back({nullptr,
                           [this, sc](redisReply* r) {
-                            if (sc == &read_script_) reloading_ = false;
+                            if (sc == scripts_.back()) reloading_ = false;
                             if (r != nullptr && is_string(r)) sc->sha.assign(r->str, r->len);
                           },
                           std::chrono::steady_clock::now(), 0, 0});
@@ -182,8 +200,11 @@ void redis_shard::on_ping_reply(redisAsyncContext*, void* reply, void* privdata)
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) return;  // connection going away
   if (is_string(r) && text_of(r) == "PONG") {
-    if (self->publish_script_.sha.empty() || self->read_script_.sha.empty()) return;  // drop_later queued
+    for (const script* sc : self->scripts_) {
+      if (sc->sha.empty()) return;  // drop_later queued
+    }
     self->pub_.mark_ready();
+    self->presence_.on_connected();
     return self->check_positions();
   }
   spdlog::log(self->pub_.failure_level(), "redis shard {}: unexpected answer to PING: {}", self->index_,
@@ -577,6 +598,82 @@ void redis_shard::history_step(std::shared_ptr<history_op> op) {
             });
 }
 
+// ---- presence and the server API ----------------------------------------------------------------------
+
+void redis_shard::send_script(script& sc, std::vector<std::string> args, read_handler handler) {
+  redisAsyncContext* ac = pub_.ready() ? pub_.open_context() : nullptr;
+  std::vector<const char*> argv{"EVALSHA", sc.sha.data(), "3"};
+  std::vector<size_t> len{7, sc.sha.size(), 1};
+  for (const auto& a : args) {
+    argv.push_back(a.data());
+    len.push_back(a.size());
+  }
+  if (ac == nullptr ||
+      redisAsyncCommandArgv(ac, &redis_shard::on_pub_reply, this, static_cast<int>(argv.size()), argv.data(),
+                            len.data()) != REDIS_OK) {
+    asio::post(watchdog_.get_executor(), [handler = std::move(handler)] { handler(nullptr); });
+    return;
+  }
+  last_sent_ = std::chrono::steady_clock::now();
+  in_flight_.push_back({nullptr, std::move(handler), last_sent_, 0, 0});
+}
+
+void redis_shard::add_presence(presence_target target, core::presence_member m) {
+  presence_.add(std::move(target), std::move(m));
+}
+
+void redis_shard::remove_presence(const presence_target& target, const std::string& client_id) {
+  presence_.remove(target, client_id);
+}
+
+void redis_shard::presence(const presence_target& target, std::size_t max,
+                           std::function<void(presence_result)> done) {
+  if (!readable()) {
+    presence_result r;
+    r.status = publish_status::unavailable;
+    return done(std::move(r));
+  }
+  presence_.read(target, max, std::move(done));
+}
+
+void redis_shard::presence_stats(const presence_target& target,
+                                 std::function<void(presence_stats_result)> done) {
+  if (!readable()) {
+    presence_stats_result r;
+    r.status = publish_status::unavailable;
+    return done(std::move(r));
+  }
+  presence_.stats(target, std::move(done));
+}
+
+void redis_shard::control(std::string envelope, publish_done done) {
+  // Both connections: with the subscribe connection down this node would miss its own command.
+  redisAsyncContext* ac = up() ? pub_.open_context() : nullptr;
+  const char* argv[] = {"PUBLISH", control_.data(), envelope.data()};
+  const size_t len[] = {7, control_.size(), envelope.size()};
+  if (ac == nullptr ||
+      redisAsyncCommandArgv(ac, &redis_shard::on_pub_reply, this, 3, argv, len) != REDIS_OK) {
+    return done(publish_status::unavailable);
+  }
+  last_sent_ = std::chrono::steady_clock::now();
+  in_flight_.push_back({nullptr,
+                        [done = std::move(done)](redisReply* r) {
+                          done(r != nullptr && r->type == REDIS_REPLY_INTEGER ? publish_status::ok
+                                                                              : publish_status::unavailable);
+                        },
+                        last_sent_, 0, 0});
+}
+
+void redis_shard::on_control_message(std::string_view bytes) {
+  control_message msg;
+  if (!decode_control_envelope(bytes, msg)) {
+    invalid_.add();
+    return;
+  }
+  controls_.add();
+  sink_.deliver_control(std::move(msg));
+}
+
 // ---- subscribing ---------------------------------------------------------------------------------------
 
 void redis_shard::send_subscribe(redisAsyncContext* ac, const char* command, const std::string* first,
@@ -602,6 +699,7 @@ void redis_shard::on_sub_open(redisAsyncContext* ac) {
     send_subscribe(ac, "SUBSCRIBE", all.data() + at, std::min(subscribe_batch, all.size() - at));
   }
   for (const auto& ch : all) unconfirmed_[ch] = 1;
+  if (index_ == 0) send_subscribe(ac, "SUBSCRIBE", &control_, 1);
   send_subscribe(ac, "SUBSCRIBE", &anchor_, 1);
   if (!all.empty()) spdlog::info("redis shard {}: subscribing {} channels", index_, all.size());
 }
@@ -619,6 +717,7 @@ void redis_shard::on_sub_reply(redisAsyncContext*, void* reply, void* privdata) 
   const auto channel = text_of(r->element[1]);
   if (kind == "message" && is_string(r->element[2])) {
     self->received_.add();
+    if (channel == self->control_) return self->on_control_message(text_of(r->element[2]));
     self->on_sub_message(channel, text_of(r->element[2]));
   } else if (kind == "subscribe" && channel == self->anchor_) {
     // The first answer on a connection ends its re-subscribe batch; later ones answer pings.
@@ -682,6 +781,8 @@ void redis_shard::on_sub_message(std::string_view redis_channel, std::string_vie
     spdlog::debug("redis shard {}: dropped an unreadable message on {}", index_, redis_channel);
     return;
   }
+  // A join or leave takes no offset: past the tracker, which would see a message without a position.
+  if (msg.type != core::message::kind::publication) return sink_.deliver_presence_event(std::move(msg));
   tracker_.on_message(std::move(msg));
 }
 
@@ -720,6 +821,11 @@ redis_shard_stats redis_shard::stats() const {
   s.skipped = tracker_.skipped();
   s.repaired = tracker_.repaired();
   s.duplicates = tracker_.duplicates();
+  s.presence_members = presence_.members();
+  s.presence_refreshed = presence_.refreshed();
+  s.presence_readded = presence_.readded();
+  s.presence_errors = presence_.errors();
+  s.controls = controls_.get();
   return s;
 }
 

@@ -21,6 +21,7 @@
 #include "broker/redis_channel_tracker.hpp"
 #include "broker/redis_connection.hpp"
 #include "broker/redis_options.hpp"
+#include "broker/redis_presence.hpp"
 #include "broker/redis_url.hpp"
 #include "core/local_counter.hpp"
 
@@ -46,6 +47,11 @@ struct redis_shard_stats {
   std::uint64_t skipped = 0;           // messages in those gaps (reported to the sink as lost)
   std::uint64_t repaired = 0;          // messages fetched from a channel's stream after a jump
   std::uint64_t duplicates = 0;        // messages dropped as already delivered
+  std::uint64_t presence_members = 0;  // this node's members of the shard's channels
+  std::uint64_t presence_refreshed = 0;  // member refreshes Redis answered
+  std::uint64_t presence_readded = 0;    // of those, members Redis had lost (restart, expiry)
+  std::uint64_t presence_errors = 0;     // presence commands that failed
+  std::uint64_t controls = 0;            // server API commands received (shard 0 only)
 };
 
 // One publish as the shard sends it: the envelope body (redis_envelope.hpp) and what the publish script
@@ -117,6 +123,15 @@ struct redis_publish_request {
 // reporting them as gaps. While the tracker holds messages (a repair in flight), acknowledged publishes that
 // wait to be seen back keep waiting: `ok` still means this node's sink holds the message.
 //
+// Presence (redis_presence.hpp) runs its scripts on the publish connection, through the same FIFO as reads,
+// so that a join or leave reaches the channel's Pub/Sub channel in order with the channel's publishes from
+// this node. Join and leave envelopes (version 3, redis_envelope.hpp) arrive on the channel's Pub/Sub
+// channel like messages but bypass the tracker: they have no offset, so they neither take nor reveal one.
+//
+// The server API: shard 0's subscribe connection also subscribes to the node-wide control channel
+// (`P!control`, subscribed before the anchor, so its confirmation comes first); a control() PUBLISHes there
+// on shard 0's publish connection.
+//
 // Thread-safety: every member function runs on the broker thread, except the const ones (atomics).
 class redis_shard {
  public:
@@ -139,6 +154,14 @@ class redis_shard {
   // Calls `ready` once the channel's SUBSCRIBE is confirmed on the open subscribe connection (at once when
   // it is, or when no connection is open); at the latest when the connection closes or after publish_timeout.
   void await_subscribed(const std::string& redis_channel, std::function<void()> ready);
+
+  // broker::add_presence / remove_presence / presence / presence_stats for a channel of this shard.
+  void add_presence(presence_target target, core::presence_member m);
+  void remove_presence(const presence_target& target, const std::string& client_id);
+  void presence(const presence_target& target, std::size_t max, std::function<void(presence_result)> done);
+  void presence_stats(const presence_target& target, std::function<void(presence_stats_result)> done);
+  // broker::control, on shard 0: PUBLISHes the control envelope; `ok` once Redis answered the PUBLISH.
+  void control(std::string envelope, publish_done done);
 
   // Any thread. Publishes are accepted only while up().
   bool up() const { return pub_.ready() && sub_.ready(); }
@@ -181,6 +204,9 @@ class redis_shard {
   void send_publish(const redis_publish_request& req, publish_done done);
   void load_scripts(redisAsyncContext* ac, bool pipelined);
   static void on_script_loaded(redisAsyncContext* ac, void* reply, void* privdata);
+  struct script;
+  void send_script(script& sc, std::vector<std::string> args, read_handler handler);
+  void on_control_message(std::string_view bytes);
   void send_read(const std::string& channel, const char* mode, const std::string& since_epoch,
                  std::uint64_t first, std::uint64_t count, std::uint64_t window, read_handler handler);
   void fetch(const std::string& channel, const std::string& epoch, std::uint64_t first, std::uint64_t count,
@@ -213,7 +239,9 @@ class redis_shard {
   const std::size_t index_;
   const redis_endpoint endpoint_;
   const redis_options& opts_;
+  delivery_sink& sink_;
   const std::string anchor_;       // a Redis channel no Broadcaster channel maps to
+  const std::string control_;      // the node-wide control channel (shard 0 subscribes to it)
   const std::string meta_ttl_ms_;  // redis_options::position_ttl, as the script's argument
   struct script {
     redis_shard* shard;
@@ -223,6 +251,11 @@ class redis_shard {
   };
   script publish_script_;
   script read_script_;
+  script presence_add_script_;
+  script presence_remove_script_;
+  script presence_read_script_;
+  // Every script, loaded on each new publish connection; the last one's answer ends a reload.
+  std::vector<script*> scripts_;
   bool reloading_ = false;   // a SCRIPT LOAD after NOSCRIPT is in flight
   bool check_owed_ = false;  // the subscribe connection came back: the tracker must check positions
   std::mt19937_64 rng_;      // epochs for channels that have none yet
@@ -249,6 +282,7 @@ class redis_shard {
   redis_channel_tracker tracker_;  // before the connections: outlives their pending callbacks
   redis_connection pub_;
   redis_connection sub_;
+  redis_presence presence_;  // after pub_: its connected() reads it
 
   core::local_counter published_;
   core::local_counter failures_;
@@ -256,6 +290,7 @@ class redis_shard {
   core::local_counter invalid_;
   core::local_counter channel_count_;
   core::local_counter in_flight_count_;
+  core::local_counter controls_;
   // Publishes refused before reaching the broker thread (written from any thread).
   std::atomic<std::uint64_t> rejected_{0};
 };

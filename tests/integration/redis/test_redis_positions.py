@@ -4,8 +4,8 @@ Redis is lost, or whose Redis restarts, loses nothing silently: with history on 
 order (seq contiguous); with history off every loss shows as a gap in seq.
 
 The stream is published over REST on node A at about 200/s while node B's client receives. A subscribes to
-nothing, so only B's subscribe connection carries the channel (`sub=2` in CLIENT LIST: the node's private anchor
-channel and the test channel): the test kills that one connection, and keeps it away by making Redis refuse new
+nothing, so only B's subscribe connection carries the channel (`sub=3` in CLIENT LIST: the node's private anchor
+and control channels and the test channel): the test kills that one connection, and keeps it away by making Redis refuse new
 connections (maxclients 1) for a while, so that messages are published while B is not listening.
 """
 
@@ -63,8 +63,9 @@ async def wait_ok(pub: Publisher, n: int, timeout: float = 20.0):
         await asyncio.sleep(0.01)
 
 
-def kill_subscriber_of(admin: RedisConnection, subscriptions: int = 2):
-    """Kills the one pub/sub connection holding `subscriptions` channels (B's: its anchor and the test channel)."""
+def kill_subscriber_of(admin: RedisConnection, subscriptions: int = 3):
+    """Kills the one pub/sub connection holding `subscriptions` channels (B's: its anchor, the node-wide control
+    channel and the test channel)."""
     ids = []
     for line in admin("CLIENT", "LIST").decode().splitlines():
         fields = dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)

@@ -27,6 +27,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -111,6 +112,40 @@ class recording_sink final : public delivery_sink {
     gaps_.push_back({std::move(channel), last_offset, count});
     cv_.notify_all();
   }
+  void deliver_presence_event(core::message event) override {
+    std::lock_guard lock(m_);
+    events_.push_back(std::move(event));
+    cv_.notify_all();
+  }
+  void deliver_control(control_message msg) override {
+    std::lock_guard lock(m_);
+    controls_.push_back(std::move(msg));
+    cv_.notify_all();
+  }
+  // The join / leave events on `channel`, in delivery order.
+  std::vector<core::message> events(const std::string& channel) {
+    std::lock_guard lock(m_);
+    std::vector<core::message> out;
+    for (const auto& e : events_) {
+      if (e.channel == channel) out.push_back(e);
+    }
+    return out;
+  }
+  bool wait_events(const std::string& channel, std::size_t n, milliseconds timeout = 5s) {
+    std::unique_lock lock(m_);
+    return cv_.wait_for(lock, timeout, [&] {
+      return static_cast<std::size_t>(std::count_if(events_.begin(), events_.end(),
+                                                    [&](auto& e) { return e.channel == channel; })) >= n;
+    });
+  }
+  std::vector<control_message> controls() {
+    std::lock_guard lock(m_);
+    return controls_;
+  }
+  bool wait_controls(std::size_t n, milliseconds timeout = 5s) {
+    std::unique_lock lock(m_);
+    return cv_.wait_for(lock, timeout, [&] { return controls_.size() >= n; });
+  }
   struct gap {
     std::string channel;
     std::uint64_t last_offset;
@@ -153,6 +188,8 @@ class recording_sink final : public delivery_sink {
 
  private:
   std::vector<gap> gaps_;
+  std::vector<core::message> events_;
+  std::vector<control_message> controls_;
   std::mutex m_;
   std::condition_variable cv_;
   std::vector<core::message> got_;
@@ -313,6 +350,55 @@ void expect_same(const core::message& got, const core::message& sent) {
   EXPECT_EQ(got.event, sent.event) << "id " << sent.id;
   EXPECT_EQ(got.payload.size(), sent.payload.size()) << "id " << sent.id;
   EXPECT_TRUE(got.payload == sent.payload) << "payload bytes differ, id " << sent.id;
+}
+
+// ---- presence and the server API (broker.hpp "Presence", "The server API") ---------------------------
+
+core::presence_member member(const std::string& id, const std::string& user, const std::string& info = {}) {
+  return {id, user, info};
+}
+
+// The answer to presence() / presence_stats() / control(), or nullopt when none came in time.
+std::optional<presence_result> presence_of(broker& b, const std::string& channel, std::size_t max = 1000) {
+  auto p = std::make_shared<std::promise<presence_result>>();
+  auto f = p->get_future();
+  b.presence(channel, max, [p](presence_result r) { p->set_value(std::move(r)); });
+  if (f.wait_for(5s) != std::future_status::ready) return std::nullopt;
+  return f.get();
+}
+std::optional<presence_stats_result> stats_of(broker& b, const std::string& channel) {
+  auto p = std::make_shared<std::promise<presence_stats_result>>();
+  auto f = p->get_future();
+  b.presence_stats(channel, [p](presence_stats_result r) { p->set_value(std::move(r)); });
+  if (f.wait_for(5s) != std::future_status::ready) return std::nullopt;
+  return f.get();
+}
+std::optional<publish_status> control_of(broker& b, control_message msg) {
+  auto p = std::make_shared<std::promise<publish_status>>();
+  auto f = p->get_future();
+  b.control(std::move(msg), [p](publish_status st) { p->set_value(st); });
+  if (f.wait_for(5s) != std::future_status::ready) return std::nullopt;
+  return f.get();
+}
+// "clients/users", or "unavailable" / "no answer".
+std::string counts_of(broker& b, const std::string& channel) {
+  const auto r = stats_of(b, channel);
+  if (!r) return "no answer";
+  if (r->status != publish_status::ok) return to_string(r->status);
+  return std::to_string(r->counts.clients) + "/" + std::to_string(r->counts.users);
+}
+// The members as "client id user info" lines, sorted.
+std::vector<std::string> members_of(const presence_result& r) {
+  std::vector<std::string> out;
+  for (const auto& m : r.clients) out.push_back(m.client_id + " " + m.user + " " + m.info);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+std::string event_of(const core::message& e) {
+  const char* kind = e.type == core::message::kind::join    ? "join"
+                     : e.type == core::message::kind::leave ? "leave"
+                                                            : "publication";
+  return std::string(kind) + " " + e.id + " " + e.event + " " + e.payload;
 }
 
 // ==== 1. every broker ===================================================================================
@@ -786,6 +872,139 @@ TYPED_TEST(history_conformance, without_history_positions_still_advance_and_noth
   EXPECT_TRUE(this->history("plain", 10, stream_position{now->top.epoch, 4})->complete) << "nothing missed";
 }
 
+// ---- presence and the server API, every broker ----------------------------------------------------------
+
+template <class Kind>
+class presence_conformance : public broker_conformance<Kind> {};
+TYPED_TEST_SUITE(presence_conformance, all_kinds, kind_name);
+
+TYPED_TEST(presence_conformance, presence_lists_members_with_user_and_info_and_stats_count_users_once) {
+  auto& b = this->b();
+  b.add_presence("room", member("c1", "alice", R"({"n":1})"), false);
+  b.add_presence("room", member("c2", "alice", R"({"n":1})"), false);
+  b.add_presence("room", member("c3", "bob"), false);
+  b.add_presence("other", member("c4", "carol"), false);
+  const auto all = presence_of(b, "room");
+  ASSERT_TRUE(all.has_value());
+  ASSERT_EQ(all->status, publish_status::ok);
+  EXPECT_EQ(members_of(*all),
+            (std::vector<std::string>{R"(c1 alice {"n":1})", R"(c2 alice {"n":1})", "c3 bob "}));
+  EXPECT_FALSE(all->truncated);
+  EXPECT_EQ(counts_of(b, "room"), "3/2");
+  EXPECT_EQ(counts_of(b, "other"), "1/1");
+  EXPECT_EQ(counts_of(b, "empty"), "0/0");
+  EXPECT_TRUE(presence_of(b, "empty")->clients.empty());
+
+  b.remove_presence("room", member("c2", "alice"), false);
+  EXPECT_EQ(counts_of(b, "room"), "2/2");
+  b.remove_presence("room", member("c1", "alice"), false);
+  b.remove_presence("room", member("nobody", "alice"), false);  // never there: changes nothing
+  EXPECT_EQ(counts_of(b, "room"), "1/1");
+  EXPECT_EQ(members_of(*presence_of(b, "room")), std::vector<std::string>{"c3 bob "});
+  // Adding a member twice records it once.
+  b.add_presence("room", member("c3", "bob"), false);
+  EXPECT_EQ(counts_of(b, "room"), "1/1");
+}
+
+TYPED_TEST(presence_conformance, a_presence_answer_is_capped_and_says_so) {
+  auto& b = this->b();
+  for (int i = 0; i < 5; ++i) b.add_presence("big", member("c" + std::to_string(i), "u"), false);
+  const auto capped = presence_of(b, "big", 3);
+  ASSERT_TRUE(capped.has_value());
+  EXPECT_EQ(capped->clients.size(), 3u);
+  EXPECT_TRUE(capped->truncated);
+  const auto whole = presence_of(b, "big", 5);
+  EXPECT_EQ(whole->clients.size(), 5u);
+  EXPECT_FALSE(whole->truncated);
+  EXPECT_EQ(counts_of(b, "big"), "5/1") << "counts are never capped";
+}
+
+TYPED_TEST(presence_conformance, join_and_leave_reach_a_node_with_interest_only_when_announced) {
+  auto& b = this->b();
+  ASSERT_TRUE(interest(b, "jl"));
+  b.add_presence("jl", member("quiet", "q"), false);
+  b.add_presence("jl", member("loud", "alice", R"(["i"])"), true);
+  ASSERT_TRUE(this->sink().wait_events("jl", 1));
+  b.remove_presence("jl", member("quiet", "q"), false);
+  b.remove_presence("jl", member("loud", "alice", R"(["i"])"), true);
+  ASSERT_TRUE(this->sink().wait_events("jl", 2));
+  // In order, and the quiet member's (sent before each of them, on the same path) never came.
+  std::vector<std::string> got;
+  for (const auto& e : this->sink().events("jl")) got.push_back(event_of(e));
+  EXPECT_EQ(got, (std::vector<std::string>{R"(join loud alice ["i"])", R"(leave loud alice ["i"])"}));
+  EXPECT_TRUE(this->sink().on("jl").empty()) << "no publication";
+}
+
+TYPED_TEST(presence_conformance, join_and_leave_take_no_offset) {
+  auto& b = this->b();
+  ASSERT_TRUE(interest(b, "off"));
+  EXPECT_EQ(status_of(b, make_message("off", "o-1")), publish_status::ok);
+  b.add_presence("off", member("c1", "u"), true);
+  ASSERT_TRUE(this->sink().wait_events("off", 1));
+  EXPECT_EQ(status_of(b, make_message("off", "o-2")), publish_status::ok);
+  b.remove_presence("off", member("c1", "u"), true);
+  ASSERT_TRUE(this->sink().wait_events("off", 2));
+  EXPECT_EQ(status_of(b, make_message("off", "o-3")), publish_status::ok);
+  ASSERT_TRUE(this->sink().wait_for("off", 3));
+  std::vector<std::uint64_t> offsets;
+  for (const auto& m : this->sink().on("off")) offsets.push_back(m.offset);
+  EXPECT_EQ(offsets, (std::vector<std::uint64_t>{1, 2, 3}));
+  EXPECT_TRUE(this->sink().gaps().empty());
+}
+
+TYPED_TEST(presence_conformance, a_control_message_reaches_this_node_s_sink) {
+  auto& b = this->b();
+  EXPECT_EQ(control_of(b, {control_message::kind::disconnect_user, "alice", {}}), publish_status::ok);
+  EXPECT_EQ(control_of(b, {control_message::kind::unsubscribe_user, "bob", "chat:1"}), publish_status::ok);
+  ASSERT_TRUE(this->sink().wait_controls(2));
+  const auto got = this->sink().controls();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].what, control_message::kind::disconnect_user);
+  EXPECT_EQ(got[0].user, "alice");
+  EXPECT_EQ(got[1].what, control_message::kind::unsubscribe_user);
+  EXPECT_EQ(got[1].user, "bob");
+  EXPECT_EQ(got[1].channel, "chat:1");
+}
+
+TYPED_TEST(presence_conformance, presence_members_may_be_called_from_any_thread) {
+  // Each client's add and remove come from one thread (as from its connection's); reads and control calls
+  // run alongside. What is left is what each thread added and did not remove.
+  auto& b = this->b();
+  constexpr int threads = 4, members = 20;
+  std::atomic<int> answers{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < members; ++i) {
+        const auto m =
+            member("t" + std::to_string(t) + "-" + std::to_string(i), "user-" + std::to_string(i % 3));
+        b.add_presence("shared", m, i % 2 == 0);
+        if (i % 2 == 1) b.remove_presence("shared", m, true);
+        b.presence_stats("shared", [&](presence_stats_result) { ++answers; });
+        b.presence("shared", 5, [&](presence_result) { ++answers; });
+      }
+      b.control({control_message::kind::disconnect_user, "u" + std::to_string(t), {}},
+                [&](publish_status) { ++answers; });
+    });
+  }
+  for (auto& t : ts) t.join();
+  ASSERT_TRUE(redis_test::wait_until([&] { return answers.load() == threads * (2 * members + 1); }, 5s));
+  EXPECT_EQ(counts_of(b, "shared"), std::to_string(threads * members / 2) + "/3");
+  EXPECT_TRUE(this->sink().wait_controls(threads));
+}
+
+TYPED_TEST(presence_conformance, after_stop_presence_and_control_answer_unavailable) {
+  auto& b = this->b();
+  b.add_presence("s", member("c1", "u"), true);
+  b.stop();
+  EXPECT_EQ(counts_of(b, "s"), "unavailable");
+  EXPECT_EQ(presence_of(b, "s")->status, publish_status::unavailable);
+  EXPECT_EQ(control_of(b, {control_message::kind::disconnect_user, "u", {}}), publish_status::unavailable);
+  b.add_presence("s", member("c2", "u"), true);  // ignored, silently
+  b.remove_presence("s", member("c1", "u"), true);
+  EXPECT_TRUE(this->sink().controls().empty());
+}
+
 // ==== 2. several nodes sharing one backend ==============================================================
 // Two broker instances, each with its own sink, over the same backend: what "every node" means in broker.hpp.
 // The memory broker cannot take part: it has a single node by design.
@@ -910,6 +1129,50 @@ TYPED_TEST(multi_node_conformance, two_nodes_publishing_to_one_channel_each_keep
     }
     EXPECT_EQ(next[0], per);
     EXPECT_EQ(next[1], per);
+  }
+}
+
+TYPED_TEST(multi_node_conformance, presence_counts_the_members_of_every_node) {
+  auto &a = this->b(), &c = this->other();
+  a.add_presence("p", member("a1", "alice"), false);
+  a.add_presence("p", member("a2", "bob", "1"), false);
+  c.add_presence("p", member("c1", "alice", R"("x")"), false);
+  // Each node's writes are ordered before its own reads, not before the other's: wait for them.
+  ASSERT_TRUE(redis_test::wait_until([&] { return counts_of(a, "p") == "3/2"; }, 5s)) << counts_of(a, "p");
+  EXPECT_EQ(counts_of(c, "p"), "3/2");
+  const std::vector<std::string> all{"a1 alice ", "a2 bob 1", R"(c1 alice "x")"};
+  EXPECT_EQ(members_of(*presence_of(a, "p")), all);
+  EXPECT_EQ(members_of(*presence_of(c, "p")), all);
+  c.remove_presence("p", member("c1", "alice"), false);
+  ASSERT_TRUE(redis_test::wait_until([&] { return counts_of(a, "p") == "2/2"; }, 5s)) << counts_of(a, "p");
+  a.remove_presence("p", member("a1", "alice"), false);
+  EXPECT_EQ(counts_of(a, "p"), "1/1");
+  EXPECT_EQ(members_of(*presence_of(c, "p")), std::vector<std::string>{"a2 bob 1"});
+}
+
+TYPED_TEST(multi_node_conformance, join_and_leave_reach_every_node_with_interest) {
+  auto &a = this->b(), &c = this->other();
+  ASSERT_TRUE(interest(a, "jl"));
+  ASSERT_TRUE(interest(c, "jl"));
+  a.add_presence("jl", member("a1", "alice", "{}"), true);
+  c.add_presence("jl", member("c1", "carol"), true);
+  a.remove_presence("jl", member("a1", "alice", "{}"), true);
+  for (auto* sink : {&this->sink(), &this->other_sink()}) {
+    ASSERT_TRUE(sink->wait_events("jl", 3));
+    std::vector<std::string> got;
+    for (const auto& e : sink->events("jl")) got.push_back(event_of(e));
+    // a1's join and leave in order; c1's join somewhere (another node: not ordered with a's).
+    got.erase(std::remove(got.begin(), got.end(), "join c1 carol "), got.end());
+    EXPECT_EQ(got, (std::vector<std::string>{"join a1 alice {}", "leave a1 alice {}"}));
+  }
+}
+
+TYPED_TEST(multi_node_conformance, a_control_message_reaches_every_node) {
+  EXPECT_EQ(control_of(this->b(), {control_message::kind::unsubscribe_user, "u", "ch"}), publish_status::ok);
+  for (auto* sink : {&this->sink(), &this->other_sink()}) {
+    ASSERT_TRUE(sink->wait_controls(1));
+    EXPECT_EQ(sink->controls().at(0).user, "u");
+    EXPECT_EQ(sink->controls().at(0).channel, "ch");
   }
 }
 

@@ -107,5 +107,104 @@ TEST(redis_envelope, version_2_rejects_a_bad_position) {
   EXPECT_TRUE(decode_envelope(v2("e", "18446744073709551615"), out));
 }
 
+// ---- version 3: join / leave and control ---------------------------------------------------------------
+
+TEST(redis_envelope, a_member_record_round_trips_with_or_without_info) {
+  for (const core::presence_member& m :
+       {core::presence_member{"n1-7", "alice", R"({"name":"Al"})"}, core::presence_member{"n1-8", "", ""},
+        core::presence_member{std::string(300, 'c'), std::string(200, 'u'), std::string(2000, 'i')}}) {
+    core::presence_member out;
+    ASSERT_TRUE(decode_presence_record(encode_presence_record(m), out));
+    EXPECT_EQ(out.client_id, m.client_id);
+    EXPECT_EQ(out.user, m.user);
+    EXPECT_EQ(out.info, m.info);
+  }
+  core::presence_member out;
+  EXPECT_FALSE(decode_presence_record("", out));
+  EXPECT_FALSE(decode_presence_record(std::string("\x00\x01u", 3), out)) << "no client id";
+  EXPECT_FALSE(decode_presence_record(std::string("\x02id\x09u", 5), out)) << "user runs past the end";
+}
+
+TEST(redis_envelope, a_join_or_leave_is_its_header_and_the_member_record) {
+  const core::presence_member m{"n1-7", "alice", R"(["x"])"};
+  for (auto type : {core::message::kind::join, core::message::kind::leave}) {
+    const auto bytes = encode_presence_header(type, "chat:room-42") + encode_presence_record(m);
+    EXPECT_EQ(bytes.substr(0, 3), std::string("\xBC\x03") + (type == core::message::kind::join ? "j" : "l"));
+    core::message out;
+    out.offset = 9;
+    out.epoch = "old";
+    ASSERT_TRUE(decode_envelope(bytes, out));
+    EXPECT_EQ(out.type, type);
+    EXPECT_EQ(out.channel, "chat:room-42");
+    EXPECT_EQ(out.id, m.client_id);
+    EXPECT_EQ(out.event, m.user);
+    EXPECT_EQ(out.payload, m.info);
+    EXPECT_EQ(out.offset, 0u) << "takes no offset";
+    EXPECT_TRUE(out.epoch.empty());
+  }
+  // Decoding a publication after a join resets the kind.
+  core::message out;
+  ASSERT_TRUE(decode_envelope(
+      encode_presence_header(core::message::kind::join, "c") + encode_presence_record(m), out));
+  ASSERT_TRUE(decode_envelope(encode_envelope(sample()), out));
+  EXPECT_EQ(out.type, core::message::kind::publication);
+}
+
+TEST(redis_envelope, control_messages_round_trip_and_are_not_messages) {
+  for (const control_message& c :
+       {control_message{control_message::kind::disconnect_user, "alice", ""},
+        control_message{control_message::kind::unsubscribe_user, "bob", "chat:1"}}) {
+    const auto bytes = encode_control_envelope(c);
+    control_message out;
+    ASSERT_TRUE(decode_control_envelope(bytes, out));
+    EXPECT_EQ(out.what, c.what);
+    EXPECT_EQ(out.user, c.user);
+    EXPECT_EQ(out.channel, c.channel);
+    core::message m;
+    EXPECT_FALSE(decode_envelope(bytes, m)) << "on a channel it is unreadable, not a message";
+  }
+  control_message out;
+  EXPECT_FALSE(decode_control_envelope(encode_envelope(sample()), out));
+  EXPECT_FALSE(decode_control_envelope(
+      encode_presence_header(core::message::kind::join, "c") + encode_presence_record({"id", "u", ""}), out));
+  EXPECT_FALSE(decode_control_envelope(std::string("\xBC\x03"
+                                                   "d\x00\x00",
+                                                   5),
+                                       out))
+      << "no user";
+  EXPECT_FALSE(decode_control_envelope(std::string("\xBC\x03"
+                                                   "u\x00\x01u",
+                                                   6),
+                                       out))
+      << "no channel";
+  EXPECT_FALSE(decode_control_envelope(std::string("\xBC\x03"
+                                                   "d\x01"
+                                                   "c\x01u",
+                                                   7),
+                                       out))
+      << "a channel";
+  EXPECT_FALSE(decode_control_envelope(std::string("\xBC\x03"
+                                                   "d\x00\x01u!",
+                                                   7),
+                                       out))
+      << "trailing bytes";
+  EXPECT_TRUE(decode_control_envelope(std::string("\xBC\x03"
+                                                  "d\x00\x01u",
+                                                  6),
+                                      out));
+}
+
+TEST(redis_envelope, version_3_rejects_unknown_kinds_and_truncation) {
+  core::message out;
+  const auto good =
+      encode_presence_header(core::message::kind::leave, "ch") + encode_presence_record({"id", "u", ""});
+  EXPECT_TRUE(decode_envelope(good, out));
+  for (std::size_t n = 0; n < good.size(); ++n) EXPECT_FALSE(decode_envelope(good.substr(0, n), out)) << n;
+  std::string unknown = good;
+  unknown[2] = 'x';
+  EXPECT_FALSE(decode_envelope(unknown, out));
+  EXPECT_FALSE(decode_envelope(std::string("\xBC\x03j\x00\x02id\x01u", 9), out)) << "no channel";
+}
+
 }  // namespace
 }  // namespace bc::broker
