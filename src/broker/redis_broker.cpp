@@ -147,6 +147,10 @@ void redis_broker::history(history_request req, std::function<void(history_resul
   done(std::move(r));
 }
 
+std::size_t redis_broker::join_leave_limit(std::string_view channel) const {
+  return opts_.channels.for_channel(channel).join_leave_limit;
+}
+
 bool redis_broker::announces(std::string_view channel) const {
   const auto rule = opts_.channels.for_channel(channel);
   return rule.presence && rule.join_leave;
@@ -155,14 +159,14 @@ bool redis_broker::announces(std::string_view channel) const {
 // Keys and headers on the caller's thread, like a publish's; posted in call order, so that a client's add
 // and remove (from its own thread) reach Redis in that order.
 void redis_broker::add_presence(std::string channel, core::presence_member m, bool announce) {
-  auto target = make_presence_target(opts_.channel_prefix, channel, announce);
+  auto target = make_presence_target(opts_.channel_prefix, channel, announce, join_leave_limit(channel));
   post_if_accepting([&shard = shard_for(channel), target = std::move(target), m = std::move(m)]() mutable {
     shard.add_presence(std::move(target), std::move(m));
   });
 }
 
 void redis_broker::remove_presence(std::string channel, core::presence_member m, bool announce) {
-  auto target = make_presence_target(opts_.channel_prefix, channel, announce);
+  auto target = make_presence_target(opts_.channel_prefix, channel, announce, join_leave_limit(channel));
   post_if_accepting([&shard = shard_for(channel), target = std::move(target), id = std::move(m.client_id)] {
     shard.remove_presence(target, id);
   });
@@ -171,7 +175,8 @@ void redis_broker::remove_presence(std::string channel, core::presence_member m,
 void redis_broker::presence(std::string channel, std::size_t max, std::function<void(presence_result)> done) {
   auto& shard = shard_for(channel);
   if (shard.readable()) {
-    auto target = make_presence_target(opts_.channel_prefix, channel, announces(channel));
+    auto target =
+        make_presence_target(opts_.channel_prefix, channel, announces(channel), join_leave_limit(channel));
     std::unique_lock lock(gate_);
     if (accepting_) {
       asio::post(ioc_, [&shard, target = std::move(target), max, done = std::move(done)]() mutable {
@@ -188,7 +193,8 @@ void redis_broker::presence(std::string channel, std::size_t max, std::function<
 void redis_broker::presence_stats(std::string channel, std::function<void(presence_stats_result)> done) {
   auto& shard = shard_for(channel);
   if (shard.readable()) {
-    auto target = make_presence_target(opts_.channel_prefix, channel, announces(channel));
+    auto target =
+        make_presence_target(opts_.channel_prefix, channel, announces(channel), join_leave_limit(channel));
     std::unique_lock lock(gate_);
     if (accepting_) {
       asio::post(ioc_, [&shard, target = std::move(target), done = std::move(done)]() mutable {

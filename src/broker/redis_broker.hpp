@@ -73,6 +73,7 @@ class redis_broker final : public broker {
   redis_shard& shard_for(std::string_view channel) { return *shards_[shard_of(channel, shards_.size())]; }
   // Whether the channel's rule lets its members' leaves be announced (when a read finds them expired).
   bool announces(std::string_view channel) const;
+  std::size_t join_leave_limit(std::string_view channel) const;
 
   delivery_sink& sink_;
   const redis_options opts_;

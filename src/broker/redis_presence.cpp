@@ -23,7 +23,8 @@ std::vector<std::string> keys_of(const presence_target& t) {
 
 }  // namespace
 
-presence_target make_presence_target(std::string_view prefix, std::string_view channel, bool announce) {
+presence_target make_presence_target(std::string_view prefix, std::string_view channel, bool announce,
+                                     std::size_t join_leave_limit) {
   presence_target t;
   t.channel.assign(channel);
   t.expiry_key = redis_scripts::presence_expiry_key(prefix, channel);
@@ -33,6 +34,7 @@ presence_target make_presence_target(std::string_view prefix, std::string_view c
   if (announce) {
     t.join_header = encode_presence_header(core::message::kind::join, channel);
     t.leave_header = encode_presence_header(core::message::kind::leave, channel);
+    t.join_leave_limit = std::to_string(join_leave_limit);
   }
   return t;
 }
@@ -102,6 +104,7 @@ void redis_presence::send_add(const presence_target& t, std::vector<std::string>
   args.push_back(announce ? t.join_header : std::string());
   args.push_back(t.leave_header);
   args.push_back(std::to_string(cleanup_on_write));
+  args.push_back(t.join_leave_limit);
   const std::size_t n = records.size();
   for (auto& r : records) args.push_back(std::move(r));
   send_(script::add, std::move(args), [this, n, refresh, pass = pass_](redisReply* r) {
@@ -128,6 +131,7 @@ void redis_presence::send_remove(const presence_target& t, const std::string& cl
   args.push_back(t.redis_channel);
   args.push_back(t.leave_header);
   args.push_back(std::to_string(cleanup_on_write));
+  args.push_back(t.join_leave_limit);
   send_(script::remove, std::move(args), [this](redisReply* r) {
     long long removed = 0;
     if (!integer_of(r, removed)) errors_.add();
@@ -188,8 +192,8 @@ void redis_presence::pump() {
 void redis_presence::read(const presence_target& t, std::size_t max,
                           std::function<void(presence_result)> done) {
   auto args = keys_of(t);
-  args.insert(args.end(),
-              {"m", std::to_string(max), t.redis_channel, t.leave_header, std::to_string(cleanup_on_read)});
+  args.insert(args.end(), {"m", std::to_string(max), t.redis_channel, t.leave_header,
+                           std::to_string(cleanup_on_read), t.join_leave_limit});
   send_(script::read, std::move(args), [this, max, done = std::move(done)](redisReply* r) {
     presence_result out;
     long long total = 0;
@@ -217,7 +221,8 @@ void redis_presence::read(const presence_target& t, std::size_t max,
 
 void redis_presence::stats(const presence_target& t, std::function<void(presence_stats_result)> done) {
   auto args = keys_of(t);
-  args.insert(args.end(), {"s", "0", t.redis_channel, t.leave_header, std::to_string(cleanup_on_read)});
+  args.insert(args.end(), {"s", "0", t.redis_channel, t.leave_header, std::to_string(cleanup_on_read),
+                           t.join_leave_limit});
   send_(script::read, std::move(args), [this, done = std::move(done)](redisReply* r) {
     presence_stats_result out;
     long long clients = 0, users = 0;

@@ -31,8 +31,12 @@ struct presence_target {
   std::string redis_channel;
   std::string join_header;
   std::string leave_header;
+  // channel_options::join_leave_limit as the scripts take it: a join or leave is published only while the
+  // channel has at most this many members, counting the one joining or leaving ("0": no limit).
+  std::string join_leave_limit = "0";
 };
-presence_target make_presence_target(std::string_view prefix, std::string_view channel, bool announce);
+presence_target make_presence_target(std::string_view prefix, std::string_view channel, bool announce,
+                                     std::size_t join_leave_limit = 0);
 
 // Every member of this node is kept twice: here (so that it can be refreshed and, after Redis lost it or
 // this node lost Redis, published again) and in Redis, where it expires `ttl` after its last refresh unless

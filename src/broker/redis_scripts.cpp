@@ -109,7 +109,12 @@ local function field(s, at)
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local function cleanup(limit, channel, leave)
+-- A join or leave is announced only while the channel has at most `jl` members, counting the one joining or
+-- leaving (0: no limit): past it each one would be a frame to every member (channel_options::join_leave_limit).
+local function within(jl, members)
+  return jl == 0 or members <= jl
+end
+local function cleanup(limit, channel, leave, jl)
   local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now), 'LIMIT', 0, limit)
   for _, id in ipairs(gone) do
     redis.call('ZREM', KEYS[1], id)
@@ -119,7 +124,9 @@ local function cleanup(limit, channel, leave)
       local _, at = field(rec, 1)
       local user = field(rec, at)
       if user and redis.call('HINCRBY', KEYS[3], user, -1) <= 0 then redis.call('HDEL', KEYS[3], user) end
-      if leave ~= '' then redis.call('PUBLISH', channel, leave .. rec) end
+      if leave ~= '' and within(jl, redis.call('ZCARD', KEYS[1]) + 1) then
+        redis.call('PUBLISH', channel, leave .. rec)
+      end
     end
   end
 end
@@ -127,10 +134,11 @@ end
 
 const std::string presence_add_source = presence_prelude + R"lua(
 local ttl = tonumber(ARGV[1])
-cleanup(tonumber(ARGV[5]), ARGV[2], ARGV[4])
+local jl = tonumber(ARGV[6])
+cleanup(tonumber(ARGV[5]), ARGV[2], ARGV[4], jl)
 local expires = string.format('%d', now + ttl)
 local added = 0
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   local rec = ARGV[i]
   local id, at = field(rec, 1)
   local user = field(rec, at)
@@ -138,7 +146,9 @@ for i = 6, #ARGV do
     added = added + 1
     redis.call('HSET', KEYS[2], id, rec)
     redis.call('HINCRBY', KEYS[3], user, 1)
-    if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3] .. rec) end
+    if ARGV[3] ~= '' and within(jl, redis.call('ZCARD', KEYS[1])) then
+      redis.call('PUBLISH', ARGV[2], ARGV[3] .. rec)
+    end
   end
 end
 for k = 1, 3 do
@@ -148,7 +158,8 @@ return added
 )lua";
 
 const std::string presence_remove_source = presence_prelude + R"lua(
-cleanup(tonumber(ARGV[4]), ARGV[2], ARGV[3])
+local jl = tonumber(ARGV[5])
+cleanup(tonumber(ARGV[4]), ARGV[2], ARGV[3], jl)
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 local rec = redis.call('HGET', KEYS[2], ARGV[1])
 if rec then
@@ -156,13 +167,15 @@ if rec then
   local _, at = field(rec, 1)
   local user = field(rec, at)
   if user and redis.call('HINCRBY', KEYS[3], user, -1) <= 0 then redis.call('HDEL', KEYS[3], user) end
-  if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3] .. rec) end
+  if ARGV[3] ~= '' and within(jl, redis.call('ZCARD', KEYS[1]) + 1) then
+    redis.call('PUBLISH', ARGV[2], ARGV[3] .. rec)
+  end
 end
 return 1
 )lua";
 
 const std::string presence_read_source = presence_prelude + R"lua(
-cleanup(tonumber(ARGV[5]), ARGV[3], ARGV[4])
+cleanup(tonumber(ARGV[5]), ARGV[3], ARGV[4], tonumber(ARGV[6]))
 local live = '(' .. string.format('%d', now)
 local n = redis.call('ZCOUNT', KEYS[1], live, '+inf')
 if ARGV[1] == 's' then return {n, redis.call('HLEN', KEYS[3])} end

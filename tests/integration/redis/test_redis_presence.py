@@ -27,8 +27,9 @@ def _finish(nodes, redis_servers, killed=()):
         pytest.fail("a node died during the test:\n" + "\n".join(n.output() for n in crashed))
 
 
-def presence_nodes(redis, ttl=60, n=2):
-    return [start_node(redis.url, "--presence", "--presence-ttl", str(ttl), "--presence-max-clients", str(CAP))
+def presence_nodes(redis, ttl=60, n=2, extra=()):
+    return [start_node(redis.url, "--presence", "--presence-ttl", str(ttl), "--presence-max-clients", str(CAP),
+                       *extra)
             for _ in range(n)]
 
 
@@ -51,9 +52,9 @@ def own():
     """A Redis and nodes of the test's own (it kills them): call own(ttl) for A and B."""
     made = SimpleNamespace(redis=None, nodes=[])
 
-    def make(ttl=60):
+    def make(ttl=60, extra=()):
         made.redis = RedisServer()
-        made.nodes = presence_nodes(made.redis, ttl)
+        made.nodes = presence_nodes(made.redis, ttl, extra=extra)
         return made.redis, made.nodes[0], made.nodes[1]
 
     make.killed = []  # nodes the test killed on purpose: not a crash
@@ -190,6 +191,29 @@ async def test_join_and_leave_reach_watchers_on_every_node(cluster):
     assert (kind, p["user"]) == ("leave", "watcher-b"), p
     await wa.quiet()
     for c in (wa, alice):
+        await c.close()
+
+
+@async_test(30)
+async def test_join_and_leave_stop_above_the_limit_counted_across_nodes(own):
+    """--join-leave-limit 3: a join or leave is announced only while the channel has at most 3 members on all
+    nodes together, counting the one joining or leaving."""
+    _, a, b = own(extra=("--join-leave-limit", "3"))
+    ch = chan("jlcap")
+    w = await member(a, ch, "watcher", joinLeave=True)
+    alice = await member(b, ch, "alice")
+    bob = await member(a, ch, "bob")
+    assert [(await next_event(w))[1]["user"] for _ in range(2)] == ["alice", "bob"]
+    carol = await member(b, ch, "carol")  # the 4th: not announced
+    await wait_stats(w, ch, {"numClients": 4, "numUsers": 4})
+    await carol.ok("unsubscribe", {"channel": ch})  # leaves from 4: not announced either
+    await wait_stats(w, ch, {"numClients": 3, "numUsers": 3})
+    await bob.ok("unsubscribe", {"channel": ch})  # leaves from 3: announced
+    # Carol's join or leave, had either been published, came through Redis before bob's leave.
+    kind, p = await next_event(w)
+    assert (kind, p["user"]) == ("leave", "bob"), p
+    await w.quiet()
+    for c in (w, alice, bob, carol):
         await c.close()
 
 
