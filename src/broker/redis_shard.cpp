@@ -147,6 +147,7 @@ void redis_shard::stop() {
   pub_.stop();
   sub_.stop();
   fail_held();  // normally done by on_sub_close already
+  expire_parked_fetches(std::chrono::steady_clock::now(), true);
   fail_acked();
   wake_all();
 }
@@ -204,6 +205,7 @@ void redis_shard::on_ping_reply(redisAsyncContext*, void* reply, void* privdata)
       if (sc->sha.empty()) return;  // drop_later queued
     }
     self->pub_.mark_ready();
+    self->run_parked_fetches();
     self->presence_.on_connected();
     return self->check_positions();
   }
@@ -421,8 +423,26 @@ void redis_shard::do_watch() {
   });
 }
 
+void redis_shard::run_parked_fetches() {
+  auto parked = std::move(parked_fetches_);
+  parked_fetches_.clear();
+  for (auto& f : parked) fetch(f.channel, f.epoch, f.first, f.count, f.any_epoch, std::move(f.done));
+}
+
+void redis_shard::expire_parked_fetches(std::chrono::steady_clock::time_point now, bool all) {
+  // Long enough for a reconnect with its backoff; short enough that held messages and acks do not wait for
+  // a Redis that is not coming back.
+  const auto limit = std::max(opts_.publish_timeout, std::chrono::milliseconds(5000));
+  while (!parked_fetches_.empty() && (all || now - parked_fetches_.front().at >= limit)) {
+    auto f = std::move(parked_fetches_.front());
+    parked_fetches_.pop_front();
+    f.done({});
+  }
+}
+
 void redis_shard::on_watch() {
   const auto now = std::chrono::steady_clock::now();
+  expire_parked_fetches(now, false);
   check_subscribe_timeout(now);
   watch_subscribe(now);
   if (in_flight_.empty()) {
@@ -508,6 +528,11 @@ void redis_shard::send_read(const std::string& channel, const char* mode, const 
 
 void redis_shard::fetch(const std::string& channel, const std::string& epoch, std::uint64_t first,
                         std::uint64_t count, bool any_epoch, redis_channel_tracker::range_done done) {
+  if (!stopped_ && !pub_.ready()) {
+    parked_fetches_.push_back(
+        {std::chrono::steady_clock::now(), channel, epoch, first, count, any_epoch, std::move(done)});
+    return;
+  }
   send_read(channel, any_epoch ? "A" : "a", epoch, first, count, 0,
             [channel, done = std::move(done)](redisReply* r) {
               redis_channel_tracker::range out;

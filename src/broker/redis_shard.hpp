@@ -211,6 +211,18 @@ class redis_shard {
                  std::uint64_t first, std::uint64_t count, std::uint64_t window, read_handler handler);
   void fetch(const std::string& channel, const std::string& epoch, std::uint64_t first, std::uint64_t count,
              bool any_epoch, redis_channel_tracker::range_done done);
+  // A fetch while the publish connection is down waits for it (the subscribe connection often comes back
+  // first, and a jump it reveals is in the stream): reporting the range lost at once would make a gap of what
+  // history still holds. It is answered `not ok` after parked_fetch_limit, or at stop().
+  struct parked_fetch {
+    std::chrono::steady_clock::time_point at;
+    std::string channel, epoch;
+    std::uint64_t first = 0, count = 0;
+    bool any_epoch = false;
+    redis_channel_tracker::range_done done;
+  };
+  void run_parked_fetches();
+  void expire_parked_fetches(std::chrono::steady_clock::time_point now, bool all);
   struct history_op;
   void history_step(std::shared_ptr<history_op> op);
   void on_sub_message(std::string_view redis_channel, std::string_view bytes);
@@ -260,6 +272,7 @@ class redis_shard {
   bool check_owed_ = false;  // the subscribe connection came back: the tracker must check positions
   std::mt19937_64 rng_;      // epochs for channels that have none yet
   std::deque<in_flight> in_flight_;
+  std::deque<parked_fetch> parked_fetches_;
   std::size_t in_flight_bytes_ = 0;
   std::chrono::steady_clock::time_point last_sent_{};
   std::unordered_set<std::string> channels_;  // Redis channel names with local interest
