@@ -79,7 +79,6 @@ class frame_parser {
   void reset();
 
   std::size_t max_message_bytes_;
-  bool compression_;
   std::string buffer_;  // reassembled data message; a control frame spanning feeds is parked at its tail
 
   // Current frame.
@@ -92,6 +91,7 @@ class frame_parser {
   opcode frame_op_ = opcode::continuation;
   bool frame_fin_ = false;
   bool in_payload_ = false;  // header done, payload (possibly empty) pending
+  bool compression_;          // RSV1 allowed (here, in padding: an idle connection's size stays the same)
 
   // Current data message (possibly spanning several fragments).
   std::size_t message_bytes_ = 0;  // declared payload of its fragments so far, checked against the maximum
