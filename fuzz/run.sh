@@ -14,7 +14,7 @@ shift || true
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 build="${BUILD_FUZZ:-$root/build-fuzz}"
-all_targets=(ws_frame_parser request_parser jwt_verifier channel_validator rest_body raw_json)
+all_targets=(ws_frame_parser permessage_deflate request_parser jwt_verifier channel_validator rest_body raw_json)
 if [[ $# -gt 0 ]]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 if ! [[ "$seconds" =~ ^[0-9]+$ ]]; then

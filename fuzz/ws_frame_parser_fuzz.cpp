@@ -44,6 +44,14 @@ class checking_handler : public frame_handler {
     if (op == opcode::text) check(bc::ws::is_valid_utf8(payload));
     events.push_back({static_cast<int>(op), 0, std::string(payload)});
   }
+  // Only with compression on; the payload is whatever the client sent (inflating is the session's job).
+  void on_compressed_message(opcode op, std::string_view deflated) override {
+    check(compression_ && !closed_);
+    check(op == opcode::text || op == opcode::binary);
+    check(deflated.size() <= max_);
+    events.push_back({static_cast<int>(op) | 0x40, 0, std::string(deflated)});
+  }
+  bool compression_ = false;
   void on_ping(std::string_view payload) override { control(opcode::ping, payload); }
   void on_pong(std::string_view payload) override { control(opcode::pong, payload); }
   void on_close(std::uint16_t code, std::string_view reason) override {
@@ -92,20 +100,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 2) return 0;
   constexpr std::size_t limits[] = {0, 1, 125, 126, 1000, 65536};
   const std::size_t max = limits[data[0] % std::size(limits)];
+  // permessage-deflate negotiated or not (RSV1 allowed on first data frames); older corpus inputs mostly
+  // keep their meaning.
+  const bool compression = (data[0] & 0x80) != 0;
   std::uint32_t rng = data[1] * 2654435761u + 1;  // chunk sizes, reproducible from the input
   const std::span<const std::uint8_t> stream(data + 2, size - 2);
 
   // One feed.
   std::vector<std::uint8_t> whole(stream.begin(), stream.end());
-  frame_parser one(max);
+  frame_parser one(max, compression);
   checking_handler one_events(max);
+  one_events.compression_ = compression;
   const frame_parser::result one_result = one.feed(whole, one_events);
   check_memory(one, max);
 
   // Random chunks, including empty ones.
   std::vector<std::uint8_t> pieces(stream.begin(), stream.end());
-  frame_parser many(max);
+  frame_parser many(max, compression);
   checking_handler many_events(max);
+  many_events.compression_ = compression;
   frame_parser::result many_result;
   std::size_t at = 0;
   while (at < pieces.size()) {

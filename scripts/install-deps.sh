@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev clang-format
-  libboost1.81-dev libssl-dev libhiredis-dev liburing-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
+  libboost1.81-dev libssl-dev zlib1g-dev libhiredis-dev liburing-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server
   prometheus

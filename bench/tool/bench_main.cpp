@@ -47,6 +47,9 @@ const char* usage =
     "  --threads T --sources S --source-first A --connect-concurrency C --connect-timeout S\n"
     "  --payload-bytes B --jwt-secret S --api-key K --base-path /broadcaster\n"
     "  --label NAME --json-out FILE --check --no-progress\n"
+    "  --deflate                             subscribers offer permessage-deflate (RFC 7692) and inflate\n"
+    "                                        compressed messages; wire bytes per delivery are reported\n"
+    "  --payload-words                       pad payloads with varied words and numbers, not 'x's\n"
     "  --join-leave --distinct-users         Broadcaster presence: subscribe with joinLeave (join/leave\n"
     "                                        received are counted as notifications); user u<i> per "
     "subscriber\n";
@@ -114,6 +117,10 @@ bench_options parse(int argc, char** argv) {
       o.json_out = val();
     else if (a == "--check")
       o.check = true;
+    else if (a == "--deflate")
+      o.deflate = true;
+    else if (a == "--payload-words")
+      o.payload_words = true;
     else if (a == "--join-leave")
       o.proto.join_leave = true;
     else if (a == "--distinct-users")
@@ -159,7 +166,7 @@ bench_options parse(int argc, char** argv) {
 struct totals {
   std::uint64_t opened = 0, upgraded = 0, subscribed = 0, failed = 0, closed = 0;
   std::uint64_t received = 0, gaps = 0, out_of_order = 0, last_subscribe_us = 0, last_delivery_us = 0;
-  std::uint64_t notifications = 0;
+  std::uint64_t notifications = 0, wire_bytes = 0, compressed = 0, deflate_agreed = 0;
   std::uint64_t pub_sent = 0, pub_acked = 0, pub_errors = 0, pub_reconnects = 0, expected = 0, pub_behind = 0;
   int pub_inflight = 0;
   bool connect_done = true;
@@ -180,6 +187,9 @@ totals sum(const std::vector<std::unique_ptr<load_worker>>& ws) {
     t.gaps += r(c.gaps);
     t.out_of_order += r(c.out_of_order);
     t.notifications += r(c.notifications);
+    t.wire_bytes += r(c.wire_bytes);
+    t.compressed += r(c.compressed);
+    t.deflate_agreed += r(c.deflate_agreed);
     t.last_subscribe_us = std::max(t.last_subscribe_us, r(c.last_subscribe_us));
     t.last_delivery_us = std::max(t.last_delivery_us, r(c.last_delivery_us));
     t.pub_sent += r(c.pub_sent);
@@ -396,6 +406,8 @@ int main(int argc, char** argv) {
   const double deliveries_per_s = delivery_s > 0 ? static_cast<double>(t.received) / delivery_s : 0;
   const double us_per_delivery = t.received ? server_cpu * 1e6 / static_cast<double>(t.received) : 0;
   const double us_per_publish = t.pub_acked ? server_cpu * 1e6 / static_cast<double>(t.pub_acked) : 0;
+  const double wire_bytes_per_delivery =
+      t.received ? static_cast<double>(t.wire_bytes) / static_cast<double>(t.received) : 0;
   const double pubs_per_s = window_s > 0 ? static_cast<double>(t.pub_acked) / std::max(window_s, 1e-9) : 0;
   const double pubs_per_s_offered = opt.duration > 0 ? static_cast<double>(t.pub_sent) / opt.duration : 0;
 
@@ -440,6 +452,11 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(t.out_of_order), static_cast<unsigned long long>(t.closed));
     std::printf("  throughput          %.0f deliveries/s (first publish to last delivery, %.2f s)\n",
                 deliveries_per_s, delivery_s);
+    std::printf(
+        "  wire                %.1f bytes/delivery received by subscribers; %llu of %llu compressed, "
+        "deflate agreed on %llu connections\n",
+        wire_bytes_per_delivery, static_cast<unsigned long long>(t.compressed),
+        static_cast<unsigned long long>(t.received), static_cast<unsigned long long>(t.deflate_agreed));
     std::printf("  latency             p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
                 fmt_us(h.quantile(0.5)).c_str(), fmt_us(h.quantile(0.9)).c_str(),
                 fmt_us(h.quantile(0.99)).c_str(), fmt_us(h.quantile(0.999)).c_str(), fmt_us(h.max()).c_str());
@@ -508,8 +525,13 @@ int main(int argc, char** argv) {
      << ",\"p99_us\":" << h.quantile(0.99) << ",\"p999_us\":" << h.quantile(0.999)
      << ",\"max_us\":" << h.max() << ",\"server_cpu_s\":" << server_cpu
      << ",\"us_per_delivery\":" << us_per_delivery << ",\"us_per_publish\":" << us_per_publish
-     << ",\"client_cpu_s\":" << self_cpu << ",\"others_cpu_s\":" << others_cpu << ",\"load1\":" << load1
-     << ",\"server_wait_s\":" << server_wait << ",\"client_wait_s\":" << client_wait
+     << ",\"deflate\":" << (opt.deflate ? "true" : "false") << ",\"deflate_agreed\":" << t.deflate_agreed
+     << ",\"compressed\":" << t.compressed << ",\"wire_bytes\":" << t.wire_bytes
+     << ",\"wire_bytes_per_delivery\":" << wire_bytes_per_delivery
+     << ",\"payload_bytes\":" << opt.payload_bytes
+     << ",\"payload_words\":" << (opt.payload_words ? "true" : "false") << ",\"client_cpu_s\":" << self_cpu
+     << ",\"others_cpu_s\":" << others_cpu << ",\"load1\":" << load1 << ",\"server_wait_s\":" << server_wait
+     << ",\"client_wait_s\":" << client_wait
      << ",\"broker_cpu_s\":" << (opt.broker_pid ? std::to_string(broker_cpu_s) : "null")
      << ",\"broker_wait_s\":" << (opt.broker_pid ? std::to_string(broker_wait) : "null") << ",\"nodes\":[";
   // Per node: which port, whether it took the publishes, its subscribers and deliveries, its CPU over the

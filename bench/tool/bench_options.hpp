@@ -31,9 +31,11 @@ struct bench_options {
   int inflight = 4;               // publisher keep-alive connections, one request in flight on each
   double drain = 10;              // seconds to wait after publishing for acks and deliveries
   int payload_bytes = 0;          // extra padding in each payload
+  bool payload_words = false;     // padding of words and numbers (compresses like text) instead of 'x's
   std::string label;              // scenario name copied into the JSON
   std::string json_out;           // also append the JSON line to this file
   bool check = false;             // exit 1 unless everything connected, nothing lost, no gaps, no errors
+  bool deflate = false;           // subscribers offer permessage-deflate and inflate what they receive
   bool progress = true;
 
   static constexpr int max_nodes = 16;

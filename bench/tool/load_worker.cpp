@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -14,6 +15,7 @@
 #include <ctime>
 
 #include "net/ws/frame_writer.hpp"
+#include "net/ws/message_inflater.hpp"
 
 namespace bc::bench {
 
@@ -42,6 +44,31 @@ std::string lower(std::string_view s) {
   return r;
 }
 
+// `n` bytes of text-like padding, different for every publish: words and numbers drawn from a small
+// vocabulary, so that it compresses about as well as chat or price messages do (unlike a run of one letter).
+std::string words_text(std::size_t n, std::uint64_t seed) {
+  static constexpr const char* words[] = {
+      "the",    "price",  "of",    "update", "order",  "user",  "message", "hello", "channel", "status",
+      "active", "closed", "bid",   "ask",    "volume", "and",   "a",       "to",    "is",      "in",
+      "market", "quote",  "trade", "room",   "typing", "false", "true",    "null",  "level",   "session"};
+  std::uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+  std::string out;
+  out.reserve(n + 16);
+  while (out.size() < n) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    if (x % 4 == 0) {
+      out += std::to_string(x % 100000);
+    } else {
+      out += words[x % std::size(words)];
+    }
+    out += x % 7 == 0 ? ", " : " ";
+  }
+  out.resize(n);
+  return out;
+}
+
 }  // namespace
 
 struct load_worker::connection {
@@ -56,6 +83,14 @@ struct load_worker::connection {
   std::uint32_t interest = 0;
   std::int64_t last_seq = 0;
   std::string in, out, frag;
+  bool deflate = false;          // the server accepted permessage-deflate
+  bool frag_compressed = false;  // RSV1 on the first frame of the message being reassembled
+  // A server that keeps its compression context across messages (no server_no_context_takeover, e.g. node
+  // `ws`) needs an inflate stream per connection; Broadcaster's answer never does.
+  std::unique_ptr<z_stream, void (*)(z_stream*)> context{nullptr, [](z_stream* z) {
+                                                           inflateEnd(z);
+                                                           delete z;
+                                                         }};
 };
 
 load_worker::load_worker(int id, const bench_options& opt, const peer_protocol& proto, run_state& state,
@@ -149,6 +184,8 @@ bool load_worker::open_one(connection& c) {
   c.in.clear();
   c.out.clear();
   c.frag.clear();
+  c.deflate = c.frag_compressed = false;
+  c.context.reset();
   c.last_seq = 0;
   c.interest = 0;
   c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -228,7 +265,10 @@ void load_worker::on_connected(connection& c) {
       "GET " + proto_.ws_path(c.channel) + " HTTP/1.1\r\nHost: " + opt_.proto.host + ":" +
       std::to_string(opt_.node_port(c.node)) +
       "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-      "Sec-WebSocket-Version: 13\r\n\r\n";
+      "Sec-WebSocket-Version: 13\r\n" +
+      std::string(opt_.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+                               : "") +
+      "\r\n";
   send_raw(c, req);
   update_interest(c);
 }
@@ -241,6 +281,9 @@ void load_worker::on_readable(connection& c) {
   }
   if (n < 0) return;
   const auto len = static_cast<std::size_t>(n);
+  if (c.k == connection::kind::subscriber &&
+      state_.phase.load(std::memory_order_relaxed) >= run_phase::publish)
+    inc(counters_.wire_bytes, len);
   if (c.in.empty()) {
     const std::size_t used = on_bytes(c, buf_.data(), len);
     if (c.fd >= 0 && used < len) c.in.assign(buf_.data() + used, len - used);
@@ -282,6 +325,16 @@ std::size_t load_worker::on_upgrade_response(connection& c, char* data, std::siz
     return len;
   }
   inc(counters_.upgraded);
+  const std::string head = lower(s.substr(0, end + 2));
+  if (const auto ext = head.find("\r\nsec-websocket-extensions:"); ext != std::string::npos) {
+    const std::string value = head.substr(ext, head.find("\r\n", ext + 2) - ext);
+    c.deflate = value.find("permessage-deflate") != std::string::npos;
+    if (c.deflate) inc(counters_.deflate_agreed);
+    if (c.deflate && value.find("server_no_context_takeover") == std::string::npos) {
+      c.context.reset(new z_stream{});
+      inflateInit2(c.context.get(), -15);
+    }
+  }
   c.st = connection::state::handshaking;
   for (const auto& m : proto_.on_open(c.channel, c.index)) send_text(c, m);
   if (proto_.subscribed_on_open()) {
@@ -302,6 +355,7 @@ std::size_t load_worker::on_frames(connection& c, char* data, std::size_t len) {
   while (c.fd >= 0 && len - pos >= 2) {
     const auto* p = reinterpret_cast<const std::uint8_t*>(data + pos);
     const bool fin = p[0] & 0x80;
+    const bool rsv1 = p[0] & 0x40;
     const int op = p[0] & 0x0f;
     const bool masked = p[1] & 0x80;
     std::uint64_t plen = p[1] & 0x7f;
@@ -328,14 +382,15 @@ std::size_t load_worker::on_frames(connection& c, char* data, std::size_t len) {
     const std::string_view body(payload, plen);
     pos += hdr + plen;
     if (op == 0x1 || op == 0x2 || op == 0x0) {
+      if (op != 0x0) c.frag_compressed = rsv1;
       if (fin && c.frag.empty()) {
-        on_text(c, body);
+        on_message(c, body, c.frag_compressed);
       } else {
         c.frag.append(body);
         if (fin) {
           std::string whole;
           whole.swap(c.frag);
-          on_text(c, whole);
+          on_message(c, whole, c.frag_compressed);
         }
       }
     } else if (op == 0x9) {
@@ -350,6 +405,43 @@ std::size_t load_worker::on_frames(connection& c, char* data, std::size_t len) {
   return pos;
 }
 
+void load_worker::on_message(connection& c, std::string_view payload, bool compressed) {
+  compressed_ = false;
+  if (!compressed) return on_text(c, payload);
+  if (!c.deflate) {
+    note_error("compressed message without permessage-deflate");
+    return close_conn(c, false);
+  }
+  compressed_ = true;  // counted if it turns out to be a delivery
+  if (!c.context) {
+    if (inflater_.inflate(payload, 64 << 20, inflated_) != ws::message_inflater::status::ok) {
+      note_error("cannot inflate a message");
+      return close_conn(c, false);
+    }
+    return on_text(c, inflated_);
+  }
+  // Context takeover: the stream continues from the previous message (RFC 7692 7.2.2).
+  std::string in(payload);
+  in.append("\x00\x00\xff\xff", 4);
+  z_stream& z = *c.context;
+  z.next_in = reinterpret_cast<Bytef*>(in.data());
+  z.avail_in = static_cast<uInt>(in.size());
+  inflated_.clear();
+  char chunk[16384];
+  for (;;) {
+    z.next_out = reinterpret_cast<Bytef*>(chunk);
+    z.avail_out = sizeof chunk;
+    const int r = ::inflate(&z, Z_SYNC_FLUSH);
+    inflated_.append(chunk, sizeof chunk - z.avail_out);
+    if (r != Z_OK && r != Z_BUF_ERROR) {
+      note_error("cannot inflate a message");
+      return close_conn(c, false);
+    }
+    if (z.avail_in == 0 && z.avail_out != 0) break;
+  }
+  on_text(c, inflated_);
+}
+
 void load_worker::on_text(connection& c, std::string_view text) {
   text_event ev = proto_.on_text(c.channel, text);
   for (const auto& r : ev.replies) send_text(c, r);
@@ -357,6 +449,7 @@ void load_worker::on_text(connection& c, std::string_view text) {
     case text_event::kind::delivery: {
       const std::uint64_t now = now_us();
       inc(counters_.received);
+      if (compressed_) inc(counters_.compressed);
       inc(counters_.received_by_node[static_cast<std::size_t>(c.node)]);
       counters_.last_delivery_us.store(now, std::memory_order_relaxed);
       hist_.record(now > ev.sent_us ? now - ev.sent_us : 0);
@@ -495,8 +588,11 @@ void load_worker::publish_on(connection& c) {
   c.channel = pub_channel_rr_;
   pub_channel_rr_ = (pub_channel_rr_ + 1) % std::max(1, opt_.proto.channels);
   std::string payload = "{\"bt\":" + std::to_string(now_us()) + ",\"bn\":" + std::to_string(++pub_seq_);
-  if (opt_.payload_bytes > 0)
+  if (opt_.payload_bytes > 0 && opt_.payload_words) {
+    payload += ",\"bp\":\"" + words_text(static_cast<std::size_t>(opt_.payload_bytes), pub_seq_) + "\"";
+  } else if (opt_.payload_bytes > 0) {
     payload += ",\"bp\":\"" + std::string(static_cast<std::size_t>(opt_.payload_bytes), 'x') + "\"";
+  }
   payload += "}";
   c.st = connection::state::pub_busy;
   inc(counters_.pub_sent);

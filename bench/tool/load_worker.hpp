@@ -12,6 +12,7 @@
 
 #include "bench_options.hpp"
 #include "latency_histogram.hpp"
+#include "net/ws/message_inflater.hpp"
 #include "peer_protocol.hpp"
 
 namespace bc::bench {
@@ -32,6 +33,9 @@ struct run_state {
 struct worker_counters {
   std::atomic<std::uint64_t> opened{0}, upgraded{0}, subscribed{0}, failed{0}, closed{0};
   std::atomic<std::uint64_t> received{0}, gaps{0}, out_of_order{0}, notifications{0};
+  // Bytes subscribers read from the publish phase on; deliveries that arrived compressed; connections on
+  // which the server accepted permessage-deflate.
+  std::atomic<std::uint64_t> wire_bytes{0}, compressed{0}, deflate_agreed{0};
   std::atomic<std::uint64_t> last_subscribe_us{0}, last_delivery_us{0};
   std::atomic<std::uint64_t> pub_sent{0}, pub_acked{0}, pub_errors{0}, pub_reconnects{0}, expected{0};
   std::atomic<std::uint64_t> pub_behind{0};  // publishes sent > 1 ms after their slot (in-flight bound)
@@ -72,6 +76,7 @@ class load_worker {
   std::size_t on_upgrade_response(connection& c, char* data, std::size_t len);
   std::size_t on_frames(connection& c, char* data, std::size_t len);
   void on_text(connection& c, std::string_view text);
+  void on_message(connection& c, std::string_view payload, bool compressed);
   std::size_t on_http_response(connection& c, char* data, std::size_t len);
   void send_text(connection& c, std::string_view text);
   void send_frame(connection& c, int opcode, std::string_view payload);
@@ -94,6 +99,9 @@ class load_worker {
   int handshaking_ = 0;
   int first_conn_;
   std::vector<char> buf_;
+  ws::message_inflater inflater_;  // connections whose server compresses each message on its own
+  std::string inflated_;
+  bool compressed_ = false;  // the message being handled arrived compressed
   worker_counters counters_;
   latency_histogram hist_;
   std::vector<std::unique_ptr<latency_histogram>> node_hist_;

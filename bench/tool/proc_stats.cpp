@@ -17,7 +17,13 @@ namespace {
 bool read_small(const std::string& path, std::string& out) {
   std::ifstream f(path);
   if (!f) return false;
-  out.assign(std::istreambuf_iterator<char>(f), {});
+  // A process that exits between the open and the read makes the read fail with ESRCH, which libstdc++'s
+  // filebuf throws: it aborted a whole run once (bench/run, 2026-12-05). It is simply gone.
+  try {
+    out.assign(std::istreambuf_iterator<char>(f), {});
+  } catch (const std::ios_base::failure&) {
+    return false;
+  }
   return true;
 }
 

@@ -175,6 +175,12 @@ void declare(settings& s, config& c, raw_values& r) {
            "Bytes queued per connection before the slow-consumer policy applies");
   s.option("--io-uring", c.net.io_uring,
            "Write each fan-out's connections with one io_uring submission (false = one sendmsg each)");
+  s.option("--compression", c.net.compression,
+           "Accept permessage-deflate (RFC 7692) from clients that offer it (false = never compress)");
+  s.option("--compression-min-size", c.net.compression_min_size,
+           "Frames smaller than this many bytes are sent uncompressed");
+  s.option("--compression-level", c.net.compression_level, "zlib compression level, 1 (fastest) to 9")
+      ->check(CLI::Range(1, 9));
   s.option("--slow-consumer-policy", r.policy, "disconnect | drop (skip the message, seq still counts)")
       ->check(CLI::IsMember({"disconnect", "drop"}));
   s.option("--jwt-leeway", c.jwt_leeway_s, "Clock leeway for exp/iat/nbf, seconds");

@@ -5,6 +5,8 @@
 #include <memory>
 #include <string>
 
+#include "core/lazy_bytes.hpp"
+
 namespace bc::core {
 
 // What a publisher sent, stamped by the node that accepted it. The payload is opaque to the core: the
@@ -49,6 +51,9 @@ struct publication {
   std::uint64_t skipped = 0;
   bool presence_event = false;
   std::string from;
+  // The transport's compressed form of `tail`, built by the first delivery that needs it (never read by
+  // the core; see docs/design.md "Compression").
+  lazy_bytes compressed_tail;
 };
 
 using publication_ptr = std::shared_ptr<const publication>;

@@ -11,6 +11,7 @@
 #include "net/http_framing.hpp"
 #include "net/index_page.hpp"
 #include "net/worker.hpp"
+#include "net/ws/deflate_offer.hpp"
 #include "net/ws/handshake.hpp"
 #include "net/ws_session.hpp"
 #include "protocol/encoder.hpp"
@@ -388,10 +389,25 @@ void http_session::handle_upgrade(request& req) {
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
       "Upgrade\r\nSec-WebSocket-Accept: ";
   head += ws::accept_key(key);
+  ws::deflate_agreement deflate;
+  if (w_.config().compression) {
+    // The header may come as several fields; their values form one list (RFC 7230 3.2.2).
+    std::string offers;
+    const auto [first, last] = req.equal_range(http::field::sec_websocket_extensions);
+    for (auto f = first; f != last; ++f) {
+      if (!offers.empty()) offers += ", ";
+      offers.append(f->value().data(), f->value().size());
+    }
+    deflate = ws::negotiate_deflate(offers);
+  }
+  if (deflate.enabled) {
+    head += "\r\nSec-WebSocket-Extensions: ";
+    head += deflate.response;
+  }
   head += "\r\n\r\n";
   closed_ = true;  // the socket now belongs to the WebSocket session
   deadline_.cancel();
-  auto session = std::make_shared<ws_session>(w_, std::move(socket_), std::move(io_));
+  auto session = std::make_shared<ws_session>(w_, std::move(socket_), std::move(io_), deflate.enabled);
   session->send_raw(std::move(head));
   session->start(in_);
 }

@@ -32,6 +32,11 @@ struct net_config {
   // Write the connections of one fan-out with one io_uring submission instead of one sendmsg each (falls
   // back to sendmsg when the kernel refuses io_uring).
   bool io_uring = true;
+  // permessage-deflate (RFC 7692) for clients that offer it; frames below compression_min_size bytes go
+  // uncompressed. compression_level is zlib's 1 (fastest) .. 9 (smallest).
+  bool compression = true;
+  std::size_t compression_min_size = 128;
+  int compression_level = 6;
   bool metrics_auth = false;  // /metrics asks for an API key, like /info
   bool console = false;
   std::string console_dir;

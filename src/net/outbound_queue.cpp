@@ -6,6 +6,7 @@
 
 #include "net/ws/frame_writer.hpp"
 #include "net/ws/opcode.hpp"
+#include "net/ws/stored_block.hpp"
 
 namespace bc::net {
 
@@ -32,11 +33,11 @@ outbound_queue::frame& outbound_queue::emplace() {
   return frames_.emplace_back();
 }
 
-void outbound_queue::push_text(std::string text) {
-  auto owned = std::make_shared<const std::string>(std::move(text));
+void outbound_queue::push_text_frame(std::string payload, bool compressed) {
+  auto owned = std::make_shared<const std::string>(std::move(payload));
   frame& f = emplace();
-  f.head_len = static_cast<std::uint8_t>(
-      ws::write_header(reinterpret_cast<std::uint8_t*>(f.head), ws::opcode::text, owned->size()));
+  f.head_len = static_cast<std::uint8_t>(ws::write_header(reinterpret_cast<std::uint8_t*>(f.head),
+                                                          ws::opcode::text, owned->size(), true, compressed));
   f.body = owned->data();
   f.body_len = static_cast<std::uint32_t>(owned->size());
   f.owner = std::move(owned);
@@ -94,6 +95,40 @@ void outbound_queue::push_publication(const core::publication_ptr& pub, std::uin
   f.head_len = static_cast<std::uint8_t>(n + num_len);
   f.body = pub->tail.data();
   f.body_len = static_cast<std::uint32_t>(pub->tail.size());
+  f.owner = pub;
+  bytes_ += f.size();
+}
+
+std::size_t outbound_queue::compressed_frame_bytes(const core::publication& pub, std::uint64_t seq,
+                                                   std::size_t deflated_tail_bytes) {
+  const std::size_t prefix = pub.head.size() + (pub.presence_event ? 0 : digits(seq));
+  const std::size_t payload = ws::stored_blocks_overhead(prefix) + prefix + deflated_tail_bytes;
+  return payload + (payload < 126 ? 2 : payload < 65536 ? 4 : 10);
+}
+
+void outbound_queue::push_compressed_publication(const core::publication_ptr& pub, std::uint64_t seq,
+                                                 std::string_view deflated_tail) {
+  char num[20];
+  const auto end = pub->presence_event ? num : std::to_chars(num, num + sizeof num, seq).ptr;
+  const std::size_t num_len = static_cast<std::size_t>(end - num);
+  const std::size_t prefix = pub->head.size() + num_len;
+  const std::size_t stored = prefix == 0 ? 0 : ws::stored_block_header + prefix;
+  frame& f = emplace();
+  auto* h = reinterpret_cast<std::uint8_t*>(f.head);
+  std::size_t n = ws::write_header(h, ws::opcode::text, stored + deflated_tail.size(), true, true);
+  // The head is a short constant, so head + seq is one stored block and fits inline.
+  assert(n + stored <= inline_bytes);
+  if (prefix != 0) {
+    ws::write_stored_block_header(h + n, prefix);
+    n += ws::stored_block_header;
+    std::memcpy(f.head + n, pub->head.data(), pub->head.size());
+    n += pub->head.size();
+    std::memcpy(f.head + n, num, num_len);
+    n += num_len;
+  }
+  f.head_len = static_cast<std::uint8_t>(n);
+  f.body = deflated_tail.data();
+  f.body_len = static_cast<std::uint32_t>(deflated_tail.size());
   f.owner = pub;
   bytes_ += f.size();
 }

@@ -17,11 +17,13 @@ namespace bc::net {
 
 class outbound_queue {
  public:
-  // Room for a WebSocket header (<= 10), the broadcast head and the seq digits.
+  // Room for a WebSocket header (<= 10), a stored block's header (5), the broadcast head and the seq digits.
   static constexpr std::size_t inline_bytes = 80;
 
   // A complete text frame holding `text`.
-  void push_text(std::string text);
+  void push_text(std::string text) { push_text_frame(std::move(text), false); }
+  // A complete text frame holding a permessage-deflate payload (RSV1 set).
+  void push_compressed_text(std::string deflated) { push_text_frame(std::move(deflated), true); }
   // Bytes sent as they are (the HTTP 101 response that precedes the first frame).
   void push_raw(std::string bytes);
   // A control frame (close/ping/pong); `payload` <= 125 bytes.
@@ -30,6 +32,14 @@ class outbound_queue {
   void push_publication(const core::publication_ptr& pub, std::uint64_t seq);
   // Frame size push_publication would add, for the slow-consumer check before queueing.
   static std::size_t publication_frame_bytes(const core::publication& pub, std::uint64_t seq);
+  // A broadcast frame compressed with permessage-deflate, with nothing compressed or copied here but the
+  // head and digits: a stored (uncompressed) DEFLATE block holding head + decimal seq, then `deflated_tail`,
+  // the publication's tail deflated once for every subscriber (deflate_context), which `pub` must own.
+  // A presence event (no head, no seq) is its deflated tail alone.
+  void push_compressed_publication(const core::publication_ptr& pub, std::uint64_t seq,
+                                   std::string_view deflated_tail);
+  static std::size_t compressed_frame_bytes(const core::publication& pub, std::uint64_t seq,
+                                            std::size_t deflated_tail_bytes);
 
   // Fills `iov` (at most `max`) with the unsent bytes, in order; returns how many entries it used.
   std::size_t gather(iovec* iov, std::size_t max) const;
@@ -56,6 +66,7 @@ class outbound_queue {
     std::size_t size() const { return head_len + static_cast<std::size_t>(body_len); }
   };
   frame& emplace();
+  void push_text_frame(std::string payload, bool compressed);
 
   std::vector<frame> frames_;
   std::size_t head_ = 0;   // first unsent frame

@@ -22,6 +22,7 @@ worker::worker(boost::asio::io_context& ioc, protocol::session_services& service
       services_(services),
       shared_(shared),
       read_buffer_(64 * 1024 + 64),
+      deflate_(shared.config.compression_min_size, shared.config.compression_level),
       wheel_(wheel_slots, nullptr),
       ticker_(ioc),
       try_batch_(shared.config.io_uring) {}

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/local_counter.hpp"
+#include "net/deflate_context.hpp"
 #include "net/net_config.hpp"
 #include "net/net_stats.hpp"
 #include "net/send_batch.hpp"
@@ -38,6 +39,9 @@ class worker {
   const net_config& config() const { return shared_.config; }
   node_shared& shared() { return shared_; }
   net_stats& stats() { return stats_; }
+
+  // permessage-deflate for every session of this thread that negotiated it.
+  deflate_context& deflate() { return deflate_; }
 
   // Scratch space every session of this thread reads into: an idle connection holds no read buffer.
   std::uint8_t* read_buffer() { return read_buffer_.data(); }
@@ -84,6 +88,7 @@ class worker {
   node_shared& shared_;
   net_stats stats_;
   std::vector<std::uint8_t> read_buffer_;
+  deflate_context deflate_;
   std::vector<std::shared_ptr<ws_session>> dirty_;
   std::vector<std::shared_ptr<ws_session>> flushing_;
   std::unique_ptr<send_batch> batch_;  // opened on first use, while try_batch_

@@ -9,6 +9,7 @@
 #include "net/worker.hpp"
 #include "net/ws/close_code.hpp"
 #include "net/ws/frame_writer.hpp"
+#include "net/ws/utf8.hpp"
 #include "protocol/time_format.hpp"
 
 namespace bc::net {
@@ -19,14 +20,15 @@ constexpr int max_reads_per_wakeup = 8;  // fairness between connections of one 
 constexpr std::size_t max_iov = 256;
 }  // namespace
 
-ws_session::ws_session(worker& w, boost::asio::ip::tcp::socket socket, byte_stream io)
+ws_session::ws_session(worker& w, boost::asio::ip::tcp::socket socket, byte_stream io, bool compression)
     : w_(w),
       socket_(std::move(socket)),
       io_(std::move(io)),
-      parser_(w.config().max_message_size),
+      parser_(w.config().max_message_size, compression),
       session_(w.services(), *this),
       opened_(std::chrono::steady_clock::now()),
-      last_rx_(opened_) {
+      last_rx_(opened_),
+      compression_(compression) {
   w_.add(*this);
   w_.stats().connections.add();
   w_.stats().accepted.add();
@@ -127,6 +129,27 @@ void ws_session::on_message(ws::opcode op, std::string_view payload) {
   }
 }
 
+void ws_session::on_compressed_message(ws::opcode op, std::string_view deflated) {
+  if (state_ >= state::closing) return;
+  std::string_view payload;
+  // Bounded by the same maximum as a plain message: a decompression bomb stops at max + 1 bytes.
+  switch (w_.deflate().inflate(deflated, w_.config().max_message_size, payload)) {
+    case ws::message_inflater::status::ok:
+      break;
+    case ws::message_inflater::status::too_big:
+      return start_close(static_cast<std::uint16_t>(ws::close_code::message_too_big), "message too big",
+                         close_reason::message_too_big);
+    case ws::message_inflater::status::corrupt:
+      return start_close(static_cast<std::uint16_t>(ws::close_code::protocol_error),
+                         "invalid compressed data", close_reason::protocol_error);
+  }
+  if (op == ws::opcode::text && !ws::is_valid_utf8(payload)) {
+    return start_close(static_cast<std::uint16_t>(ws::close_code::invalid_payload),
+                       "text message is not valid UTF-8", close_reason::invalid_utf8);
+  }
+  on_message(op, payload);
+}
+
 void ws_session::on_ping(std::string_view payload) {
   if (state_ >= state::closing) return;
   out_.push_control(static_cast<std::uint8_t>(ws::opcode::pong), payload);
@@ -154,13 +177,25 @@ void ws_session::send_raw(std::string bytes) {
 
 void ws_session::send_text(std::string text) {
   if (state_ >= state::closing) return;
+  // Replies are this connection's alone: compressed here, per message, when big enough to be worth it.
+  if (compression_) {
+    if (std::string deflated = w_.deflate().deflate_message(text); !deflated.empty()) {
+      out_.push_compressed_text(std::move(deflated));
+      return mark_dirty();
+    }
+  }
   out_.push_text(std::move(text));
   mark_dirty();
 }
 
 void ws_session::send_publication(const core::publication_ptr& pub, std::uint64_t seq) {
   if (state_ >= state::closing) return;
-  const std::size_t size = outbound_queue::publication_frame_bytes(*pub, seq);
+  // Compressed once per publication for every subscriber on every thread (deflate_context); per delivery
+  // only the seq's stored block is written.
+  const std::string* deflated = compression_ ? &w_.deflate().deflated_tail(*pub) : nullptr;
+  if (deflated && deflated->empty()) deflated = nullptr;
+  const std::size_t size = deflated ? outbound_queue::compressed_frame_bytes(*pub, seq, deflated->size())
+                                    : outbound_queue::publication_frame_bytes(*pub, seq);
   // The limit is on what the client has not taken: before judging, hand the kernel what it will accept now
   // (frames queued earlier in this batch would otherwise count against a client that reads at full speed).
   if (!out_.empty() && out_.bytes() + size > w_.config().outbound_buffer && !writing_) {
@@ -180,7 +215,11 @@ void ws_session::send_publication(const core::publication_ptr& pub, std::uint64_
     spdlog::warn("slow consumer: {} bytes queued, policy=disconnect", out_.bytes());
     return drop_next_turn(close_reason::slow_consumer);  // not inside the hub's delivery loop: next turn
   }
-  out_.push_publication(pub, seq);
+  if (deflated) {
+    out_.push_compressed_publication(pub, seq, *deflated);
+  } else {
+    out_.push_publication(pub, seq);
+  }
   w_.stats().deliveries.add();
   mark_dirty();
 }

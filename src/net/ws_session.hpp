@@ -44,7 +44,8 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
                          public protocol::client_transport,
                          private ws::frame_handler {
  public:
-  ws_session(worker& w, boost::asio::ip::tcp::socket socket, byte_stream io);
+  // `compression`: the handshake agreed on permessage-deflate (ws::negotiate_deflate).
+  ws_session(worker& w, boost::asio::ip::tcp::socket socket, byte_stream io, bool compression = false);
   ~ws_session() override;
 
   // Starts reading; `initial` holds bytes that arrived with the handshake.
@@ -98,6 +99,7 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
 
   // ws::frame_handler
   void on_message(ws::opcode op, std::string_view payload) override;
+  void on_compressed_message(ws::opcode op, std::string_view deflated) override;
   void on_ping(std::string_view payload) override;
   void on_pong(std::string_view payload) override;
   void on_close(std::uint16_t code, std::string_view reason) override;
@@ -121,6 +123,7 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
   bool ping_outstanding_ = false;   // we pinged an idle client
   bool read_wants_write_ = false;   // TLS: a read must wait for writability first
   bool was_authenticated_ = false;  // counted in the authenticated gauge
+  bool compression_ = false;        // permessage-deflate negotiated
   std::uint32_t dropped_ = 0;       // frames skipped under the drop policy, for rate-limited logging
   std::uint32_t wheel_slot_ = ~std::uint32_t{0};  // the worker's timer wheel: slot and list links
   ws_session* prev_ = nullptr;

@@ -30,7 +30,10 @@ server.keepAliveTimeout = 300000;
 server.headersTimeout = 301000;
 server.maxRequestsPerSocket = 0;
 
-const io = new Server(server, { transports: ['websocket'], serveClient: false, perMessageDeflate: false });
+// PER_MESSAGE_DEFLATE=1: permessage-deflate as `ws` does it (bench/run's target socketio-deflate): each
+// connection's frames compressed on their own, frames from 128 bytes on (Broadcaster's --compression-min-size).
+const perMessageDeflate = process.env.PER_MESSAGE_DEFLATE === '1' ? { threshold: 128 } : false;
+const io = new Server(server, { transports: ['websocket'], serveClient: false, perMessageDeflate });
 io.on('connection', (socket) => {
   socket.on('subscribe', (channel, ack) => {
     socket.join(String(channel));

@@ -35,7 +35,8 @@ const std::size_t inline_capacity = std::string().capacity();
 
 }  // namespace
 
-frame_parser::frame_parser(std::size_t max_message_bytes) : max_message_bytes_(max_message_bytes) {}
+frame_parser::frame_parser(std::size_t max_message_bytes, bool compression)
+    : max_message_bytes_(max_message_bytes), compression_(compression) {}
 
 result frame_parser::feed(std::span<std::uint8_t> data, frame_handler& handler) {
   if (done_) return error_;
@@ -91,8 +92,16 @@ result frame_parser::check_first_bytes(std::uint8_t b0, std::uint8_t b1) const {
   const std::uint8_t op = b0 & 0x0F;
   const std::uint8_t len7 = b1 & 0x7F;
   const bool fin = (b0 & 0x80) != 0;
-  if ((b0 & 0x70) != 0) return fail(close_code::protocol_error, "reserved bits set");
+  // RSV1 is permessage-deflate's "compressed" bit (RFC 7692 6): only with the extension negotiated, and
+  // only on the first frame of a data message.
+  const bool rsv1 = (b0 & 0x40) != 0;
+  if ((b0 & 0x30) != 0 || (rsv1 && !compression_))
+    return fail(close_code::protocol_error, "reserved bits set");
   if (!is_known_opcode(op)) return fail(close_code::protocol_error, "unknown opcode");
+  if (rsv1 && is_control(static_cast<opcode>(op)))
+    return fail(close_code::protocol_error, "compressed control frame");
+  if (rsv1 && static_cast<opcode>(op) == opcode::continuation)
+    return fail(close_code::protocol_error, "compressed bit on a continuation frame");
   if ((b1 & 0x80) == 0) return fail(close_code::protocol_error, "client frame not masked");
   if (is_control(static_cast<opcode>(op))) {
     if (!fin) return fail(close_code::protocol_error, "fragmented control frame");
@@ -132,6 +141,7 @@ result frame_parser::begin_frame(const std::uint8_t* h) {
       return fail(close_code::message_too_big, "message too big");
     if (frame_op_ != opcode::continuation) {
       message_op_ = frame_op_;
+      message_compressed_ = (h[0] & 0x40) != 0;
       in_message_ = true;
       utf8_.reset();
     }
@@ -158,8 +168,9 @@ result frame_parser::read_payload(std::span<std::uint8_t> data, std::size_t& pos
 }
 
 result frame_parser::on_data_chunk(std::string_view chunk, bool whole_frame, frame_handler& handler) {
-  // Validate every piece as it arrives so a bad text message fails fast (RFC 6455 8.1).
-  if (message_op_ == opcode::text && !utf8_.feed(chunk)) {
+  // Validate every piece as it arrives so a bad text message fails fast (RFC 6455 8.1). A compressed one
+  // can only be checked once inflated, by the handler.
+  if (message_op_ == opcode::text && !message_compressed_ && !utf8_.feed(chunk)) {
     return fail(close_code::invalid_payload, "text message is not valid UTF-8");
   }
   const bool last = frame_remaining_ == 0 && frame_fin_;
@@ -207,12 +218,16 @@ result frame_parser::deliver_control(std::string_view payload, frame_handler& ha
 }
 
 result frame_parser::deliver_message(std::string_view payload, frame_handler& handler) {
-  if (message_op_ == opcode::text && !utf8_.complete()) {
+  if (message_op_ == opcode::text && !message_compressed_ && !utf8_.complete()) {
     return fail(close_code::invalid_payload, "text message ends inside a UTF-8 sequence");
   }
   in_message_ = false;
   message_bytes_ = 0;
-  handler.on_message(message_op_, payload);
+  if (message_compressed_) {
+    handler.on_compressed_message(message_op_, payload);
+  } else {
+    handler.on_message(message_op_, payload);
+  }
   trim_buffer();  // after the callback: payload may point into buffer_
   return {};
 }
@@ -227,6 +242,7 @@ void frame_parser::reset() {
   header_len_ = 0;
   in_payload_ = false;
   in_message_ = false;
+  message_compressed_ = false;
   frame_remaining_ = 0;
   frame_consumed_ = 0;
   message_bytes_ = 0;

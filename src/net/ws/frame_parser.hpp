@@ -21,6 +21,10 @@ class frame_handler {
  public:
   virtual ~frame_handler() = default;
   virtual void on_message(opcode op, std::string_view payload) = 0;  // op is text or binary
+  // A message sent with RSV1 on a connection that negotiated permessage-deflate (RFC 7692): `deflated` is
+  // its payload as received, not inflated, and a text message's UTF-8 is not checked yet (the handler
+  // inflates, bounds the size, then checks). Never called by a parser built without compression.
+  virtual void on_compressed_message(opcode op, std::string_view deflated) = 0;
   virtual void on_ping(std::string_view payload) = 0;
   virtual void on_pong(std::string_view payload) = 0;
   // code is 1005 (no_status) when the close frame had no body.
@@ -43,7 +47,10 @@ class frame_parser {
     std::string_view reason;
   };
 
-  explicit frame_parser(std::size_t max_message_bytes = 64 * 1024);
+  // `max_message_bytes` bounds a message as received (for a compressed one, its compressed size; the
+  // handler bounds the inflated size). `compression`: permessage-deflate was negotiated, so RSV1 may mark
+  // the first frame of a data message; without it, RSV1 is a protocol error like RSV2 and RSV3.
+  explicit frame_parser(std::size_t max_message_bytes = 64 * 1024, bool compression = false);
 
   // Consumes all of `data` (unmasking in place, hence mutable), calling the handler for each complete message
   // or control frame, possibly several times per feed. Returns the first error (protocol_error,
@@ -84,11 +91,13 @@ class frame_parser {
   opcode frame_op_ = opcode::continuation;
   bool frame_fin_ = false;
   bool in_payload_ = false;  // header done, payload (possibly empty) pending
+  bool compression_;          // RSV1 allowed (here, in padding: an idle connection's size stays the same)
 
   // Current data message (possibly spanning several fragments).
   std::size_t message_bytes_ = 0;  // declared payload of its fragments so far, checked against the maximum
   opcode message_op_ = opcode::text;
   bool in_message_ = false;
+  bool message_compressed_ = false;  // RSV1 on its first frame
   utf8_validator utf8_;
 
   bool done_ = false;  // after an error or a close frame

@@ -9,8 +9,10 @@ namespace {
 constexpr std::size_t max_control_payload = 125;
 
 // Writes the first byte and the length field; returns the bytes written (2, 4 or 10).
-std::size_t write_base(std::uint8_t* out, opcode op, std::uint64_t len, bool fin, std::uint8_t mask_bit) {
-  out[0] = static_cast<std::uint8_t>((fin ? 0x80 : 0x00) | static_cast<std::uint8_t>(op));
+std::size_t write_base(std::uint8_t* out, opcode op, std::uint64_t len, bool fin, bool rsv1,
+                       std::uint8_t mask_bit) {
+  out[0] =
+      static_cast<std::uint8_t>((fin ? 0x80 : 0x00) | (rsv1 ? 0x40 : 0x00) | static_cast<std::uint8_t>(op));
   if (len < 126) {
     out[1] = static_cast<std::uint8_t>(mask_bit | len);
     return 2;
@@ -28,13 +30,13 @@ std::size_t write_base(std::uint8_t* out, opcode op, std::uint64_t len, bool fin
 
 }  // namespace
 
-std::size_t write_header(std::uint8_t* out, opcode op, std::uint64_t payload_len, bool fin) {
-  return write_base(out, op, payload_len, fin, 0x00);
+std::size_t write_header(std::uint8_t* out, opcode op, std::uint64_t payload_len, bool fin, bool compressed) {
+  return write_base(out, op, payload_len, fin, compressed, 0x00);
 }
 
 std::size_t write_masked_header(std::uint8_t* out, opcode op, std::uint64_t payload_len,
-                                std::array<std::uint8_t, 4> key, bool fin) {
-  const std::size_t n = write_base(out, op, payload_len, fin, 0x80);
+                                std::array<std::uint8_t, 4> key, bool fin, bool compressed) {
+  const std::size_t n = write_base(out, op, payload_len, fin, compressed, 0x80);
   std::memcpy(out + n, key.data(), 4);
   return n + 4;
 }

@@ -17,13 +17,15 @@ namespace bc::ws {
 // Largest header: 2 bytes + 8-byte extended length + 4-byte masking key.
 constexpr std::size_t max_header_bytes = 14;
 
-// Server-to-client header (servers never mask). Returns the header length: 2, 4 or 10.
-std::size_t write_header(std::uint8_t* out, opcode op, std::uint64_t payload_len, bool fin = true);
+// Server-to-client header (servers never mask). Returns the header length: 2, 4 or 10. `compressed` sets
+// RSV1: the payload is a permessage-deflate message (first frame of a message only).
+std::size_t write_header(std::uint8_t* out, opcode op, std::uint64_t payload_len, bool fin = true,
+                         bool compressed = false);
 
 // Client-to-server header with its masking key (load generator and tests). Returns 6, 8 or 14. The caller
 // masks the payload with apply_mask(payload, len, key).
 std::size_t write_masked_header(std::uint8_t* out, opcode op, std::uint64_t payload_len,
-                                std::array<std::uint8_t, 4> key, bool fin = true);
+                                std::array<std::uint8_t, 4> key, bool fin = true, bool compressed = false);
 
 // XORs data with the masking key in place (masking and unmasking are the same operation). `offset` is the
 // position of data[0] within the frame payload, so a payload can be processed in pieces that span reads.

@@ -175,8 +175,9 @@ TEST(outbound_queue, publication_from_the_real_encoder) {
   m.event = "message";
   m.payload = R"({"text":"hello"})";
   const auto p = protocol::encode_publication(m);
-  // The inline buffer must hold the longest WebSocket header, the head and the longest seq.
-  EXPECT_LE(10 + p->head.size() + 20, outbound_queue::inline_bytes);
+  // The inline buffer must hold the longest WebSocket header, the head and the longest seq, and, compressed,
+  // the stored block's 5-byte header in front of them (push_compressed_publication).
+  EXPECT_LE(10 + 5 + p->head.size() + 20, outbound_queue::inline_bytes);
   outbound_queue q;
   q.push_publication(p, std::numeric_limits<std::uint64_t>::max());
   EXPECT_EQ(gathered(q), publication_frame(*p, std::numeric_limits<std::uint64_t>::max()));
@@ -455,6 +456,45 @@ TEST(outbound_queue, steady_traffic_does_not_grow_the_queue) {
     ASSERT_LE(q.capacity_bytes(), 4 * one_frame) << i;
   }
   EXPECT_TRUE(q.empty());
+}
+
+}  // namespace
+}  // namespace bc::net
+
+namespace bc::net {
+namespace {
+
+// A compressed broadcast: WebSocket header with RSV1, a stored block with head + seq, then the shared tail
+// bytes (opaque here), at every header length class; byte counts agree and partial writes resume correctly.
+TEST(outbound_queue, compressed_publication_layout_at_every_length_class) {
+  for (std::size_t tail_len : {0u, 1u, 60u, 125u, 200u, 65000u, 70000u}) {
+    const auto p = make_pub(std::string(tail_len, 'z'));
+    const std::string deflated(tail_len, 'D');
+    for (std::uint64_t seq : {1ull, 123456ull}) {
+      outbound_queue q;
+      q.push_compressed_publication(p, seq, deflated);
+      const std::string prefix = p->head + std::to_string(seq);
+      std::string stored(5, '\0');
+      stored[1] = static_cast<char>(prefix.size());
+      stored[3] = static_cast<char>(~prefix.size() & 0xff);
+      stored[4] = static_cast<char>(0xff);
+      const std::string payload = stored + prefix + deflated;
+      std::string expected = ws::encode_frame(opcode::text, payload);
+      expected[0] = static_cast<char>(expected[0] | 0x40);  // RSV1
+      EXPECT_EQ(q.bytes(), outbound_queue::compressed_frame_bytes(*p, seq, deflated.size())) << tail_len;
+      EXPECT_EQ(gathered(q), expected) << tail_len;
+      EXPECT_EQ(drain(q, 1, 7), expected) << tail_len;
+      EXPECT_TRUE(q.empty());
+    }
+  }
+}
+
+TEST(outbound_queue, compressed_text_frame_sets_rsv1) {
+  outbound_queue q;
+  q.push_compressed_text("abc");
+  EXPECT_EQ(gathered(q), std::string("\xc1\x03"
+                                     "abc",
+                                     5));
 }
 
 }  // namespace

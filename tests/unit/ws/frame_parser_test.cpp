@@ -16,7 +16,7 @@ namespace {
 
 using bytes = std::vector<std::uint8_t>;
 
-enum class kind { message, ping, pong, close };
+enum class kind { message, compressed, ping, pong, close };
 
 struct event {
   kind what;
@@ -40,6 +40,9 @@ struct recorder : frame_handler {
   void on_message(opcode op, std::string_view p) override {
     events.push_back({kind::message, op, std::string(p), 0, p.data()});
   }
+  void on_compressed_message(opcode op, std::string_view p) override {
+    events.push_back({kind::compressed, op, std::string(p), 0, p.data()});
+  }
   void on_ping(std::string_view p) override {
     events.push_back({kind::ping, opcode::ping, std::string(p), 0, p.data()});
   }
@@ -54,6 +57,9 @@ struct recorder : frame_handler {
 event msg(opcode op, std::string p) {
   return {kind::message, op, std::move(p)};
 }
+event compressed(opcode op, std::string p) {
+  return {kind::compressed, op, std::move(p)};
+}
 event ping(std::string p) {
   return {kind::ping, opcode::ping, std::move(p)};
 }
@@ -64,11 +70,11 @@ event closed(std::uint16_t code, std::string reason) {
   return {kind::close, opcode::close, std::move(reason), code};
 }
 
-// A masked client frame, as a browser would send it.
+// A masked client frame, as a browser would send it; `rsv1`: permessage-deflate's compressed bit.
 bytes frame(opcode op, std::string_view payload, bool fin = true,
-            std::array<std::uint8_t, 4> key = {0x37, 0xfa, 0x21, 0x3d}) {
+            std::array<std::uint8_t, 4> key = {0x37, 0xfa, 0x21, 0x3d}, bool rsv1 = false) {
   std::uint8_t h[max_header_bytes];
-  const std::size_t n = write_masked_header(h, op, payload.size(), key, fin);
+  const std::size_t n = write_masked_header(h, op, payload.size(), key, fin, rsv1);
   bytes out(h, h + n);
   out.insert(out.end(), payload.begin(), payload.end());
   apply_mask(out.data() + n, payload.size(), key);
@@ -639,6 +645,86 @@ TEST(frame_parser, garbage_after_close_in_same_feed_is_not_an_error) {
   bytes wire = concat({frame(opcode::close, ""), bytes{0x00, 0x01, 0xFF}});
   EXPECT_TRUE(feed_all(p, wire, rec).ok);
   EXPECT_EQ(rec.events, std::vector<event>{closed(1005, "")});
+}
+
+}  // namespace
+}  // namespace bc::ws
+
+namespace bc::ws {
+namespace {
+
+constexpr std::array<std::uint8_t, 4> key0 = {0x37, 0xfa, 0x21, 0x3d};
+
+bytes compressed_frame(opcode op, std::string_view payload, bool fin = true) {
+  return frame(op, payload, fin, key0, true);
+}
+
+TEST(frame_parser_rsv1, without_compression_rsv1_is_a_protocol_error) {
+  frame_parser p(1000);
+  recorder rec;
+  const auto r = feed_all(p, compressed_frame(opcode::text, "abc"), rec);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.error, close_code::protocol_error);
+  EXPECT_TRUE(rec.events.empty());
+}
+
+TEST(frame_parser_rsv1, compressed_message_is_handed_over_undecoded) {
+  frame_parser p(1000, true);
+  recorder rec;
+  // Not UTF-8 and not DEFLATE: the parser must not judge either, the handler inflates and checks.
+  const std::string raw("\xff\xfe\x00\x80", 4);
+  ASSERT_TRUE(feed_all(p, compressed_frame(opcode::text, raw), rec).ok);
+  ASSERT_TRUE(feed_all(p, frame(opcode::text, "plain"), rec).ok);
+  EXPECT_EQ(rec.events, (std::vector<event>{compressed(opcode::text, raw), msg(opcode::text, "plain")}));
+}
+
+TEST(frame_parser_rsv1, fragmented_compressed_message_has_rsv1_on_the_first_frame_only) {
+  for (std::size_t cut = 0; cut < 40; cut += 3) {
+    frame_parser p(1000, true);
+    recorder rec;
+    const bytes wire = concat({compressed_frame(opcode::text, "\xc3", false), frame(opcode::ping, "p"),
+                               frame(opcode::continuation, "\x28tail", true)});
+    ASSERT_TRUE(feed_split(p, wire, rec, {std::min(cut, wire.size())}).ok) << cut;
+    EXPECT_EQ(rec.events, (std::vector<event>{ping("p"), compressed(opcode::text, "\xc3\x28tail")})) << cut;
+  }
+}
+
+TEST(frame_parser_rsv1, rsv1_on_a_continuation_frame_is_a_protocol_error) {
+  frame_parser p(1000, true);
+  recorder rec;
+  const auto r = feed_all(
+      p, concat({frame(opcode::text, "a", false), frame(opcode::continuation, "b", true, key0, true)}), rec);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.error, close_code::protocol_error);
+}
+
+TEST(frame_parser_rsv1, compressed_control_frames_are_protocol_errors) {
+  for (opcode op : {opcode::ping, opcode::pong, opcode::close}) {
+    frame_parser p(1000, true);
+    recorder rec;
+    const auto r = feed_all(p, compressed_frame(op, ""), rec);
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.error, close_code::protocol_error);
+    EXPECT_TRUE(rec.events.empty());
+  }
+}
+
+TEST(frame_parser_rsv1, rsv2_and_rsv3_stay_errors_with_compression) {
+  for (std::uint8_t bit : {0x20, 0x10}) {
+    frame_parser p(1000, true);
+    recorder rec;
+    bytes wire = frame(opcode::text, "x");
+    wire[0] |= bit;
+    EXPECT_FALSE(feed_all(p, wire, rec).ok);
+  }
+}
+
+TEST(frame_parser_rsv1, compressed_size_is_bounded_by_the_maximum_as_received) {
+  frame_parser p(10, true);
+  recorder rec;
+  const auto r = feed_all(p, compressed_frame(opcode::binary, std::string(11, 'z')), rec);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.error, close_code::message_too_big);
 }
 
 }  // namespace

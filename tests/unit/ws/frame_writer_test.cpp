@@ -166,6 +166,7 @@ struct capture : frame_handler {
   std::vector<std::pair<opcode, std::string>> messages;
   std::vector<std::pair<std::uint16_t, std::string>> closes;
   void on_message(opcode op, std::string_view p) override { messages.emplace_back(op, std::string(p)); }
+  void on_compressed_message(opcode, std::string_view) override { ADD_FAILURE() << "no compression here"; }
   void on_ping(std::string_view) override {}
   void on_pong(std::string_view) override {}
   void on_close(std::uint16_t code, std::string_view r) override {
