@@ -34,7 +34,10 @@ fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "install-deps: installing ${missing[*]}"
-$SUDO apt-get update -qq
+# A machine that has just booted often has apt busy (unattended-upgrades, another install): wait for its lock
+# rather than fail.
+APT_OPTS=(-o DPkg::Lock::Timeout=600)
+$SUDO apt-get "${APT_OPTS[@]}" update -qq
 
 # prometheus is here for promtool (tests/integration/test_packaging.py), but its package would also start a
 # Prometheus server on :9090 and enable it at boot. It is installed on its own, under a policy-rc.d that refuses
@@ -46,7 +49,7 @@ for p in "${missing[@]}"; do
   if [ "$p" = prometheus ]; then new_prometheus=1; else others+=("$p"); fi
 done
 if [ "${#others[@]}" -gt 0 ]; then
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${others[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get "${APT_OPTS[@]}" install -y -qq --no-install-recommends "${others[@]}" >/dev/null
 fi
 if [ "$new_prometheus" = 1 ]; then
   policy=/usr/sbin/policy-rc.d
@@ -56,7 +59,7 @@ if [ "$new_prometheus" = 1 ]; then
     $SUDO chmod 0755 "$policy"
     trap '$SUDO rm -f "$policy"' EXIT
   fi
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get "${APT_OPTS[@]}" install -y -qq --no-install-recommends prometheus >/dev/null
   $SUDO deb-systemd-helper disable prometheus.service >/dev/null 2>&1 || true
   $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
 fi
