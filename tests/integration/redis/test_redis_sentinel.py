@@ -91,7 +91,9 @@ class Setup:
     def __init__(self, tmp):
         self.procs = []
         self.primary = self._add(RedisServer())
-        self.replica = self._add(RedisServer(args=("--replicaof", "127.0.0.1", str(self.primary.port))))
+        # --dir: the replica stores the RDB of its first sync there, not in the working directory.
+        self.replica = self._add(RedisServer(args=("--replicaof", "127.0.0.1", str(self.primary.port),
+                                                   "--dir", str(tmp))))
         wait_for(lambda: b"master_link_status:up" in resp(self.replica.port, "INFO", "replication"),
                  "replica in sync")
         self.sentinel = self._add(Sentinel(tmp, self.primary.port))
