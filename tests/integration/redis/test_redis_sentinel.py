@@ -150,9 +150,11 @@ async def test_a_node_finds_the_primary_through_the_sentinels_and_delivers(senti
     assert m["broadcaster_redis_shard_up"] == 1 and m["broadcaster_redis_failovers_total"] == 0, m
 
 
-async def stream_across_a_failover(s: Setup, how: str, flags, may_lose: int = 0) -> tuple[list[dict], Publisher, dict]:
-    """`may_lose`: how many publishes answered 200 may be missing (the split-brain window of docs/redis.md "What a
-    failover can lose", without REDIS_WAIT_REPLICAS); 0 = every one must arrive."""
+async def stream_across_a_failover(s: Setup, how: str, flags, may_lose: int = 0,
+                                   gaps_excuse: bool = False) -> tuple[list[dict], Publisher, dict]:
+    """`may_lose`: how many publishes answered 200 may be missing unseen (the split-brain window of docs/redis.md
+    "What a failover can lose", without REDIS_WAIT_REPLICAS); `gaps_excuse`: history off, so a message published
+    before the subscriber's node re-subscribed may be missing if B showed it as a gap (skipped seq)."""
     a, b = s.node(*flags), s.node(*flags)
     ch = chan("fo")
     sub = await Client.connect(b, make_token(authorizedChannels=[ch]))
@@ -192,8 +194,11 @@ async def stream_across_a_failover(s: Setup, how: str, flags, may_lose: int = 0)
     missing = [i for i, (status, id) in enumerate(pub.answers) if status == 200 and id not in seen]
     jumps = [(m["epoch"], m["offset"], m["seq"]) for i, m in enumerate(got[1:])
              if m["epoch"] != got[i]["epoch"] or m["offset"] != got[i]["offset"] + 1]
+    if gaps_excuse:
+        may_lose += int(redis_metrics(b)["broadcaster_redis_skipped_total"])
     if missing and len(missing) <= may_lose:
-        print(f"\n[sentinel {how}] {len(missing)} publishes answered 200 lost in the split-brain window: {missing}")
+        print(f"\n[sentinel {how}] {len(missing)} publishes answered 200 not delivered (shown as gaps, or the "
+              f"split-brain window): {missing}")
         missing = []
     assert not missing, (f"{len(missing)} publishes answered 200 never delivered (publish numbers {missing[:20]}); "
                          f"{len(got)} delivered, jumps {jumps}\nmetrics B {redis_metrics(b)}\n--- A:\n"
@@ -237,9 +242,10 @@ async def test_a_failover_with_history_on_loses_nothing_acknowledged(sentinel_se
 @pytest.mark.parametrize("how", ["sentinel_failover", "sigkill"])
 @async_test(timeout=120)
 async def test_a_failover_with_history_off_shows_every_loss_as_a_gap(sentinel_setup, how):
-    # No WAIT for channels without history: a publish the old primary took after a node had left it may be lost
-    # (a few milliseconds' worth at most, docs/redis.md); every other loss must show.
-    got, pub, metrics = await stream_across_a_failover(sentinel_setup, how, (),
+    # Without history, a message published on the new primary before B re-subscribed there is not delivered but
+    # shows as a gap; and (no WAIT for channels without history) a publish the old primary took after a node had
+    # left it may be lost unseen (a few milliseconds' worth at most, docs/redis.md). Every other loss must show.
+    got, pub, metrics = await stream_across_a_failover(sentinel_setup, how, (), gaps_excuse=True,
                                                        may_lose=10 if how == "sentinel_failover" else 0)
     seqs = [m["seq"] for m in got]
     assert seqs == sorted(set(seqs)), "seq only grows"
