@@ -90,8 +90,9 @@ def role(port: int) -> str | None:
 class Setup:
     def __init__(self, tmp):
         self.procs = []
-        self.primary = self._add(RedisServer())
-        # --dir: the replica stores the RDB of its first sync there, not in the working directory.
+        # --dir: a replica (the old primary too, once demoted) stores the RDB of a sync there, not in the working
+        # directory.
+        self.primary = self._add(RedisServer(args=("--dir", str(tmp))))
         self.replica = self._add(RedisServer(args=("--replicaof", "127.0.0.1", str(self.primary.port),
                                                    "--dir", str(tmp))))
         wait_for(lambda: b"master_link_status:up" in resp(self.replica.port, "INFO", "replication"),
