@@ -199,8 +199,14 @@ void declare(settings& s, config& c, raw_values& r) {
   s.option("--log-format", c.log_format, "text | json (one object per line)")
       ->check(CLI::IsMember({"text", "json"}));
   s.option("--broker", c.broker, "memory | redis")->check(CLI::IsMember({"memory", "redis"}));
-  s.option("--redis-url", c.redis_url, "redis://[:password@]host:port[/db], comma-separated for shards",
+  s.option("--redis-url", c.redis_url,
+           "redis://[[user]:password@]host:port[/db], comma-separated for shards; or "
+           "redis+sentinel://[[user]:password@]sentinel:26379[,sentinel...]/master-name",
            shape::urls);
+  s.option("--redis-wait-replicas", c.redis_wait_replicas,
+           "Publishes to channels with history answer only once this many Redis replicas have them (WAIT); "
+           "0 = off")
+      ->check(CLI::Range(0u, 16u));
   s.option("--tls-cert", c.net.tls_cert, "PEM certificate chain: serve wss:// and https:// (with --tls-key)");
   s.option("--tls-key", c.net.tls_key, "PEM private key of --tls-cert");
   s.option("--history-size", r.history_size,

@@ -31,7 +31,8 @@ struct config {
   std::string log_format = "text";
   std::string broker = "memory";
   std::string redis_url;
-  std::string config_file;  // the TOML file the settings came from, if any (for logs and /info)
+  unsigned redis_wait_replicas = 0;  // publishes with history wait for this many replicas (WAIT); 0 = off
+  std::string config_file;           // the TOML file the settings came from, if any (for logs and /info)
   net::net_config net;
   // History and presence per channel: the defaults are HISTORY_SIZE / HISTORY_TTL / PRESENCE, the rules the
   // file's [[channels]] tables in order (PROTOCOL "(ext) Channel positions, history and recovery", "(ext)

@@ -80,6 +80,7 @@ broker::redis_options redis_options_of(const config& c) {
   broker::redis_options o;
   o.channels = c.channels;
   o.presence_ttl = c.presence_ttl;
+  o.wait_replicas = c.redis_wait_replicas;
   return o;
 }
 }  // namespace

@@ -322,6 +322,12 @@ void redis_broker::append_metrics(std::string& out) const {
   series("broadcaster_redis_controls_total", "counter",
          "Server API commands (disconnect, unsubscribe) received from the control channel.",
          [](const redis_shard_stats& s) { return s.controls; });
+  series("broadcaster_redis_failovers_total", "counter",
+         "Moves to a new primary named by Redis Sentinel (failovers followed).",
+         [](const redis_shard_stats& s) { return s.failovers; });
+  series("broadcaster_redis_wait_failures_total", "counter",
+         "Publishes answered Unavailable because fewer replicas than REDIS_WAIT_REPLICAS acknowledged them.",
+         [](const redis_shard_stats& s) { return s.wait_failures; });
 }
 
 }  // namespace bc::broker

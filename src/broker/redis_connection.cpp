@@ -160,6 +160,14 @@ void redis_connection::drop_later(std::string why) {
   });
 }
 
+void redis_connection::reconnect_now(const std::string& why) {
+  if (stopped_) return;
+  if (ctx_ != nullptr) drop(why);
+  retry_timer_.cancel();
+  backoff_ = opts_.backoff_min;
+  if (ctx_ == nullptr) connect();
+}
+
 void redis_connection::lost(const std::string& why) {
   handshake_timer_.cancel();
   // Not ready(): going_down() clears that as soon as hiredis starts tearing the context down, before we get
@@ -183,6 +191,7 @@ void redis_connection::lost(const std::string& why) {
     spdlog::log(level, "{}: cannot connect ({}); attempt {}, retrying with backoff up to {} ms", name_, why,
                 failures_in_row_, opts_.backoff_max.count());
   }
+  if (on_lost_) on_lost_();
   schedule_retry();
 }
 
@@ -194,7 +203,7 @@ void redis_connection::schedule_retry() {
   backoff_ = std::min(backoff_ * 2, opts_.backoff_max);
   retry_timer_.expires_after(wait);
   retry_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec && !stopped_) connect();
+    if (!ec && !stopped_ && ctx_ == nullptr) connect();  // reconnect_now() may have connected already
   });
 }
 

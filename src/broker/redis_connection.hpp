@@ -52,6 +52,11 @@ class redis_connection {
   // use drop_later there.
   void drop(const std::string& why);
   void drop_later(std::string why);
+  // Drops the connection if there is one and connects again at once, without the backoff: the server moved
+  // (a Sentinel failover), so waiting for the old one to come back would only lengthen the outage.
+  void reconnect_now(const std::string& why);
+  // Called after every loss and every failed attempt (while not stopped), before the retry is scheduled.
+  void on_lost(std::function<void()> hook) { on_lost_ = std::move(hook); }
   // A callback got a null reply: hiredis is tearing the context down and will report the loss only after
   // every pending callback ran. Stop reporting ready() now, so that nobody answered `unavailable` sees it
   // still up.
@@ -84,6 +89,7 @@ class redis_connection {
   std::string name_;  // for logs: "redis shard 0 publish (127.0.0.1:6379)"
   open_handler on_open_;
   close_handler on_close_;
+  std::function<void()> on_lost_;
   boost::asio::steady_timer retry_timer_;
   boost::asio::steady_timer handshake_timer_;
 

@@ -35,6 +35,14 @@ struct redis_options {
   std::size_t max_in_flight = 100000;
   std::size_t max_in_flight_bytes = 64u << 20;
 
+  // REDIS_WAIT_REPLICAS: a publish to a channel with history answers `ok` only once this many replicas
+  // acknowledged it (WAIT after the publish script), so that a failover cannot lose an acknowledged message
+  // from history. 0 = off (replication stays asynchronous). A WAIT not satisfied within wait_timeout answers
+  // `unavailable` (the message may have been delivered). docs/redis.md "Sentinel".
+  unsigned wait_replicas = 0;
+  std::chrono::milliseconds wait_timeout{
+      500};  // below publish_timeout, or the watchdog would drop the connection
+
   // How long a channel's position (its epoch and last offset, the `{C}:meta` hash) outlives its last publish.
   // Long, so that a client resuming after a quiet period finds the same epoch; a channel idle for longer
   // starts a new epoch (its subscribers then see `recovered: false`). docs/redis.md "Channel positions".

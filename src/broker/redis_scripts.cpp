@@ -40,11 +40,19 @@ std::string presence_users_key(std::string_view prefix, std::string_view channel
 // Lua 5.1 numbers are doubles: offsets are exact up to 2^53. string.format('%d') keeps them out of exponent
 // notation. The envelope's epoch length is one byte (epochs are 1..127 bytes), the offset digits' too.
 const char* const publish = R"lua(
-local epoch = redis.call('HGET', KEYS[1], 'e')
+local rid = ARGV[7] or ''
+local m = redis.call('HMGET', KEYS[1], 'e', 'r')
+local epoch = m[1]
+if epoch and rid ~= '' and m[2] and m[2] ~= rid then
+  epoch = false
+end
 if not epoch then
   epoch = ARGV[2]
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', epoch)
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+end
+if rid ~= '' and m[2] ~= rid then
+  redis.call('HSET', KEYS[1], 'r', rid)
 end
 local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])

@@ -9,7 +9,9 @@ namespace bc::broker::redis_scripts {
 
 // Keys of Broadcaster channel C (prefix P = redis_options::channel_prefix), sharing the hash tag `{C}` so
 // that a Redis Cluster keeps them in one slot:
-//   P{C}:meta    hash: `e` the epoch, `o` the last offset given. Expires `position_ttl` after the last
+//   P{C}:meta    hash: `e` the epoch, `o` the last offset given, `r` (Sentinel only) the replication id of
+//   the
+//                primary that gave it. Expires `position_ttl` after the last
 //                publish (30 days by default), so positions survive idle periods.
 //   P{C}:stream  stream: the channel's history, entry id `<offset>-0`, field `m` = the version-2 envelope,
 //                field `t` = Redis's clock (unix ms) when appended: history_ttl is judged by Redis's clock.
@@ -49,9 +51,12 @@ extern const char* const presence_read;
 
 // The single ordering point of a channel. KEYS: meta, stream. ARGV: 1 Redis Pub/Sub channel, 2 an epoch for
 // a channel without one (random, from the node), 3 history size (0: no stream), 4 history ttl ms, 5 meta ttl
-// ms, 6 the envelope body (redis_envelope.hpp). Gives the message the channel's next offset, appends it to
-// the stream when history is on, PUBLISHes the version-2 envelope and returns the offset (an integer). A meta
-// created anew deletes a stale stream first: offsets restart at 1 in a new epoch, and stream ids with them.
+// ms, 6 the envelope body (redis_envelope.hpp), 7 the primary's replication id ('' unless Sentinel). Gives
+// the message the channel's next offset, appends it to the stream when history is on, PUBLISHes the version-2
+// envelope and returns the offset (an integer). A meta created anew deletes a stale stream first: offsets
+// restart at 1 in a new epoch, and stream ids with them. So does a meta written under another replication id:
+// a replica promoted by a failover may not have the last offsets the old primary gave (replication is
+// asynchronous), and giving them again under the same epoch would make nodes drop new messages as duplicates.
 extern const char* const publish;
 
 // Position and messages. KEYS: meta, stream. ARGV: 1 an epoch for a channel without one (creates the meta

@@ -122,9 +122,18 @@ redis_shard::redis_shard(asio::io_context& ioc, std::size_t index, redis_endpoin
                                                                    : presence_read_script_;
             send_script(sc, std::move(args), std::move(done));
           },
-          [this] { return pub_.ready(); }) {}
+          [this] { return pub_.ready(); }) {
+  if (endpoint_.sentinels.empty()) return;
+  sentinel_ = std::make_unique<redis_sentinel>(
+      ioc, endpoint_, opts, fmt::format("redis shard {}", index),
+      [this](const std::string& host, int port, bool announced, const std::string& why) {
+        on_master(host, port, announced, why);
+      });
+  pub_.on_lost([this] { sentinel_->ask(); });
+  sub_.on_lost([this] { sentinel_->ask(); });
+}
 
-// (The tracker's idle hook is set in the body: it needs the whole object.)
+// (The tracker's idle hook is set in start(): it needs the whole object.)
 
 redis_shard::~redis_shard() {
   stop();
@@ -133,8 +142,13 @@ redis_shard::~redis_shard() {
 void redis_shard::start() {
   tracker_.on_idle([this] { release_acked(); });
   stopped_ = false;
-  pub_.start();
-  sub_.start();
+  if (sentinel_) {
+    sentinel_->start();  // the connections start once it names the primary
+  } else {
+    connections_started_ = true;
+    pub_.start();
+    sub_.start();
+  }
   presence_.start();
   do_watch();
 }
@@ -143,6 +157,7 @@ void redis_shard::stop() {
   if (stopped_) return;
   stopped_ = true;
   watchdog_.cancel();
+  if (sentinel_) sentinel_->stop();
   presence_.stop();
   pub_.stop();
   sub_.stop();
@@ -159,6 +174,7 @@ void redis_shard::on_pub_open(redisAsyncContext* ac) {
   // that both scripts are loaded (answered before it).
   for (script* sc : scripts_) sc->sha.clear();
   reloading_ = false;
+  if (sentinel_) check_role(ac, true);
   load_scripts(ac, false);
   redisAsyncCommand(ac, &redis_shard::on_ping_reply, this, "PING");
 }
@@ -201,6 +217,7 @@ void redis_shard::on_ping_reply(redisAsyncContext*, void* reply, void* privdata)
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) return;  // connection going away
   if (is_string(r) && text_of(r) == "PONG") {
+    if (self->sentinel_ && !self->pub_role_ok_) return;  // not the primary: drop_later queued
     for (const script* sc : self->scripts_) {
       if (sc->sha.empty()) return;  // drop_later queued
     }
@@ -253,7 +270,8 @@ void redis_shard::send_publish(const redis_publish_request& req, publish_done do
                         size.data(),
                         ttl.data(),
                         meta_ttl_ms_.data(),
-                        req.body.data()};
+                        req.body.data(),
+                        replication_id_.data()};
   const size_t len[] = {7,
                         sha.size(),
                         1,
@@ -264,13 +282,30 @@ void redis_shard::send_publish(const redis_publish_request& req, publish_done do
                         size.size(),
                         ttl.size(),
                         meta_ttl_ms_.size(),
-                        req.body.size()};
+                        req.body.size(),
+                        replication_id_.size()};
   if (ac == nullptr || !sub_.ready() ||
-      redisAsyncCommandArgv(ac, &redis_shard::on_pub_reply, this, 11, argv, len) != REDIS_OK) {
+      redisAsyncCommandArgv(ac, &redis_shard::on_pub_reply, this, 12, argv, len) != REDIS_OK) {
     return finish(done, publish_status::unavailable);
   }
   last_sent_ = std::chrono::steady_clock::now();
   const bool local = channels_.count(req.redis_channel) != 0;
+  if (opts_.wait_replicas > 0 && req.history_size > 0) {
+    // WAIT blocks this connection until the replicas acknowledged everything before it: the publishes behind
+    // it wait too, which is what bounds a shard's rate with this option on.
+    auto script_ok = std::make_shared<bool>(false);
+    in_flight_.push_back(
+        {nullptr, [script_ok](redisReply* r) { *script_ok = r != nullptr && r->type == REDIS_REPLY_INTEGER; },
+         last_sent_, 0, 0});
+    if (redisAsyncCommand(ac, &redis_shard::on_pub_reply, this, "WAIT %u %lld", opts_.wait_replicas,
+                          static_cast<long long>(opts_.wait_timeout.count())) != REDIS_OK) {
+      return finish(done, publish_status::unavailable);  // the context is going down: its callbacks follow
+    }
+    in_flight_.push_back({std::move(done), nullptr, last_sent_, req.body.size(), local ? sub_epoch_ : 0,
+                          std::move(script_ok)});
+    in_flight_bytes_ += req.body.size();
+    return;
+  }
   in_flight_.push_back({std::move(done), nullptr, last_sent_, req.body.size(), local ? sub_epoch_ : 0});
   in_flight_bytes_ += req.body.size();
 }
@@ -308,6 +343,7 @@ void redis_shard::on_pub_reply(redisAsyncContext* ac, void* reply, void* privdat
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) self->pub_.going_down();
   if (self->in_flight_.empty()) return;  // cannot happen: one entry per command sent
+  self->readonly(ac, r);
   auto op = std::move(self->in_flight_.front());
   self->in_flight_.pop_front();
   self->in_flight_bytes_ -= op.bytes;
@@ -331,8 +367,12 @@ void redis_shard::on_pub_reply(redisAsyncContext* ac, void* reply, void* privdat
   }
   // The script answers with the message's offset; anything else (or no reply: the connection is gone)
   // means the message was not handed over (an error stops the script before its PUBLISH).
-  self->complete_publish(
-      op, r != nullptr && r->type == REDIS_REPLY_INTEGER ? publish_status::ok : publish_status::unavailable);
+  bool ok = r != nullptr && r->type == REDIS_REPLY_INTEGER;
+  if (op.script_ok) {
+    ok = ok && *op.script_ok && r->integer >= static_cast<long long>(self->opts_.wait_replicas);
+    if (!ok && *op.script_ok && r != nullptr) self->wait_failures_.add();
+  }
+  self->complete_publish(op, ok ? publish_status::ok : publish_status::unavailable);
 }
 
 void redis_shard::complete_publish(in_flight& op, publish_status status) {
@@ -718,6 +758,7 @@ void redis_shard::send_subscribe(redisAsyncContext* ac, const char* command, con
 }
 
 void redis_shard::on_sub_open(redisAsyncContext* ac) {
+  if (sentinel_) check_role(ac, false);  // answered before the confirmations (queued before the SUBSCRIBEs)
   // Re-subscribe everything with local interest, then the anchor: its confirmation comes last.
   std::vector<std::string> all(channels_.begin(), channels_.end());
   for (std::size_t at = 0; at < all.size(); at += subscribe_batch) {
@@ -748,6 +789,7 @@ void redis_shard::on_sub_reply(redisAsyncContext*, void* reply, void* privdata) 
     // The first answer on a connection ends its re-subscribe batch; later ones answer pings.
     if (!self->sub_pings_.empty()) return self->on_pong();
     if (!self->sub_.ready()) {
+      if (self->sentinel_ && !self->sub_role_ok_) return;  // not the primary: drop_later queued
       self->sub_.mark_ready();
       self->check_owed_ = true;  // what was published while the connection was down
       self->check_positions();
@@ -851,6 +893,8 @@ redis_shard_stats redis_shard::stats() const {
   s.presence_readded = presence_.readded();
   s.presence_errors = presence_.errors();
   s.controls = controls_.get();
+  s.failovers = failovers_.get();
+  s.wait_failures = wait_failures_.get();
   return s;
 }
 

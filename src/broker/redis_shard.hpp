@@ -22,6 +22,7 @@
 #include "broker/redis_connection.hpp"
 #include "broker/redis_options.hpp"
 #include "broker/redis_presence.hpp"
+#include "broker/redis_sentinel.hpp"
 #include "broker/redis_url.hpp"
 #include "core/local_counter.hpp"
 
@@ -52,6 +53,8 @@ struct redis_shard_stats {
   std::uint64_t presence_readded = 0;    // of those, members Redis had lost (restart, expiry)
   std::uint64_t presence_errors = 0;     // presence commands that failed
   std::uint64_t controls = 0;            // server API commands received (shard 0 only)
+  std::uint64_t failovers = 0;           // moves to another primary named by Sentinel (not the first one)
+  std::uint64_t wait_failures = 0;       // publishes the script ran but too few replicas acknowledged (WAIT)
 };
 
 // One publish as the shard sends it: the envelope body (redis_envelope.hpp) and what the publish script
@@ -128,6 +131,14 @@ struct redis_publish_request {
 // this node. Join and leave envelopes (version 3, redis_envelope.hpp) arrive on the channel's Pub/Sub
 // channel like messages but bypass the tracker: they have no offset, so they neither take nor reveal one.
 //
+// Sentinel (a `redis+sentinel://` endpoint, redis_sentinel.hpp): the connections start once a sentinel has
+// named the primary, and move when the primary does (`endpoint_` is rewritten; a connection reads it on every
+// connect). Every connection to a primary first asks ROLE and is marked ready only if the answer is `master`,
+// so that a stale sentinel answer, or an old primary not yet demoted, is never taken for the primary. A
+// connection lost or not connecting asks the sentinels again; so does a write answered READONLY (with or
+// without Sentinel: the server was demoted under us), which drops both connections like a loss — the
+// publishes in flight answer `unavailable`, never `ok`. See redis_shard_failover.cpp.
+//
 // The server API: shard 0's subscribe connection also subscribes to the node-wide control channel
 // (`P!control`, subscribed before the anchor, so its confirmation comes first); a control() PUBLISHes there
 // on shard 0's publish connection.
@@ -179,6 +190,8 @@ class redis_shard {
     std::chrono::steady_clock::time_point sent;
     std::size_t bytes;
     std::uint64_t sub_epoch;  // the subscribe connection's when sent to a channel with local interest, else 0
+    // A WAIT after a publish (redis_options::wait_replicas): the publish script's answer, set when it came.
+    std::shared_ptr<bool> script_ok = nullptr;
   };
   struct acked {
     publish_done done;
@@ -247,9 +260,18 @@ class redis_shard {
   void check_subscribe_timeout(std::chrono::steady_clock::time_point now);
   void watch_subscribe(std::chrono::steady_clock::time_point now);
   void complete_publish(in_flight& op, publish_status status);
+  // Sentinel (redis_shard_failover.cpp).
+  void on_master(const std::string& host, int port, bool announced, const std::string& why);
+  void check_role(redisAsyncContext* ac, bool publish_side);
+  static void on_pub_role(redisAsyncContext* ac, void* reply, void* privdata);
+  static void on_sub_role(redisAsyncContext* ac, void* reply, void* privdata);
+  static void on_replication_info(redisAsyncContext* ac, void* reply, void* privdata);
+  void role_answered(redis_connection& conn, bool& ok, const redisReply* r);
+  bool readonly(redisAsyncContext* ac, const redisReply* r);
+  void not_the_primary(const std::string& why);
 
   const std::size_t index_;
-  const redis_endpoint endpoint_;
+  redis_endpoint endpoint_;  // host and port rewritten on failover (Sentinel); read by pub_ and sub_
   const redis_options& opts_;
   delivery_sink& sink_;
   const std::string anchor_;       // a Redis channel no Broadcaster channel maps to
@@ -295,7 +317,20 @@ class redis_shard {
   redis_channel_tracker tracker_;  // before the connections: outlives their pending callbacks
   redis_connection pub_;
   redis_connection sub_;
-  redis_presence presence_;  // after pub_: its connected() reads it
+  redis_presence presence_;                   // after pub_: its connected() reads it
+  std::unique_ptr<redis_sentinel> sentinel_;  // with a redis+sentinel:// endpoint only
+  bool connections_started_ = false;          // with Sentinel, once the first primary is known
+  bool pub_role_ok_ = false;                  // ROLE answered `master` on the open connection
+  bool sub_role_ok_ = false;
+  // The primary's master_replid (INFO replication), passed to the publish script: a new one after a failover
+  // starts new epochs (redis_scripts.hpp). Empty without Sentinel.
+  std::string replication_id_;
+  // An address ROLE or READONLY showed is not the primary, and when: a sentinel's answer naming it is not
+  // followed for a while (sentinels catch up with a failover at different times), an announcement is.
+  std::string not_primary_;
+  std::chrono::steady_clock::time_point not_primary_at_{};
+  core::local_counter failovers_;
+  core::local_counter wait_failures_;
 
   core::local_counter published_;
   core::local_counter failures_;

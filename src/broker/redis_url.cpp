@@ -35,11 +35,49 @@ int parse_int(std::string_view s, int min, int max, std::string_view url, std::s
   return v;
 }
 
+constexpr std::string_view sentinel_scheme = "redis+sentinel://";
+
+// `host[:port]` or `[v6]:port`.
+void parse_host_port(std::string_view rest, std::string& host, int& port, std::string_view url) {
+  std::string_view port_text;
+  if (!rest.empty() && rest.front() == '[') {
+    auto close = rest.find(']');
+    if (close == std::string_view::npos) bad(url, "unclosed '[' in host");
+    host = std::string(rest.substr(1, close - 1));
+    rest.remove_prefix(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') bad(url, "unexpected text after ']'");
+      port_text = rest.substr(1);
+    }
+  } else {
+    auto colon = rest.find(':');
+    host = std::string(rest.substr(0, colon));
+    if (colon != std::string_view::npos) port_text = rest.substr(colon + 1);
+  }
+  if (host.empty()) bad(url, "missing host");
+  if (!port_text.empty()) port = parse_int(port_text, 1, 65535, url, "port");
+}
+
+// Takes `[user:]password@` off the front of `rest`.
+void parse_userinfo(std::string_view& rest, redis_endpoint& ep, std::string_view url) {
+  auto at = rest.rfind('@');
+  if (at == std::string_view::npos) return;
+  auto userinfo = rest.substr(0, at);
+  rest.remove_prefix(at + 1);
+  auto colon = userinfo.find(':');
+  if (colon == std::string_view::npos) {
+    ep.password = percent_decode(userinfo, url);  // redis://secret@host: the common short form
+  } else {
+    ep.username = percent_decode(userinfo.substr(0, colon), url);
+    ep.password = percent_decode(userinfo.substr(colon + 1), url);
+  }
+}
+
 redis_endpoint parse_one(std::string_view url) {
   redis_endpoint ep;
   std::string_view rest = url;
   if (auto scheme = rest.find("://"); scheme != std::string_view::npos) {
-    if (rest.substr(0, scheme) != "redis") bad(url, "only redis:// is supported");
+    if (rest.substr(0, scheme) != "redis") bad(url, "only redis:// and redis+sentinel:// are supported");
     rest.remove_prefix(scheme + 3);
   }
   if (auto slash = rest.find('/'); slash != std::string_view::npos) {
@@ -47,40 +85,40 @@ redis_endpoint parse_one(std::string_view url) {
     if (!db.empty()) ep.db = parse_int(db, 0, 1 << 20, url, "db");
     rest = rest.substr(0, slash);
   }
-  if (auto at = rest.rfind('@'); at != std::string_view::npos) {
-    auto userinfo = rest.substr(0, at);
-    rest.remove_prefix(at + 1);
-    auto colon = userinfo.find(':');
-    if (colon == std::string_view::npos) {
-      ep.password = percent_decode(userinfo, url);  // redis://secret@host: the common short form
-    } else {
-      ep.username = percent_decode(userinfo.substr(0, colon), url);
-      ep.password = percent_decode(userinfo.substr(colon + 1), url);
-    }
+  parse_userinfo(rest, ep, url);
+  parse_host_port(rest, ep.host, ep.port, url);
+  return ep;
+}
+
+redis_endpoint parse_sentinel(std::string_view url) {
+  redis_endpoint ep;
+  std::string_view rest = url.substr(sentinel_scheme.size());
+  const auto slash = rest.find('/');
+  if (slash == std::string_view::npos) bad(url, "missing '/<master name>' after the sentinels");
+  std::string_view path = rest.substr(slash + 1);
+  rest = rest.substr(0, slash);
+  const auto db_slash = path.find('/');
+  ep.master_name = percent_decode(path.substr(0, db_slash), url);
+  if (ep.master_name.empty()) bad(url, "missing the master name after the sentinels");
+  if (db_slash != std::string_view::npos && db_slash + 1 < path.size()) {
+    ep.db = parse_int(path.substr(db_slash + 1), 0, 1 << 20, url, "db");
   }
-  std::string_view port;
-  if (!rest.empty() && rest.front() == '[') {
-    auto close = rest.find(']');
-    if (close == std::string_view::npos) bad(url, "unclosed '[' in host");
-    ep.host = std::string(rest.substr(1, close - 1));
-    rest.remove_prefix(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') bad(url, "unexpected text after ']'");
-      port = rest.substr(1);
-    }
-  } else {
-    auto colon = rest.find(':');
-    ep.host = std::string(rest.substr(0, colon));
-    if (colon != std::string_view::npos) port = rest.substr(colon + 1);
+  parse_userinfo(rest, ep, url);
+  while (true) {
+    const auto comma = rest.find(',');
+    redis_host h;
+    parse_host_port(rest.substr(0, comma), h.host, h.port, url);
+    ep.sentinels.push_back(std::move(h));
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
   }
-  if (ep.host.empty()) bad(url, "missing host");
-  if (!port.empty()) ep.port = parse_int(port, 1, 65535, url, "port");
   return ep;
 }
 
 }  // namespace
 
 std::string redis_endpoint::address() const {
+  if (!sentinels.empty()) return "sentinel/" + master_name;
   const bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
@@ -99,13 +137,21 @@ std::string redact_redis_url(std::string_view url) {
 std::vector<redis_endpoint> parse_redis_urls(std::string_view list) {
   std::vector<redis_endpoint> out;
   while (true) {
-    auto comma = list.find(',');
+    // A sentinel entry holds commas of its own: its list of sentinels runs up to the '/' of its master name.
+    const auto lead = trim(list);
+    auto from = std::size_t{0};
+    if (lead.substr(0, sentinel_scheme.size()) == sentinel_scheme) {
+      from = list.find('/', list.find(sentinel_scheme) + sentinel_scheme.size());
+      if (from == std::string_view::npos) from = list.size();
+    }
+    auto comma = list.find(',', from);
     auto item = trim(list.substr(0, comma));
     if (item.empty()) {
       throw std::invalid_argument("invalid REDIS_URL: entry " + std::to_string(out.size() + 1) +
                                   " is empty (entries are separated by commas)");
     }
-    out.push_back(parse_one(item));
+    out.push_back(item.substr(0, sentinel_scheme.size()) == sentinel_scheme ? parse_sentinel(item)
+                                                                            : parse_one(item));
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
   }

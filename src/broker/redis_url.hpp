@@ -7,23 +7,38 @@
 
 namespace bc::broker {
 
+// A host and port, for a sentinel.
+struct redis_host {
+  std::string host;
+  int port = 26379;
+};
+
 // One Redis instance. `db` is accepted for compatibility with the usual URL form but has no effect: Redis
 // Pub/Sub is not scoped to a database.
+//
+// With Sentinel (`sentinels` not empty) host and port are not known up front: they are the primary the
+// sentinels name for `master_name`, filled in (and changed on failover) by the shard (redis_sentinel.hpp).
+// The credentials are the data nodes'; the sentinels are asked without AUTH.
 struct redis_endpoint {
   std::string host;
   int port = 6379;
+  std::vector<redis_host> sentinels;
+  std::string master_name;
   std::string username;  // Redis 6 ACL user; empty = the default user
   std::string password;  // empty = no AUTH
   int db = 0;
 
-  // host:port, for logs and metrics (never the password).
+  // host:port, for logs and metrics (never the password); with Sentinel `sentinel/<master name>`, which stays
+  // the same across failovers (one metrics series per shard).
   std::string address() const;
 };
 
 // Parses `redis://[[user]:password@]host[:port][/db]`, or a comma-separated list of them (one per shard, in
-// shard order). The scheme may be left out; an IPv6 host is written in brackets; user and password may be
-// percent-encoded. Throws std::invalid_argument with a message naming the bad entry.
-// The message never contains a password.
+// shard order). An entry may also be
+// `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/name[/db]` (sentinel port 26379 by
+// default): its comma-separated sentinels run up to the '/' before the master name. The scheme may be left
+// out; an IPv6 host is written in brackets; user and password may be percent-encoded. Throws
+// std::invalid_argument with a message naming the bad entry. The message never contains a password.
 std::vector<redis_endpoint> parse_redis_urls(std::string_view list);
 
 // `url` with its password replaced by ******** (for logs, errors and --print-config):

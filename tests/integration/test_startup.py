@@ -49,6 +49,8 @@ def test_missing_required_setting_exits_2(missing, present):
     (["--broker", "redis", "--redis-url", "redis://:hunter22@r:99999"], ["REDIS_URL", "port"]),
     (["--broker", "redis", "--redis-url", "redis://admin:hunter22@"], ["REDIS_URL", "host"]),
     (["--broker", "redis", "--redis-url", "redis://r1,,redis://:hunter22@r3"], ["REDIS_URL", "entry 2"]),
+    (["--broker", "redis", "--redis-url", "redis+sentinel://:hunter22@s1:26379,s2"], ["REDIS_URL", "master name"]),
+    (["--broker", "redis", "--redis-url", "redis+sentinel://:hunter22@s1:0/m"], ["REDIS_URL", "port"]),
     ({"HOST": "localhost"}, ["HOST", "localhost"]),
     ({"HOST": "300.1.1.1"}, ["HOST"]),
 ])

@@ -78,10 +78,11 @@ class RedisConnection:
 class RedisServer:
     """redis-server on 127.0.0.1, no persistence. kill() is SIGKILL; start() again reuses the same port."""
 
-    def __init__(self, port: int | None = None, start: bool = True):
+    def __init__(self, port: int | None = None, start: bool = True, args: tuple[str, ...] = ()):
         if shutil.which("redis-server") is None:
             pytest.fail("redis-server is not installed (scripts/install-deps.sh installs Debian's redis-server)")
         self.port = port or free_port()
+        self.args = args  # more redis-server options, e.g. ("--replicaof", "127.0.0.1", "6379")
         self.proc: subprocess.Popen | None = None
         if start:
             self.start()
@@ -94,7 +95,7 @@ class RedisServer:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--loglevel", "warning"],
+             "--daemonize", "no", "--loglevel", "warning", *self.args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while True:

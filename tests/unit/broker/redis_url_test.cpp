@@ -60,6 +60,58 @@ TEST(redis_url, rejects_bad_entries_with_a_message_naming_them) {
   }
 }
 
+TEST(redis_url, sentinel_form) {
+  auto eps = parse_redis_urls("redis+sentinel://alice:p%40ss@s1:26380,s2,[::1]:26381/mymaster/2");
+  ASSERT_EQ(eps.size(), 1u);
+  const auto& ep = eps[0];
+  EXPECT_EQ(ep.master_name, "mymaster");
+  EXPECT_EQ(ep.db, 2);
+  EXPECT_EQ(ep.username, "alice");
+  EXPECT_EQ(ep.password, "p@ss");
+  ASSERT_EQ(ep.sentinels.size(), 3u);
+  EXPECT_EQ(ep.sentinels[0].host, "s1");
+  EXPECT_EQ(ep.sentinels[0].port, 26380);
+  EXPECT_EQ(ep.sentinels[1].host, "s2");
+  EXPECT_EQ(ep.sentinels[1].port, 26379);
+  EXPECT_EQ(ep.sentinels[2].host, "::1");
+  EXPECT_EQ(ep.sentinels[2].port, 26381);
+  EXPECT_EQ(ep.address(), "sentinel/mymaster");
+  EXPECT_TRUE(ep.host.empty());  // the sentinels name it at run time
+}
+
+TEST(redis_url, sentinel_entries_mix_with_plain_shards) {
+  auto eps = parse_redis_urls("redis://a:1, redis+sentinel://s1,s2:5/m1 ,redis+sentinel://s3/m2/,c:3");
+  ASSERT_EQ(eps.size(), 4u);
+  EXPECT_EQ(eps[0].host, "a");
+  EXPECT_TRUE(eps[0].sentinels.empty());
+  EXPECT_EQ(eps[1].master_name, "m1");
+  EXPECT_EQ(eps[1].sentinels.size(), 2u);
+  EXPECT_EQ(eps[1].sentinels[1].port, 5);
+  EXPECT_EQ(eps[2].master_name, "m2");
+  EXPECT_EQ(eps[2].sentinels.size(), 1u);
+  EXPECT_EQ(eps[2].db, 0);
+  EXPECT_EQ(eps[3].host, "c");
+  EXPECT_EQ(eps[3].port, 3);
+}
+
+TEST(redis_url, rejects_bad_sentinel_entries) {
+  for (const char* bad :
+       {"redis+sentinel://", "redis+sentinel://s1:26379", "redis+sentinel://s1:26379/", "redis+sentinel:///m",
+        "redis+sentinel://s1,,s2/m", "redis+sentinel://s1:0/m", "redis+sentinel://s1/m/x",
+        "redis+sentinel://s1:x/m", "redis+sentinels://s1/m", "redis+sentinel://s1/m,"}) {
+    EXPECT_THROW(parse_redis_urls(bad), std::invalid_argument) << bad;
+  }
+  try {
+    parse_redis_urls("redis+sentinel://:s3cret@s1,s2");
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("master name"), std::string::npos) << what;
+    EXPECT_EQ(what.find("s3cret"), std::string::npos) << what;
+  }
+  EXPECT_EQ(redact_redis_url("redis+sentinel://u:pw@s1,s2/m"), "redis+sentinel://u:********@s1,s2/m");
+}
+
 TEST(redis_url, errors_never_contain_the_password) {
   for (const char* bad :
        {"redis://:s3cret@h:0", "redis://user:s3cret@h/x", "s3cret@:1", "redis://s3cret@[::1",
