@@ -93,7 +93,6 @@ void http_session::wait(boost::asio::socket_base::wait_type type, void (http_ses
 void http_session::do_handshake() {
   switch (io_.handshake()) {
     case io_result::ok:
-      w_.tls_handshake_done();
       return start_request();
     case io_result::want_read:
       return wait(boost::asio::socket_base::wait_read, &http_session::do_handshake);

@@ -142,7 +142,6 @@ void worker::on_tick() {
     if (s->state_ != ws_session::state::closed) reschedule(*s);
   }
   flush_dirty();
-  heap_trim_.on_tick();
   start_ticker(period_);
 }
 

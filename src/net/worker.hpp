@@ -12,7 +12,6 @@
 
 #include "core/local_counter.hpp"
 #include "net/deflate_context.hpp"
-#include "net/heap_trim.hpp"
 #include "net/net_config.hpp"
 #include "net/net_stats.hpp"
 #include "net/send_batch.hpp"
@@ -47,9 +46,6 @@ class worker {
   // Scratch space every session of this thread reads into: an idle connection holds no read buffer.
   std::uint8_t* read_buffer() { return read_buffer_.data(); }
   std::size_t read_buffer_size() const { return read_buffer_.size(); }
-
-  // A TLS handshake finished on this thread: after a storm of them the ticker returns the freed heap pages.
-  void tls_handshake_done() { heap_trim_.handshake_done(); }
 
   // Sessions sit in a timer wheel by the time of their next deadline (auth, ping, idle, token expiry, close
   // handshake): a tick visits only those due, not every connection. add() schedules the first check;
@@ -110,7 +106,6 @@ class worker {
   std::chrono::milliseconds period_{250};
   bool stopping_ = false;
   core::local_counter rest_in_flight_;
-  heap_trim heap_trim_;
   bool try_batch_;  // false: io_uring off, refused or failed
 };
 
