@@ -118,6 +118,36 @@ async def test_wss_burst_of_large_messages_in_order(tls_server, cert):
     await ws.close()
 
 
+@async_test(timeout=120)
+async def test_many_idle_wss_connections_get_large_messages_after_idling(tls_server, cert):
+    # 600 handshakes in a burst, an idle pause (OpenSSL has released every connection's record buffers:
+    # SSL_MODE_RELEASE_BUFFERS), then a message larger than a TLS record to all of them at once, and another
+    # after a second pause: the buffers come back per connection and the records stay intact.
+    ch = chan()
+    sem = asyncio.Semaphore(32)
+
+    async def one():
+        async with sem:
+            return await wss_client(tls_server, cert, ch)
+
+    conns = await asyncio.gather(*(one() for _ in range(600)))
+    try:
+        for n, size in ((1, 60_000), (2, 20_000)):  # 60 kB: under the 64 KiB --max-message-size
+            await asyncio.sleep(1.5)
+            big = chr(ord("a") + n) * size
+            r = await asyncio.to_thread(https_publish, tls_server, ch, {"n": n, "d": big})
+            assert r.status_code == 200
+
+            async def receive(ws):
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                return msg["params"]["payload"]
+
+            got = await asyncio.gather(*(receive(ws) for ws in conns))
+            assert all(p == {"n": n, "d": big} for p in got)
+    finally:
+        await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
+
+
 @async_test(timeout=30)
 async def test_plaintext_on_tls_port_is_refused_and_others_unaffected(tls_server, cert):
     ch = chan()

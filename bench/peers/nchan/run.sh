@@ -4,9 +4,17 @@
 #   POST /pub/<channel>  publisher (201/202), keep-alive
 # Two worker processes (one per core, like Broadcaster's two threads), 20000 fds each, Nchan's defaults
 # otherwise (message buffer on: 10 messages, 1 h). The master's pid is this script's pid (exec).
+# With NCHAN_TLS_CERT and NCHAN_TLS_KEY set (PEM files), it listens with TLS instead (wss://, https://),
+# nginx's TLS defaults otherwise (no session cache, tickets on).
 # usage: bench/peers/nchan/run.sh PORT [WORKDIR]
 set -euo pipefail
 port=${1:?port}
+tls=""
+if [ -n "${NCHAN_TLS_CERT:-}" ]; then
+  tls=" ssl;
+    ssl_certificate $(realpath "$NCHAN_TLS_CERT");
+    ssl_certificate_key $(realpath "${NCHAN_TLS_KEY:?NCHAN_TLS_KEY}")"
+fi
 dir=${2:-$(mktemp -d /tmp/bench-nchan.XXXXXX)}
 dir=$(realpath -m "$dir")
 mkdir -p "$dir/logs" "$dir/tmp"
@@ -29,11 +37,11 @@ http {
   uwsgi_temp_path $dir/tmp/uwsgi;
   scgi_temp_path $dir/tmp/scgi;
   server {
-    listen 127.0.0.1:$port backlog=4096;
+    listen 127.0.0.1:$port backlog=4096$tls;
     location ~ ^/sub/([\w:-]+)\$ { nchan_subscriber websocket; nchan_channel_id \$1; }
     location ~ ^/pub/([\w:-]+)\$ { nchan_publisher; nchan_channel_id \$1; }
   }
 }
 CONF
-echo "listening on 127.0.0.1:$port (nginx+nchan, config $dir/nginx.conf)"
+echo "listening on 127.0.0.1:$port${tls:+ with TLS} (nginx+nchan, config $dir/nginx.conf)"
 exec /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off; master_process on;'
