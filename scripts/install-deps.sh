@@ -39,27 +39,32 @@ echo "install-deps: installing ${missing[*]}"
 APT_OPTS=(-o DPkg::Lock::Timeout=600)
 $SUDO apt-get "${APT_OPTS[@]}" update -qq
 
-# prometheus is here for promtool (tests/integration/test_packaging.py), but its package would also start a
-# Prometheus server on :9090 and enable it at boot. It is installed on its own, under a policy-rc.d that refuses
-# to start services (invoke-rc.d and systemd's deb-systemd-invoke both ask it), and its service is disabled
-# after. An existing policy-rc.d (Docker images have one) is left as it is.
+# prometheus (for promtool, tests/integration/test_packaging.py) and redis-sentinel (the Sentinel tests start
+# their own on free ports) would also start a system service (Prometheus on :9090, a sentinel on :26379) and
+# enable it at boot. They are installed on their own, under a policy-rc.d that refuses to start services
+# (invoke-rc.d and systemd's deb-systemd-invoke both ask it), and their services are disabled after. An
+# existing policy-rc.d (Docker images have one) is left as it is. redis-server's own service is Debian's
+# default and stays as it was.
+quiet_services=(prometheus redis-sentinel)
 others=()
-new_prometheus=0
+services=()
 for p in "${missing[@]}"; do
-  if [ "$p" = prometheus ]; then new_prometheus=1; else others+=("$p"); fi
+  if [[ " ${quiet_services[*]} " == *" $p "* ]]; then services+=("$p"); else others+=("$p"); fi
 done
 if [ "${#others[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get "${APT_OPTS[@]}" install -y -qq --no-install-recommends "${others[@]}" >/dev/null
 fi
-if [ "$new_prometheus" = 1 ]; then
+if [ "${#services[@]}" -gt 0 ]; then
   policy=/usr/sbin/policy-rc.d
   if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\n# scripts/install-deps.sh: no service starts while it installs prometheus.\nexit 101\n' |
+    printf '#!/bin/sh\n# scripts/install-deps.sh: no service starts while it installs %s.\nexit 101\n' "${services[*]}" |
       $SUDO tee "$policy" >/dev/null
     $SUDO chmod 0755 "$policy"
     trap '$SUDO rm -f "$policy"' EXIT
   fi
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get "${APT_OPTS[@]}" install -y -qq --no-install-recommends prometheus >/dev/null
-  $SUDO deb-systemd-helper disable prometheus.service >/dev/null 2>&1 || true
-  $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get "${APT_OPTS[@]}" install -y -qq --no-install-recommends "${services[@]}" >/dev/null
+  for p in "${services[@]}"; do
+    $SUDO deb-systemd-helper disable "$p.service" >/dev/null 2>&1 || true
+    $SUDO update-rc.d "$p" disable >/dev/null 2>&1 || true
+  done
 fi
