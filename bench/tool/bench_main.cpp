@@ -320,6 +320,7 @@ int main(int argc, char** argv) {
     first += n;
   }
   const std::uint64_t t_start = now_us();
+  const double client_cpu_start = self_cpu_seconds();
   std::vector<std::thread> threads;
   for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
 
@@ -365,6 +366,9 @@ int main(int argc, char** argv) {
   // protocols need different numbers of round trips (Nchan subscribes by URL, Broadcaster sends auth and
   // subscribe after the handshake).
   const double connect_cpu_s = has_pid ? sample().total.cpu_seconds - before.cpu_seconds : 0;
+  // The client's own CPU over the same phase: on a shared machine, a client that costs as much as the server
+  // per connection halves the rate either could reach alone.
+  const double client_connect_cpu_s = self_cpu_seconds() - client_cpu_start;
   const double us_per_connect =
       after_connect.subscribed ? connect_cpu_s * 1e6 / static_cast<double>(after_connect.subscribed) : 0;
   const std::uint64_t connect_end =
@@ -478,6 +482,7 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(after_connect.failed), connect_s,
               connect_s > 0 ? static_cast<double>(after_connect.subscribed) / connect_s : 0);
   if (has_pid) std::printf(", server CPU %.3f s -> %.1f µs/connection", connect_cpu_s, us_per_connect);
+  std::printf(", client CPU %.3f s", client_connect_cpu_s);
   std::printf("\n");
   if (t.notifications)
     std::printf("  notifications       %llu join/leave received\n",
@@ -595,14 +600,14 @@ int main(int argc, char** argv) {
      << ",\"connect_per_s\":"
      << (connect_s > 0 ? static_cast<double>(after_connect.subscribed) / connect_s : 0)
      << ",\"connect_cpu_s\":" << connect_cpu_s << ",\"us_per_connect\":" << us_per_connect
-     << ",\"rss_before_kib\":" << before.rss_kib << ",\"rss_idle_kib\":" << idle_sample.rss_kib
-     << ",\"rss_end_kib\":" << cpu1.rss_kib << ",\"server_fds\":" << idle_sample.open_fds
-     << ",\"kib_per_conn\":" << kib_per_conn << ",\"pub_sent\":" << t.pub_sent
-     << ",\"pub_acked\":" << t.pub_acked << ",\"pub_errors\":" << t.pub_errors
-     << ",\"pub_behind\":" << t.pub_behind << ",\"pub_reconnects\":" << t.pub_reconnects
-     << ",\"pub_offered_per_s\":" << pubs_per_s_offered << ",\"pubs_per_s\":" << pubs_per_s
-     << ",\"expected\":" << t.expected << ",\"received\":" << t.received << ",\"loss\":" << loss
-     << ",\"gaps\":" << (proto->has_seq() ? std::to_string(t.gaps) : "null")
+     << ",\"client_connect_cpu_s\":" << client_connect_cpu_s << ",\"rss_before_kib\":" << before.rss_kib
+     << ",\"rss_idle_kib\":" << idle_sample.rss_kib << ",\"rss_end_kib\":" << cpu1.rss_kib
+     << ",\"server_fds\":" << idle_sample.open_fds << ",\"kib_per_conn\":" << kib_per_conn
+     << ",\"pub_sent\":" << t.pub_sent << ",\"pub_acked\":" << t.pub_acked
+     << ",\"pub_errors\":" << t.pub_errors << ",\"pub_behind\":" << t.pub_behind
+     << ",\"pub_reconnects\":" << t.pub_reconnects << ",\"pub_offered_per_s\":" << pubs_per_s_offered
+     << ",\"pubs_per_s\":" << pubs_per_s << ",\"expected\":" << t.expected << ",\"received\":" << t.received
+     << ",\"loss\":" << loss << ",\"gaps\":" << (proto->has_seq() ? std::to_string(t.gaps) : "null")
      << ",\"out_of_order\":" << t.out_of_order << ",\"notifications\":" << t.notifications
      << ",\"closed_by_server\":" << t.closed << ",\"window_s\":" << window_s
      << ",\"delivery_s\":" << delivery_s << ",\"deliveries_per_s\":" << deliveries_per_s
