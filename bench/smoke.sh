@@ -2,7 +2,8 @@
 # Smoke run of the load generator (CTest label "smoke"): starts the server on a free loopback port, opens 300
 # subscribers over 10 channels, publishes 100/s for 3 s over REST, and fails on any failed subscribe, loss,
 # seq gap, out-of-order delivery or publish error (broadcaster-bench --check).
-# usage: bench/smoke.sh BROADCASTER_BIN BENCH_BIN
+# Further arguments go to broadcaster-bench (the storm smoke test adds a reconnect storm).
+# usage: bench/smoke.sh BROADCASTER_BIN BENCH_BIN [BENCH_ARGS...]
 set -euo pipefail
 server_bin=${1:?server binary}
 bench_bin=${2:?bench binary}
@@ -20,4 +21,4 @@ done
 [ -n "$port" ] || { echo "server did not report its port:"; cat "$log"; exit 1; }
 timeout 40 "$bench_bin" --port "$port" --server-pid "$server_pid" --jwt-secret smoke-secret --api-key smoke-key \
   --connections 300 --channels 10 --rate 100 --duration 3 --inflight 4 --drain 5 --connect-timeout 15 \
-  --no-progress --check --label smoke
+  --no-progress --check --label smoke "${@:3}"

@@ -50,6 +50,13 @@ const char* usage =
     "  --deflate                             subscribers offer permessage-deflate (RFC 7692) and inflate\n"
     "                                        compressed messages; wire bytes per delivery are reported\n"
     "  --payload-words                       pad payloads with varied words and numbers, not 'x's\n"
+    "  --storm N --storm-at S --storm-spread S --storm-timeout S\n"
+    "                                        reconnect storm: the last N subscribers (on channels of their\n"
+    "                                        own) drop their connections S seconds into publishing and\n"
+    "                                        reconnect spread over --storm-spread s (default 1); reports "
+    "the\n"
+    "                                        time until all are subscribed again and the other subscribers'\n"
+    "                                        latency before/during/after\n"
     "  --join-leave --distinct-users         Broadcaster presence: subscribe with joinLeave (join/leave\n"
     "                                        received are counted as notifications); user u<i> per "
     "subscriber\n";
@@ -125,6 +132,14 @@ bench_options parse(int argc, char** argv) {
       o.proto.join_leave = true;
     else if (a == "--distinct-users")
       o.proto.distinct_users = true;
+    else if (a == "--storm")
+      o.storm = std::stoi(val());
+    else if (a == "--storm-at")
+      o.storm_at = std::stod(val());
+    else if (a == "--storm-spread")
+      o.storm_spread = std::stod(val());
+    else if (a == "--storm-timeout")
+      o.storm_timeout = std::stod(val());
     else if (a == "--no-progress")
       o.progress = false;
     else if (a == "-h" || a == "--help") {
@@ -160,6 +175,16 @@ bench_options parse(int argc, char** argv) {
   o.sources = std::max(1, o.sources);
   o.proto.channels = std::max(1, o.proto.channels);
   o.inflight = std::max(1, o.inflight);
+  if (o.storm > 0) {
+    if (o.storm >= o.connections || o.duration <= o.storm_at) {
+      std::cerr << "--storm needs fewer storm subscribers than --connections (the rest receive the load) and "
+                   "--duration beyond --storm-at\n";
+      std::exit(2);
+    }
+    // Channels K..2K-1 are the storm subscribers': tokens exist for them, nobody publishes to them.
+    o.published_channels = o.proto.channels;
+    o.proto.channels *= 2;
+  }
   return o;
 }
 
@@ -168,6 +193,7 @@ struct totals {
   std::uint64_t received = 0, gaps = 0, out_of_order = 0, last_subscribe_us = 0, last_delivery_us = 0;
   std::uint64_t notifications = 0, wire_bytes = 0, compressed = 0, deflate_agreed = 0;
   std::uint64_t pub_sent = 0, pub_acked = 0, pub_errors = 0, pub_reconnects = 0, expected = 0, pub_behind = 0;
+  std::uint64_t storm_resubscribed = 0, storm_retries = 0, last_storm_sub_us = 0;
   int pub_inflight = 0;
   bool connect_done = true;
   std::array<std::uint64_t, bench_options::max_nodes> subscribed_by_node{}, received_by_node{};
@@ -199,6 +225,9 @@ totals sum(const std::vector<std::unique_ptr<load_worker>>& ws) {
     t.expected += r(c.expected);
     t.pub_behind += r(c.pub_behind);
     t.pub_inflight += c.pub_inflight.load(std::memory_order_relaxed);
+    t.storm_resubscribed += r(c.storm_resubscribed);
+    t.storm_retries += r(c.storm_retries);
+    t.last_storm_sub_us = std::max(t.last_storm_sub_us, r(c.last_storm_sub_us));
     for (int n = 0; n < bench_options::max_nodes; ++n) {
       t.subscribed_by_node[static_cast<std::size_t>(n)] +=
           r(c.subscribed_by_node[static_cast<std::size_t>(n)]);
@@ -277,13 +306,21 @@ int main(int argc, char** argv) {
   const proc_sample& before = before_n.total;
   std::vector<std::unique_ptr<load_worker>> workers;
   int first = 0;
+  // With a storm and several threads, the first thread keeps the publishers and the steady subscribers and
+  // the others the storm's: the client's own reconnect work then does not hold back the load it measures.
+  const bool storm_apart = opt.storm > 0 && opt.threads > 1;
   for (int t = 0; t < opt.threads; ++t) {
-    const int n = opt.connections / opt.threads + (t < opt.connections % opt.threads ? 1 : 0);
+    int n = opt.connections / opt.threads + (t < opt.connections % opt.threads ? 1 : 0);
+    if (storm_apart) {
+      const int others = opt.threads - 1, k = t - 1;
+      n = t == 0 ? opt.connections - opt.storm : opt.storm / others + (k < opt.storm % others ? 1 : 0);
+    }
     workers.push_back(
         std::make_unique<load_worker>(t, opt, *proto, state, first, n, t == 0 && opt.duration > 0));
     first += n;
   }
   const std::uint64_t t_start = now_us();
+  const double client_cpu_start = self_cpu_seconds();
   std::vector<std::thread> threads;
   for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
 
@@ -329,6 +366,9 @@ int main(int argc, char** argv) {
   // protocols need different numbers of round trips (Nchan subscribes by URL, Broadcaster sends auth and
   // subscribe after the handshake).
   const double connect_cpu_s = has_pid ? sample().total.cpu_seconds - before.cpu_seconds : 0;
+  // The client's own CPU over the same phase: on a shared machine, a client that costs as much as the server
+  // per connection halves the rate either could reach alone.
+  const double client_connect_cpu_s = self_cpu_seconds() - client_cpu_start;
   const double us_per_connect =
       after_connect.subscribed ? connect_cpu_s * 1e6 / static_cast<double>(after_connect.subscribed) : 0;
   const std::uint64_t connect_end =
@@ -351,9 +391,30 @@ int main(int argc, char** argv) {
   const double machine0 = machine_busy_seconds();
   const std::uint64_t pub_start = now_us();
   std::uint64_t window_end = pub_start;
+  // The storm, from the main thread: the signal, then the wait until every storm subscriber is back. The
+  // server's CPU is sampled at the signal and at the end; the load's own share is estimated from the rate
+  // before the storm.
+  std::uint64_t storm_start = 0, storm_end = 0;
+  double storm_cpu_s = 0, load_cpu_per_delivery = 0;
+  auto run_storm = [&] {
+    wait_until(pub_start + static_cast<std::uint64_t>(opt.storm_at * 1e6), [] { return false; });
+    const double cpu_a = sample().total.cpu_seconds;
+    storm_start = now_us();
+    std::uint64_t before = 0;
+    for (const auto& w : workers) before += w->storm_histogram(0).total();
+    load_cpu_per_delivery = before ? (cpu_a - cpu0.cpu_seconds) / static_cast<double>(before) : 0;
+    state.storm_start_us.store(storm_start);
+    state.storm_phase.store(1, std::memory_order_release);
+    wait_until(storm_start + static_cast<std::uint64_t>(opt.storm_timeout * 1e6),
+               [&] { return sum(workers).storm_resubscribed >= static_cast<std::uint64_t>(opt.storm); });
+    storm_end = now_us();
+    storm_cpu_s = sample().total.cpu_seconds - cpu_a;
+    state.storm_phase.store(2, std::memory_order_release);
+  };
   if (opt.duration > 0) {
     state.publish_start_us.store(pub_start);
     state.phase.store(run_phase::publish);
+    if (opt.storm > 0) run_storm();
     wait_until(pub_start + static_cast<std::uint64_t>(opt.duration * 1e6), [] { return false; });
     state.phase.store(run_phase::drain);
     wait_until(now_us() + static_cast<std::uint64_t>(opt.drain * 1e6), [&] {
@@ -421,6 +482,7 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(after_connect.failed), connect_s,
               connect_s > 0 ? static_cast<double>(after_connect.subscribed) / connect_s : 0);
   if (has_pid) std::printf(", server CPU %.3f s -> %.1f µs/connection", connect_cpu_s, us_per_connect);
+  std::printf(", client CPU %.3f s", client_connect_cpu_s);
   std::printf("\n");
   if (t.notifications)
     std::printf("  notifications       %llu join/leave received\n",
@@ -497,6 +559,34 @@ int main(int argc, char** argv) {
     std::printf("  other processes     %.3f s of CPU over the window (%.2f cores), load average %.2f\n",
                 others_cpu, window_s > 0 ? others_cpu / window_s : 0, load1);
   }
+  // Storm: time from the drop to the last resubscription (or to the timeout), and the server CPU above what
+  // the deliveries made meanwhile cost at the CPU per delivery before the storm.
+  const bool storm_done = opt.storm > 0 && t.storm_resubscribed >= static_cast<std::uint64_t>(opt.storm);
+  const double storm_s = storm_start == 0 ? 0
+                         : storm_done     ? static_cast<double>(t.last_storm_sub_us - storm_start) / 1e6
+                                          : static_cast<double>(storm_end - storm_start) / 1e6;
+  const double storm_window_s = static_cast<double>(storm_end - storm_start) / 1e6;
+  latency_histogram storm_h[3];
+  for (int p = 0; p < 3; ++p)
+    for (const auto& w : workers) storm_h[p].merge(w->storm_histogram(p));
+  const double storm_extra_cpu =
+      std::max(0.0, storm_cpu_s - load_cpu_per_delivery * static_cast<double>(storm_h[1].total()));
+  const double us_per_reconnect = opt.storm > 0 ? storm_extra_cpu * 1e6 / opt.storm : 0;
+  if (opt.storm > 0) {
+    std::printf(
+        "  storm               %d dropped at %.1f s, %llu subscribed again in %.3f s%s (%llu retries); "
+        "server "
+        "CPU %.3f s over %.3f s, %.3f s beyond its deliveries -> %.1f µs/reconnect (disconnect included)\n",
+        opt.storm, opt.storm_at, static_cast<unsigned long long>(t.storm_resubscribed), storm_s,
+        storm_done ? "" : " (TIMED OUT)", static_cast<unsigned long long>(t.storm_retries), storm_cpu_s,
+        storm_window_s, storm_extra_cpu, us_per_reconnect);
+    const char* names[] = {"before", "during", "after"};
+    for (int p = 0; p < 3; ++p)
+      std::printf("  latency %-6s      %llu deliveries  p50 %s  p99 %s  p99.9 %s  max %s\n", names[p],
+                  static_cast<unsigned long long>(storm_h[p].total()),
+                  fmt_us(storm_h[p].quantile(0.5)).c_str(), fmt_us(storm_h[p].quantile(0.99)).c_str(),
+                  fmt_us(storm_h[p].quantile(0.999)).c_str(), fmt_us(storm_h[p].max()).c_str());
+  }
   if (!first_error.empty()) std::printf("  first error         %s\n", first_error.c_str());
 
   std::ostringstream js;
@@ -510,14 +600,14 @@ int main(int argc, char** argv) {
      << ",\"connect_per_s\":"
      << (connect_s > 0 ? static_cast<double>(after_connect.subscribed) / connect_s : 0)
      << ",\"connect_cpu_s\":" << connect_cpu_s << ",\"us_per_connect\":" << us_per_connect
-     << ",\"rss_before_kib\":" << before.rss_kib << ",\"rss_idle_kib\":" << idle_sample.rss_kib
-     << ",\"rss_end_kib\":" << cpu1.rss_kib << ",\"server_fds\":" << idle_sample.open_fds
-     << ",\"kib_per_conn\":" << kib_per_conn << ",\"pub_sent\":" << t.pub_sent
-     << ",\"pub_acked\":" << t.pub_acked << ",\"pub_errors\":" << t.pub_errors
-     << ",\"pub_behind\":" << t.pub_behind << ",\"pub_reconnects\":" << t.pub_reconnects
-     << ",\"pub_offered_per_s\":" << pubs_per_s_offered << ",\"pubs_per_s\":" << pubs_per_s
-     << ",\"expected\":" << t.expected << ",\"received\":" << t.received << ",\"loss\":" << loss
-     << ",\"gaps\":" << (proto->has_seq() ? std::to_string(t.gaps) : "null")
+     << ",\"client_connect_cpu_s\":" << client_connect_cpu_s << ",\"rss_before_kib\":" << before.rss_kib
+     << ",\"rss_idle_kib\":" << idle_sample.rss_kib << ",\"rss_end_kib\":" << cpu1.rss_kib
+     << ",\"server_fds\":" << idle_sample.open_fds << ",\"kib_per_conn\":" << kib_per_conn
+     << ",\"pub_sent\":" << t.pub_sent << ",\"pub_acked\":" << t.pub_acked
+     << ",\"pub_errors\":" << t.pub_errors << ",\"pub_behind\":" << t.pub_behind
+     << ",\"pub_reconnects\":" << t.pub_reconnects << ",\"pub_offered_per_s\":" << pubs_per_s_offered
+     << ",\"pubs_per_s\":" << pubs_per_s << ",\"expected\":" << t.expected << ",\"received\":" << t.received
+     << ",\"loss\":" << loss << ",\"gaps\":" << (proto->has_seq() ? std::to_string(t.gaps) : "null")
      << ",\"out_of_order\":" << t.out_of_order << ",\"notifications\":" << t.notifications
      << ",\"closed_by_server\":" << t.closed << ",\"window_s\":" << window_s
      << ",\"delivery_s\":" << delivery_s << ",\"deliveries_per_s\":" << deliveries_per_s
@@ -533,7 +623,20 @@ int main(int argc, char** argv) {
      << ",\"others_cpu_s\":" << others_cpu << ",\"load1\":" << load1 << ",\"server_wait_s\":" << server_wait
      << ",\"client_wait_s\":" << client_wait
      << ",\"broker_cpu_s\":" << (opt.broker_pid ? std::to_string(broker_cpu_s) : "null")
-     << ",\"broker_wait_s\":" << (opt.broker_pid ? std::to_string(broker_wait) : "null") << ",\"nodes\":[";
+     << ",\"broker_wait_s\":" << (opt.broker_pid ? std::to_string(broker_wait) : "null");
+  if (opt.storm > 0) {
+    js << ",\"storm\":" << opt.storm << ",\"storm_at\":" << opt.storm_at
+       << ",\"storm_spread\":" << opt.storm_spread << ",\"storm_resubscribed\":" << t.storm_resubscribed
+       << ",\"storm_retries\":" << t.storm_retries << ",\"storm_done\":" << (storm_done ? "true" : "false")
+       << ",\"storm_s\":" << storm_s << ",\"storm_cpu_s\":" << storm_cpu_s
+       << ",\"storm_extra_cpu_s\":" << storm_extra_cpu << ",\"us_per_reconnect\":" << us_per_reconnect;
+    const char* keys[] = {"before", "storm", "after"};
+    for (int p = 0; p < 3; ++p)
+      js << ",\"n_" << keys[p] << "\":" << storm_h[p].total() << ",\"p50_" << keys[p]
+         << "_us\":" << storm_h[p].quantile(0.5) << ",\"p99_" << keys[p]
+         << "_us\":" << storm_h[p].quantile(0.99) << ",\"max_" << keys[p] << "_us\":" << storm_h[p].max();
+  }
+  js << ",\"nodes\":[";
   // Per node: which port, whether it took the publishes, its subscribers and deliveries, its CPU over the
   // window (null without one --server-pid per node) and that CPU per delivery of its own subscribers.
   for (int n = 0; n < nodes; ++n) {
@@ -573,17 +676,18 @@ int main(int argc, char** argv) {
   if (opt.check) {
     const bool ok = after_connect.subscribed == static_cast<std::uint64_t>(opt.connections) && loss == 0 &&
                     t.gaps == 0 && t.out_of_order == 0 && t.pub_errors == 0 && t.pub_acked == t.pub_sent &&
-                    t.closed == 0 && (opt.duration <= 0 || t.received > 0);
+                    t.closed == 0 && (opt.duration <= 0 || t.received > 0) && (opt.storm == 0 || storm_done);
     if (!ok) {
       std::fprintf(stderr,
                    "CHECK FAILED: subscribed %llu/%d, loss %llu, gaps %llu, out of order %llu, "
-                   "publish errors %llu, acked %llu/%llu, closed %llu\n",
+                   "publish errors %llu, acked %llu/%llu, closed %llu, storm back %llu/%d\n",
                    static_cast<unsigned long long>(after_connect.subscribed), opt.connections,
                    static_cast<unsigned long long>(loss), static_cast<unsigned long long>(t.gaps),
                    static_cast<unsigned long long>(t.out_of_order),
                    static_cast<unsigned long long>(t.pub_errors),
                    static_cast<unsigned long long>(t.pub_acked), static_cast<unsigned long long>(t.pub_sent),
-                   static_cast<unsigned long long>(t.closed));
+                   static_cast<unsigned long long>(t.closed),
+                   static_cast<unsigned long long>(t.storm_resubscribed), opt.storm);
       return 1;
     }
   }

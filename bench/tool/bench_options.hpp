@@ -37,13 +37,24 @@ struct bench_options {
   bool check = false;             // exit 1 unless everything connected, nothing lost, no gaps, no errors
   bool deflate = false;           // subscribers offer permessage-deflate and inflate what they receive
   bool progress = true;
+  // Reconnect storm: the last `storm` subscribers subscribe to channels nobody publishes to; `storm_at`
+  // seconds into publishing they all drop their connections at once and reconnect, evenly spread over
+  // `storm_spread` seconds, retrying a failed attempt after 100 ms; the run reports how long until all are
+  // subscribed again and the delivery latency of the other subscribers before, during and after.
+  int storm = 0;
+  double storm_at = 3;
+  double storm_spread = 1;
+  double storm_timeout = 30;   // seconds to wait for every storm subscriber to be back
+  int published_channels = 0;  // channels 0..this-1 are published to (0 = proto.channels: all)
 
   static constexpr int max_nodes = 16;
   int node_count() const { return sub_ports.empty() ? 1 : static_cast<int>(sub_ports.size()); }
   int node_port(int node) const {
     return sub_ports.empty() ? proto.port : sub_ports[static_cast<std::size_t>(node)];
   }
-  int node_of(int subscriber) const { return (subscriber / std::max(1, proto.channels)) % node_count(); }
+  int node_of(int subscriber) const { return (subscriber / std::max(1, pub_channels())) % node_count(); }
+  int pub_channels() const { return published_channels > 0 ? published_channels : proto.channels; }
+  bool in_storm(int subscriber) const { return storm > 0 && subscriber >= connections - storm; }
 };
 
 }  // namespace bc::bench

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 
@@ -77,9 +78,11 @@ struct load_worker::connection {
   kind k = kind::subscriber;
   state st = state::unopened;
   int fd = -1;
-  int index = 0;    // global subscriber index (source address, channel)
-  int channel = 0;  // subscribed channel, or the channel of the publish in flight
-  int node = 0;     // subscribers: index into --sub-ports of the node this connection opens
+  int index = 0;                // global subscriber index (source address, channel)
+  int channel = 0;              // subscribed channel, or the channel of the publish in flight
+  int node = 0;                 // subscribers: index into --sub-ports of the node this connection opens
+  bool storm = false;           // dropped and reopened in the reconnect storm
+  bool storm_reopened = false;  // this is (an attempt at) the reconnection
   std::uint32_t interest = 0;
   std::int64_t last_seq = 0;
   std::string in, out, frag;
@@ -107,8 +110,12 @@ load_worker::load_worker(int id, const bench_options& opt, const peer_protocol& 
   for (int i = 0; i < conn_count; ++i) {
     auto c = std::make_unique<connection>();
     c->index = first_conn + i;
-    c->channel = c->index % std::max(1, opt.proto.channels);
+    // Storm subscribers get channels of their own (after the published ones): nobody publishes to them, so
+    // the deliveries measured are those of the steady subscribers alone.
+    c->storm = opt.in_storm(c->index);
+    c->channel = c->index % std::max(1, opt.pub_channels()) + (c->storm ? opt.pub_channels() : 0);
     c->node = opt.node_of(c->index);
+    if (c->storm) storm_conns_.push_back(c.get());
     subs_.push_back(std::move(c));
   }
   if (opt.node_count() > 1)
@@ -147,6 +154,11 @@ void load_worker::run() {
     if (ph == run_phase::done) break;
     if (ph == run_phase::connect) open_more();
     timespec timeout{0, 20 * 1000 * 1000};
+    if (!storm_conns_.empty() && state_.storm_phase.load(std::memory_order_acquire) == 1) {
+      storm_tick();
+      // Paced reopening: come back within a millisecond while some are still to be opened.
+      if (storm_next_ < storm_conns_.size() || !storm_retry_.empty()) timeout = {0, 1000 * 1000};
+    }
     if (publisher_ && ph == run_phase::publish) {
       if (!pub_start) pub_start = state_.publish_start_us.load();
       publish_tick();
@@ -161,6 +173,9 @@ void load_worker::run() {
             next_due > now ? std::min<std::uint64_t>(next_due - now, 20000) : (all_busy ? 20000 : 0);
         timeout = {0, static_cast<long>(wait * 1000)};
       }
+      if (!storm_conns_.empty() && state_.storm_phase.load(std::memory_order_relaxed) == 1 &&
+          (storm_next_ < storm_conns_.size() || !storm_retry_.empty()) && timeout.tv_nsec > 1000 * 1000)
+        timeout = {0, 1000 * 1000};
     }
     const int n = epoll_pwait2(epfd_, events, 512, &timeout, nullptr);
     for (int i = 0; i < n; ++i) on_event(*static_cast<connection*>(events[i].data.ptr), events[i].events);
@@ -337,14 +352,7 @@ std::size_t load_worker::on_upgrade_response(connection& c, char* data, std::siz
   }
   c.st = connection::state::handshaking;
   for (const auto& m : proto_.on_open(c.channel, c.index)) send_text(c, m);
-  if (proto_.subscribed_on_open()) {
-    c.st = connection::state::subscribed;
-    --handshaking_;
-    inc(counters_.subscribed);
-    inc(counters_.subscribed_by_node[static_cast<std::size_t>(c.node)]);
-    counters_.last_subscribe_us.store(now_us(), std::memory_order_relaxed);
-    state_.subs_per_channel[static_cast<std::size_t>(c.channel)].fetch_add(1, std::memory_order_relaxed);
-  }
+  if (proto_.subscribed_on_open()) mark_subscribed(c);
   return end + 4;
 }
 
@@ -453,6 +461,9 @@ void load_worker::on_text(connection& c, std::string_view text) {
       inc(counters_.received_by_node[static_cast<std::size_t>(c.node)]);
       counters_.last_delivery_us.store(now, std::memory_order_relaxed);
       hist_.record(now > ev.sent_us ? now - ev.sent_us : 0);
+      if (opt_.storm > 0)
+        storm_hist_[static_cast<std::size_t>(state_.storm_phase.load(std::memory_order_relaxed))].record(
+            now > ev.sent_us ? now - ev.sent_us : 0);
       if (!node_hist_.empty())
         node_hist_[static_cast<std::size_t>(c.node)]->record(now > ev.sent_us ? now - ev.sent_us : 0);
       if (ev.seq >= 0) {
@@ -465,14 +476,7 @@ void load_worker::on_text(connection& c, std::string_view text) {
       break;
     }
     case text_event::kind::subscribed:
-      if (c.st == connection::state::handshaking) {
-        c.st = connection::state::subscribed;
-        --handshaking_;
-        inc(counters_.subscribed);
-        inc(counters_.subscribed_by_node[static_cast<std::size_t>(c.node)]);
-        counters_.last_subscribe_us.store(now_us(), std::memory_order_relaxed);
-        state_.subs_per_channel[static_cast<std::size_t>(c.channel)].fetch_add(1, std::memory_order_relaxed);
-      }
+      if (c.st == connection::state::handshaking) mark_subscribed(c);
       break;
     case text_event::kind::notification:
       inc(counters_.notifications);
@@ -554,9 +558,73 @@ void load_worker::close_conn(connection& c, bool by_server) {
   if (was == connection::state::subscribed) {
     if (by_server) inc(counters_.closed);
     state_.subs_per_channel[static_cast<std::size_t>(c.channel)].fetch_sub(1, std::memory_order_relaxed);
+  } else if (c.storm_reopened) {
+    // A reconnection that failed (refused, reset, closed in the handshake): a client would try again.
+    --handshaking_;
+    inc(counters_.storm_retries);
+    if (state_.storm_phase.load(std::memory_order_relaxed) == 1)
+      storm_retry_.push_back({now_us() + 100000, &c});
   } else {
     inc(counters_.failed);
     --handshaking_;
+  }
+}
+
+void load_worker::mark_subscribed(connection& c) {
+  c.st = connection::state::subscribed;
+  --handshaking_;
+  const std::uint64_t now = now_us();
+  if (c.storm_reopened) {
+    inc(counters_.storm_resubscribed);
+    counters_.last_storm_sub_us.store(now, std::memory_order_relaxed);
+  } else {
+    inc(counters_.subscribed);
+    inc(counters_.subscribed_by_node[static_cast<std::size_t>(c.node)]);
+    counters_.last_subscribe_us.store(now, std::memory_order_relaxed);
+  }
+  state_.subs_per_channel[static_cast<std::size_t>(c.channel)].fetch_add(1, std::memory_order_relaxed);
+}
+
+void load_worker::storm_tick() {
+  const std::uint64_t now = now_us();
+  const std::uint64_t t0 = state_.storm_start_us.load(std::memory_order_relaxed);
+  if (!storm_dropped_) {
+    // All at once, as a network blip or a restart drops them: no close frame, the socket just goes.
+    storm_dropped_ = true;
+    for (auto* c : storm_conns_) drop_for_storm(*c);
+  }
+  const double spread_us = opt_.storm_spread * 1e6;
+  const double part =
+      spread_us > 0 ? std::min(1.0, static_cast<double>(now > t0 ? now - t0 : 0) / spread_us) : 1.0;
+  const auto due = static_cast<std::size_t>(std::ceil(part * static_cast<double>(storm_conns_.size())));
+  while (storm_next_ < due) reopen_for_storm(*storm_conns_[storm_next_++]);
+  while (!storm_retry_.empty() && storm_retry_.front().first <= now) {
+    connection* c = storm_retry_.front().second;
+    storm_retry_.pop_front();
+    reopen_for_storm(*c);
+  }
+}
+
+void load_worker::drop_for_storm(connection& c) {
+  if (c.fd < 0) return;
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, nullptr);
+  ::close(c.fd);
+  c.fd = -1;
+  if (c.st == connection::state::subscribed) {
+    state_.subs_per_channel[static_cast<std::size_t>(c.channel)].fetch_sub(1, std::memory_order_relaxed);
+  } else if (c.st != connection::state::closed && c.st != connection::state::unopened) {
+    --handshaking_;  // never got subscribed in the connect phase; it gets its chance now
+  }
+  c.st = connection::state::closed;
+}
+
+void load_worker::reopen_for_storm(connection& c) {
+  c.storm_reopened = true;
+  ++handshaking_;
+  if (!open_one(c)) {
+    --handshaking_;
+    inc(counters_.storm_retries);
+    storm_retry_.push_back({now_us() + 100000, &c});
   }
 }
 
@@ -586,7 +654,7 @@ void load_worker::publish_tick() {
 
 void load_worker::publish_on(connection& c) {
   c.channel = pub_channel_rr_;
-  pub_channel_rr_ = (pub_channel_rr_ + 1) % std::max(1, opt_.proto.channels);
+  pub_channel_rr_ = (pub_channel_rr_ + 1) % std::max(1, opt_.pub_channels());
   std::string payload = "{\"bt\":" + std::to_string(now_us()) + ",\"bn\":" + std::to_string(++pub_seq_);
   if (opt_.payload_bytes > 0 && opt_.payload_words) {
     payload += ",\"bp\":\"" + words_text(static_cast<std::size_t>(opt_.payload_bytes), pub_seq_) + "\"";

@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,9 @@ struct run_state {
   std::atomic<run_phase> phase{run_phase::connect};
   std::atomic<std::uint64_t> publish_start_us{0};
   std::vector<std::atomic<std::uint32_t>> subs_per_channel;  // live subscribed connections per channel
+  // Reconnect storm (bench_options::storm): 0 before, 1 from the drop until all are back, 2 afterwards.
+  std::atomic<int> storm_phase{0};
+  std::atomic<std::uint64_t> storm_start_us{0};
 };
 
 // Counters of one worker (single writer; relaxed reads from the main thread).
@@ -41,6 +45,9 @@ struct worker_counters {
   std::atomic<std::uint64_t> pub_behind{0};  // publishes sent > 1 ms after their slot (in-flight bound)
   std::atomic<int> pub_inflight{0};
   std::atomic<bool> connect_done{false};
+  // Storm subscribers subscribed again after the drop, attempts that failed and were retried, and when the
+  // last one was subscribed again.
+  std::atomic<std::uint64_t> storm_resubscribed{0}, storm_retries{0}, last_storm_sub_us{0};
   // Per node (index into --sub-ports): subscribed connections and deliveries received from it.
   std::array<std::atomic<std::uint64_t>, bench_options::max_nodes> subscribed_by_node{}, received_by_node{};
 };
@@ -57,6 +64,10 @@ class load_worker {
 
   const worker_counters& counters() const { return counters_; }
   const latency_histogram& histogram() const { return hist_; }
+  // Deliveries by storm phase (run_state::storm_phase at receipt): before, during, after.
+  const latency_histogram& storm_histogram(int phase) const {
+    return storm_hist_[static_cast<std::size_t>(phase)];
+  }
   // Latency of the deliveries received from one node (only kept with several nodes; else empty).
   const latency_histogram* node_histogram(int node) const {
     return static_cast<std::size_t>(node) < node_hist_.size()
@@ -87,6 +98,11 @@ class load_worker {
   void publish_tick();
   void publish_on(connection& c);
   void note_error(const std::string& e);
+  void mark_subscribed(connection& c);
+  // The storm: drop every storm connection once, then reopen them at the paced rate and retry failures.
+  void storm_tick();
+  void drop_for_storm(connection& c);
+  void reopen_for_storm(connection& c);
 
   int id_;
   const bench_options& opt_;
@@ -104,6 +120,11 @@ class load_worker {
   bool compressed_ = false;  // the message being handled arrived compressed
   worker_counters counters_;
   latency_histogram hist_;
+  std::array<latency_histogram, 3> storm_hist_;
+  std::vector<connection*> storm_conns_;
+  std::size_t storm_next_ = 0;  // storm_conns_ reopened so far
+  bool storm_dropped_ = false;
+  std::deque<std::pair<std::uint64_t, connection*>> storm_retry_;  // (not before, connection)
   std::vector<std::unique_ptr<latency_histogram>> node_hist_;
   std::uint32_t mask_state_ = 0x9e3779b9u;
   std::uint64_t pub_seq_ = 0;

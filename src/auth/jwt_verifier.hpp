@@ -88,7 +88,8 @@ struct verify_result {
 // holds.
 //
 // Immutable after construction: verify() may run on any number of threads at once, and copies share the keyed
-// HMAC state (OpenSSL documents concurrent use through const APIs such as EVP_MAC_CTX_dup as safe).
+// HMAC state (OpenSSL documents concurrent use through const APIs such as EVP_MAC_CTX_dup as safe). Each
+// thread verifies on a copy of that state of its own, made once (see signature_matches).
 class jwt_verifier {
  public:
   // Throws std::invalid_argument for an empty secret (it would let anyone sign tokens) and std::runtime_error
@@ -99,10 +100,15 @@ class jwt_verifier {
 
  private:
   bool signature_matches(std::string_view signing_input, std::string_view signature) const;
+  // This thread's copy of keyed_mac_, made on the first verify of this verifier (or its copies) here.
+  EVP_MAC_CTX* thread_mac() const;
 
-  // HMAC-SHA256 keyed with the secret, never updated: each verify() works on a copy, so the secret is not
+  // HMAC-SHA256 keyed with the secret, never updated: each thread works on a copy, so the secret is not
   // re-hashed into the pads per token and the secret itself need not be kept.
   std::shared_ptr<EVP_MAC_CTX> keyed_mac_;
+  // Tells this verifier's keyed state from any other's (a new one may reuse a freed one's address): the key
+  // of the per-thread copy. Copies of a verifier share it, as they share keyed_mac_.
+  std::uint64_t id_;
   double leeway_;
 };
 

@@ -72,9 +72,10 @@ http_session::http_session(worker& w, const http_services& services, boost::asio
       deadline_(w.ioc()) {}
 
 void http_session::run() {
+  // The byte_stream's reads need a non-blocking socket whatever accepted it (Asio would otherwise set it, an
+  // ioctl all the same, at its first wait). TCP_NODELAY came from the listening socket (listener.cpp).
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
-  socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
   // One deadline covers the TLS handshake and each request head: a client trickling bytes (slowloris) is cut
   // off.
   arm_deadline(w_.config().handshake_timeout);

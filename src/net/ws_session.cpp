@@ -44,9 +44,8 @@ ws_session::~ws_session() {
 }
 
 void ws_session::start(std::string_view initial) {
-  boost::system::error_code ec;
-  socket_.non_blocking(true, ec);
-  socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
+  // The socket comes from the http_session, which made it non-blocking and set TCP_NODELAY already: two
+  // system calls per connection saved in a reconnect storm.
   if (!initial.empty()) {
     std::string copy(initial);  // the parser unmasks in place
     if (!consume_input(reinterpret_cast<std::uint8_t*>(copy.data()), copy.size())) return;

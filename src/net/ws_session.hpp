@@ -48,7 +48,8 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
   ws_session(worker& w, boost::asio::ip::tcp::socket socket, byte_stream io, bool compression = false);
   ~ws_session() override;
 
-  // Starts reading; `initial` holds bytes that arrived with the handshake.
+  // Starts reading; `initial` holds bytes that arrived with the handshake. The socket must be non-blocking
+  // with TCP_NODELAY set (http_session::run does both).
   void start(std::string_view initial);
 
   // The handshake response, queued ahead of every frame.

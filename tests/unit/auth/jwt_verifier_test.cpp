@@ -149,6 +149,28 @@ TEST_F(JwtVerifier, VerifiesConcurrently) {
   EXPECT_EQ(failures, std::vector<int>(4, 0));
 }
 
+// Each thread keeps one keyed HMAC state, re-initialised per token: a second verifier on the same thread, or
+// a new one in the place of a destroyed one, must use its own key, and a token after a failure must not see
+// what the failed one left in the state.
+TEST_F(JwtVerifier, ThreadStateFollowsTheVerifier) {
+  const std::string ours = sign(valid_claims());
+  const std::string theirs = sign(valid_claims(), "other-secret");
+  const jwt_verifier other("other-secret");
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(verifier_.verify(ours, k_now).ok());
+    EXPECT_EQ(verifier_.verify(theirs, k_now).error, jwt_error::bad_signature);
+    EXPECT_TRUE(other.verify(theirs, k_now).ok());
+    EXPECT_EQ(other.verify(ours, k_now).error, jwt_error::bad_signature);
+  }
+  for (int i = 0; i < 3; ++i) {
+    const std::string secret = "secret-" + std::to_string(i);
+    const jwt_verifier fresh(secret);  // may take the address of the previous one
+    EXPECT_TRUE(fresh.verify(sign(valid_claims(), secret), k_now).ok());
+    EXPECT_EQ(fresh.verify(ours, k_now).error, jwt_error::bad_signature);
+  }
+  EXPECT_TRUE(verifier_.verify(ours, k_now).ok());
+}
+
 TEST(JwtVerifierSetup, RejectsAnEmptySecret) {
   EXPECT_THROW(jwt_verifier(std::string()), std::invalid_argument);
 }
