@@ -20,7 +20,7 @@ struct config {
   std::vector<std::string> api_keys;
   bool dev = false;
   unsigned threads = 0;            // 0 = one per core
-  double handover_delay_ms = 2;  // longest a publication waits for a busy thread to take it; 0 = wake it
+  unsigned handover_delay_ms = 2;  // longest a publication waits for a busy thread to take it; 0 = wake it
   std::size_t inbox_limit = 64u << 20;  // bytes queued for one worker thread before publishes are refused
   int jwt_leeway_s = 30;
   std::size_t max_subscriptions = 1000;

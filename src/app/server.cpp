@@ -7,7 +7,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <cmath>
 #include <csignal>
 #include <iostream>
 #include <stdexcept>
@@ -117,8 +116,7 @@ server::server(config cfg)
   for (unsigned i = 0; i < cfg_.threads; ++i) {
     shards_.push_back(std::make_unique<shard>(
         i, node_, publisher_, verifier_, limits, shared_,
-        std::chrono::microseconds(cfg_.threads > 1 ? std::llround(cfg_.handover_delay_ms * 1000) : 0),
-        cfg_.inbox_limit));
+        std::chrono::milliseconds(cfg_.threads > 1 ? cfg_.handover_delay_ms : 0), cfg_.inbox_limit));
     node_.add_thread(*shards_.back());
   }
 }

@@ -4,7 +4,6 @@
 
 #include <boost/asio/post.hpp>
 #include <string>
-#include <utility>
 
 namespace bc::app {
 
@@ -26,7 +25,7 @@ std::size_t queued_bytes(const core::publication& pub) {
 
 shard::shard(std::uint32_t index, engine::node& node, protocol::publisher& pub,
              const auth::jwt_verifier& verifier, protocol::session_limits limits, net::node_shared& shared,
-             std::chrono::microseconds handover_delay, std::size_t inbox_limit)
+             std::chrono::milliseconds handover_delay, std::size_t inbox_limit)
     : work_(ioc_.get_executor()),
       hub_(index, &node.interest_listener()),
       engine_(node, hub_),
@@ -72,20 +71,7 @@ void shard::run() {
       });
     }
     if (handover_delay_.count() > 0 && quiet_waits_ < max_quiet_waits) {
-      if (handover_delay_ % std::chrono::milliseconds(1) == std::chrono::microseconds(0)) {
-        if (ioc_.run_one_for(handover_delay_) == 0 && !pending_.load()) ++quiet_waits_;
-      } else {
-        if (!linger_armed_) {
-          linger_armed_ = true;
-          linger_timer_.expires_after(handover_delay_);
-          linger_timer_.async_wait([this](const boost::system::error_code&) {
-            linger_armed_ = false;
-            linger_expired_ = true;
-          });
-        }
-        ioc_.run_one();
-        if (std::exchange(linger_expired_, false) && !pending_.load()) ++quiet_waits_;
-      }
+      if (ioc_.run_one_for(handover_delay_) == 0 && !pending_.load()) ++quiet_waits_;
     } else {
       asleep_.store(true);
       if (!drain_posted_ && pending_.load()) {

@@ -4,7 +4,6 @@
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -26,7 +25,7 @@ namespace bc::app {
 class shard final : public engine::local_thread {
  public:
   shard(std::uint32_t index, engine::node& node, protocol::publisher& pub, const auth::jwt_verifier& verifier,
-        protocol::session_limits limits, net::node_shared& shared, std::chrono::microseconds handover_delay,
+        protocol::session_limits limits, net::node_shared& shared, std::chrono::milliseconds handover_delay,
         std::size_t inbox_limit = 0);
   ~shard() override;
 
@@ -96,15 +95,10 @@ class shard final : public engine::local_thread {
   // a publication pushed while the thread goes to sleep is either seen by it or followed by a wake-up post.
   std::atomic<bool> pending_{false};
   std::atomic<bool> asleep_{false};           // in a wait with no time limit: a pusher must wake it
-  std::chrono::microseconds handover_delay_;  // 0: every hand-over wakes the thread at once
+  std::chrono::milliseconds handover_delay_;  // 0: every hand-over wakes the thread at once
   // The thread's own: a drain task is queued, and bounded waits in a row that found no hand-over.
   bool drain_posted_ = false;
   unsigned quiet_waits_;
-  // The bound of a linger below a millisecond, which epoll_wait's timeout cannot express: a timer (Asio's
-  // timerfd) armed when a linger starts and left running across the handlers that end it early.
-  boost::asio::steady_timer linger_timer_{ioc_};
-  bool linger_armed_ = false;
-  bool linger_expired_ = false;
   core::local_counter handovers_;
   std::atomic<std::uint64_t> wakeups_{0};
 };

@@ -175,9 +175,6 @@ TEST(config, out_of_bounds_values_exit_2) {
            {"--history-memory-limit", "256MiB"},
            {"--presence-ttl", "0"},
            {"--presence-ttl", "86401"},
-           {"--handover-delay", "-1"},
-           {"--handover-delay", "1000.5"},
-           {"--handover-delay", "nan"},
        }) {
     const auto o = parse(args);
     EXPECT_FALSE(o.cfg) << args[0] << " " << args[1];
@@ -188,14 +185,6 @@ TEST(config, out_of_bounds_values_exit_2) {
   const auto o = parse({"--history-size", "1000000", "--history-ttl", "2592000", "--history-memory-limit",
                         "1099511627776", "--presence-ttl", "86400"});
   EXPECT_TRUE(o.cfg) << o.err;
-}
-
-TEST(config, handover_delay_takes_fractions_of_a_millisecond) {
-  scoped_env env;
-  const auto o = parse({"--handover-delay", "0.25"});
-  ASSERT_TRUE(o.cfg) << o.err;
-  EXPECT_DOUBLE_EQ(o.cfg->handover_delay_ms, 0.25);
-  EXPECT_DOUBLE_EQ(parse({}).cfg->handover_delay_ms, 2.0);
 }
 
 TEST_F(config_file, an_overridden_file_value_is_still_checked) {

@@ -56,7 +56,7 @@ core::publication_ptr make_pub(std::string payload) {
 // One running shard with one subscriber of "news"; the test thread plays the other threads that hand over.
 class shard_test : public ::testing::Test {
  protected:
-  void start(std::chrono::microseconds handover_delay, std::size_t inbox_limit = 0) {
+  void start(std::chrono::milliseconds handover_delay, std::size_t inbox_limit = 0) {
     node_.attach(broker_);
     s_ = std::make_unique<shard>(0, node_, publisher_, verifier_, protocol::session_limits{}, shared_,
                                  handover_delay, inbox_limit);
@@ -131,27 +131,6 @@ TEST_F(shard_test, while_hand_overs_keep_coming_the_thread_takes_them_without_be
   // The first push found the thread asleep; from then on it lingered, taking each within the delay.
   EXPECT_EQ(s_->wakeups(), 1u);
   EXPECT_EQ(s_->handovers(), 10u);
-}
-
-TEST_F(shard_test, a_delay_that_is_not_whole_milliseconds_lingers_on_a_timer_and_ends) {
-  // Not a multiple of a millisecond: the bound is the shard's timer, not epoll_wait's timeout. Without it the
-  // lingering thread would wait for its own events, of which there are none here: nothing would arrive.
-  start(250ms + 500us);
-  ASSERT_TRUE(await_unbounded_wait());
-  std::vector<std::string> sent;
-  for (int i = 0; i < 10; ++i) {
-    sent.push_back(std::to_string(i));
-    s_->push(make_pub(sent.back()));
-    ASSERT_EQ(subscriber_.await(sent.size()), sent);
-  }
-  EXPECT_EQ(s_->wakeups(), 1u);
-  EXPECT_EQ(s_->handovers(), 10u);
-  // Two quiet timer periods later the thread waits without limit again, and a push wakes it.
-  ASSERT_TRUE(await_unbounded_wait());
-  sent.push_back("last");
-  s_->push(make_pub("last"));
-  ASSERT_EQ(subscriber_.await(sent.size()), sent);
-  EXPECT_EQ(s_->wakeups(), 2u);
 }
 
 TEST_F(shard_test, the_inbox_is_full_at_its_limit_until_the_thread_drains_it) {
