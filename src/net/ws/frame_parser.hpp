@@ -91,7 +91,7 @@ class frame_parser {
   opcode frame_op_ = opcode::continuation;
   bool frame_fin_ = false;
   bool in_payload_ = false;  // header done, payload (possibly empty) pending
-  bool compression_;          // RSV1 allowed (here, in padding: an idle connection's size stays the same)
+  bool compression_;         // RSV1 allowed (here, in padding: an idle connection's size stays the same)
 
   // Current data message (possibly spanning several fragments).
   std::size_t message_bytes_ = 0;  // declared payload of its fragments so far, checked against the maximum
