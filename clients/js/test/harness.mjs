@@ -115,3 +115,19 @@ export async function restPublish(server, channel, event, payload, key = API_KEY
   }
   return { status: res.status, body };
 }
+
+/** Resolves with the next `event` on `emitter` that satisfies `pred`; rejects after `timeout` ms. */
+export function next(emitter, event, pred = () => true, timeout = 5000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`no ${event} event within ${timeout} ms`));
+    }, timeout);
+    const off = emitter.on(event, (ev) => {
+      if (!pred(ev)) return;
+      clearTimeout(timer);
+      off();
+      resolve(ev);
+    });
+  });
+}

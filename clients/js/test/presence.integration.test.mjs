@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Broadcaster, BroadcasterError } from "../dist/broadcaster.js";
-import { serverBinary, startServer, mintToken, restPublish } from "./harness.mjs";
+import { serverBinary, startServer, mintToken, restPublish, next } from "./harness.mjs";
 
 const skip = serverBinary() ? false : "server binary not built (build/broadcaster); set BROADCASTER_BIN to run";
 
@@ -42,22 +42,6 @@ function client(sub, info) {
   });
   clients.push(c);
   return c;
-}
-
-/** Resolves with the next `event` on `emitter` that satisfies `pred`; rejects after `timeout` ms. */
-function next(emitter, event, pred = () => true, timeout = 5000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`no ${event} event within ${timeout} ms`));
-    }, timeout);
-    const off = emitter.on(event, (ev) => {
-      if (!pred(ev)) return;
-      clearTimeout(timer);
-      off();
-      resolve(ev);
-    });
-  });
 }
 
 async function connected(...cs) {

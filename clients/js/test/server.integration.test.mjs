@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import net from "node:net";
 import { Broadcaster, BroadcasterError } from "../dist/broadcaster.js";
 import { BroadcasterApi, BroadcasterApiError, mintToken } from "../dist/server.js";
-import { serverBinary, startServer, SECRET, API_KEY } from "./harness.mjs";
+import { serverBinary, startServer, SECRET, API_KEY, next } from "./harness.mjs";
 
 const bin = serverBinary();
 const skip = bin ? false : "server binary not built (build/broadcaster); set BROADCASTER_BIN to run";
@@ -42,21 +42,6 @@ function client(sub, { channels = ["news", "room:1", "room:2", "room:3"], info, 
   });
   clients.push(c);
   return c;
-}
-
-function next(emitter, event, pred = () => true, timeout = 5000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`no ${event} event within ${timeout} ms`));
-    }, timeout);
-    const off = emitter.on(event, (ev) => {
-      if (!pred(ev)) return;
-      clearTimeout(timer);
-      off();
-      resolve(ev);
-    });
-  });
 }
 
 test("publish reaches a subscribed client with the id and createTime the backend got", { skip }, async () => {
