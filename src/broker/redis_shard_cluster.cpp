@@ -1,0 +1,120 @@
+// redis_shard: its side of Redis Cluster — sharded Pub/Sub over hiredis 0.14, redirections, and channels
+// moving to another shard when their slot does (redis_cluster.hpp decides where they go).
+
+#include <hiredis/async.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
+#include "broker/redis_cluster_slots.hpp"
+#include "broker/redis_shard.hpp"
+
+namespace bc::broker {
+
+// hiredis 0.14 knows nothing of sharded Pub/Sub. In subscribed mode it routes every array reply by the
+// channel name in its `sub.channels` table, which only a SUBSCRIBE fills, so each sharded channel is also
+// SUBSCRIBEd (plain) under the same name: hiredis then hands the `ssubscribe`, `smessage` and `sunsubscribe`
+// of that name to on_sub_reply. The plain twin costs nothing: nobody PUBLISHes that name. SSUBSCRIBE and
+// SUNSUBSCRIBE each also leave a callback in hiredis's `sub.invalid` list, which only an error reply takes:
+// trim_sub_callbacks() frees those whose command has been answered. (With one command per channel, because
+// the channels of one SSUBSCRIBE must share a slot.)
+void redis_shard::send_cluster_subscribe(redisAsyncContext* ac, bool subscribe,
+                                         const std::string& redis_channel) {
+  if (subscribe) {
+    send_subscribe(ac, "SUBSCRIBE", &redis_channel, 1);
+    send_subscribe(ac, "SSUBSCRIBE", &redis_channel, 1);
+  } else {
+    send_subscribe(ac, "SUNSUBSCRIBE", &redis_channel, 1);
+    send_subscribe(ac, "UNSUBSCRIBE", &redis_channel, 1);
+  }
+  ++sharded_since_ping_;
+}
+
+// At the answer to the newest ping every command sent before that ping has been answered: only the ones sent
+// since may still need their callback (all of them are the same one, on_sub_reply).
+void redis_shard::trim_sub_callbacks(redisAsyncContext* ac) {
+  if (ac == nullptr) return;
+  std::size_t n = 0;
+  for (const redisCallback* cb = ac->sub.invalid.head; cb != nullptr; cb = cb->next) ++n;
+  while (n > sharded_since_ping_) {
+    redisCallback* cb = ac->sub.invalid.head;
+    ac->sub.invalid.head = cb->next;
+    if (ac->sub.invalid.head == nullptr) ac->sub.invalid.tail = nullptr;
+    std::free(cb);  // hiredis 0.14 allocates them with malloc
+    --n;
+  }
+}
+
+bool redis_shard::on_cluster_sub_reply(std::string_view kind, const std::string& redis_channel) {
+  if (kind == "subscribe") return redis_channel != anchor_;  // the plain twin's confirmation
+  if (kind == "ssubscribe") {
+    confirmed(redis_channel);
+    if (check_on_confirm_.erase(redis_channel) != 0) {
+      tracker_.check(redis_cluster_slots::channel_of_pubsub(opts_, redis_channel));
+    }
+    return true;
+  }
+  if (kind != "sunsubscribe") return false;
+  const bool wanted = channels_.count(redis_channel) != 0 || (redis_channel == control_ && holds_control_);
+  if (!wanted) return true;  // the answer to our SUNSUBSCRIBE
+  // Redis ended the subscription: the slot moved to another primary. Subscribe again here (a MOVED answer
+  // then says where it went) and have the slot map read again; redis_cluster moves the channel, with its
+  // position, and the new shard checks that position once subscribed.
+  spdlog::info("redis shard {}: Redis ended the subscription of {} (its slot moved); reading the slot map",
+               index_, redis_channel);
+  if (auto* ac = sub_.open_context()) {
+    send_subscribe(ac, "SSUBSCRIBE", &redis_channel, 1);
+    ++sharded_since_ping_;
+  }
+  if (topology_hint_) topology_hint_("sunsubscribe of " + redis_channel);
+  return true;
+}
+
+bool redis_shard::cluster_redirect(const redisReply* r) {
+  if (r == nullptr || r->type != REDIS_REPLY_ERROR) return false;
+  const std::string_view t(r->str, r->len);
+  if (t.substr(0, 6) != "MOVED " && t.substr(0, 4) != "ASK " && t.substr(0, 11) != "CLUSTERDOWN" &&
+      t.substr(0, 8) != "TRYAGAIN") {
+    return false;
+  }
+  if (topology_hint_) topology_hint_(std::string(t));
+  return true;
+}
+
+void redis_shard::set_control(bool hold) {
+  if (hold == holds_control_) return;
+  holds_control_ = hold;
+  if (auto* ac = sub_.open_context()) send_cluster_subscribe(ac, hold, control_);
+}
+
+redis_shard::channel_handover redis_shard::release_channel(const std::string& redis_channel) {
+  channel_handover out;
+  out.tracked =
+      tracker_.position(redis_cluster_slots::channel_of_pubsub(opts_, redis_channel), out.epoch, out.last);
+  check_on_confirm_.erase(redis_channel);
+  unconfirmed_.erase(redis_channel);
+  if (auto it = held_.find(redis_channel); it != held_.end()) {
+    for (auto& h : it->second) {
+      held_bytes_ -= h.req.body.size();
+      --held_count_;
+      in_flight_count_.sub();  // counted again by the shard that sends it
+      out.held.emplace_back(std::move(h.req), std::move(h.done));
+    }
+    held_.erase(it);
+  }
+  unsubscribe(redis_channel);
+  wake(redis_channel);  // subscribe replies waiting here: the new shard's SSUBSCRIBE follows at once
+  return out;
+}
+
+void redis_shard::adopt_channel(const std::string& redis_channel, const channel_handover& from) {
+  if (from.tracked) {
+    tracker_.track_from(redis_cluster_slots::channel_of_pubsub(opts_, redis_channel), from.epoch, from.last);
+  }
+  const bool open = sub_.open_context() != nullptr;
+  subscribe(redis_channel);
+  // Not subscribed yet: the connection's readiness owes a check of every position (check_positions).
+  if (from.tracked && open && sub_.ready()) check_on_confirm_.insert(redis_channel);
+}
+
+}  // namespace bc::broker
