@@ -17,6 +17,8 @@ constexpr std::chrono::seconds retire_after{10};
 // After a hint the map is read every cluster_refresh_degraded for this long: the node asked may not have
 // caught up with the change yet (a failover is agreed on by the cluster bus, a resharding step by step).
 constexpr std::chrono::seconds quick_after_hint{3};
+// TRYAGAIN: Redis is moving the slot's keys; the command is sent again this much later.
+constexpr std::chrono::milliseconds try_again_after{20};
 
 redis_endpoint with_address(const redis_endpoint& creds, const std::string& host, int port) {
   redis_endpoint ep;
@@ -65,6 +67,13 @@ void redis_cluster::stop() {
   for (auto& [addr, s] : shards_) s->stop();
   for (auto& [at, s] : retired_) s->stop();
   healthy_.store(false, std::memory_order_relaxed);
+  auto flows = std::move(flows_);  // publishes waiting to be sent again
+  flows_.clear();
+  for (auto& [channel, f] : flows) {
+    for (auto* q : {&f.redirected, &f.waiting}) {
+      for (auto& e : *q) e.done(publish_status::unavailable);
+    }
+  }
 }
 
 // ---- the slot map ---------------------------------------------------------------------------------------
@@ -135,6 +144,8 @@ redis_shard* redis_cluster::shard_at(const std::string& host, int port) {
   if (auto it = shards_.find(address); it != shards_.end()) return it->second.get();
   auto shard = std::make_unique<redis_shard>(ioc_, next_index_++, ep, opts_, sink_);
   shard->on_topology([this](const std::string& why) { refresh(why); });
+  shard->on_redirect([this](const redis_shard::redirection& to, redis_publish_request req,
+                            publish_done done) { on_redirect(to, std::move(req), std::move(done)); });
   auto* s = shard.get();
   {
     std::lock_guard lock(mutex_);
@@ -269,9 +280,78 @@ void redis_cluster::do_tick() {
 // ---- the broker's operations ----------------------------------------------------------------------------
 
 void redis_cluster::publish(const std::string& channel, redis_publish_request req, publish_done done) {
-  redis_shard* s = owner(channel);
-  if (s == nullptr) return done(publish_status::unavailable);
+  publish_done wrapped = [this, channel, done = std::move(done)](publish_status status) {
+    done(status);
+    finished(channel);
+  };
+  auto it = flows_.find(channel);
+  if (it != flows_.end() && (!it->second.redirected.empty() || !it->second.waiting.empty())) {
+    it->second.waiting.push_back({std::move(req), std::move(wrapped), nullptr});
+    return;
+  }
+  send(channel, std::move(req), std::move(wrapped), nullptr);
+}
+
+void redis_cluster::send(const std::string& channel, redis_publish_request req, publish_done done,
+                         redis_shard* ask) {
+  redis_shard* s = ask != nullptr ? ask : owner(channel);
+  ++flows_[channel].outstanding;
+  if (s == nullptr) return done(publish_status::unavailable);  // finished() follows
+  req.asking = ask != nullptr;
   s->publish(std::move(req), std::move(done));
+}
+
+void redis_cluster::finished(const std::string& channel) {
+  auto it = flows_.find(channel);
+  if (it == flows_.end()) return;
+  auto& f = it->second;
+  if (f.outstanding > 0) --f.outstanding;
+  if (f.outstanding > 0) return;
+  if (f.redirected.empty() && f.waiting.empty()) {
+    flows_.erase(it);
+    return;
+  }
+  flush(channel);
+}
+
+void redis_cluster::on_redirect(const redis_shard::redirection& to, redis_publish_request req,
+                                publish_done done) {
+  const std::string channel = slots::channel_of_pubsub(opts_, req.redis_channel);
+  if (auto it = flows_.find(channel); it != flows_.end() && it->second.outstanding > 0)
+    --it->second.outstanding;
+  if (stopped_ || ++req.redirects > max_redirects) {
+    ++flows_[channel].outstanding;  // finished() takes it back
+    return done(publish_status::unavailable);
+  }
+  redis_shard* target = shard_at(to.host, to.port);
+  if (!to.ask && !to.retry && slots_[to.slot] != target) {
+    spdlog::info("redis cluster: slot {} moved to {} (MOVED); reading the slot map", to.slot,
+                 with_address(seeds_, to.host, to.port).address());
+    slots_[to.slot] = target;
+    place_channels();
+    refresh("MOVED");
+  }
+  auto& f = flows_[channel];  // after place_channels, which may complete publishes of the channel
+  f.redirected.push_back({std::move(req), std::move(done), to.ask ? target : nullptr});
+  if (to.retry) f.not_before = std::chrono::steady_clock::now() + try_again_after;
+  if (f.outstanding == 0) flush(channel);
+}
+
+void redis_cluster::flush(const std::string& channel) {
+  auto it = flows_.find(channel);
+  if (it == flows_.end() || it->second.outstanding > 0) return;
+  if (const auto wait = it->second.not_before - std::chrono::steady_clock::now(); wait.count() > 0) {
+    auto timer = std::make_shared<asio::steady_timer>(ioc_, wait);
+    timer->async_wait([this, timer, channel](const boost::system::error_code& ec) {
+      if (!ec && !stopped_) flush(channel);
+    });
+    return;
+  }
+  std::deque<queued> todo = std::move(it->second.redirected);
+  for (auto& q : it->second.waiting) todo.push_back(std::move(q));
+  it->second.redirected.clear();
+  it->second.waiting.clear();
+  for (auto& q : todo) send(channel, std::move(q.req), std::move(q.done), q.ask);
 }
 
 void redis_cluster::subscribe(const std::string& channel) {

@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -41,6 +42,13 @@ namespace bc::broker {
 // position check: what was published meanwhile is delivered from the stream or reported as a gap), and so
 // do this node's presence members of it (re-added silently on the new primary). A publish, read or presence
 // command for a slot without a known primary answers `unavailable`.
+//
+// Redirections: a publish answered MOVED or ASK did not run. MOVED updates the slot's owner at once (moving
+// the slot's channels, as a new slot map would) and has the map read again; ASK names the node for this one
+// command. Either way the publish is sent again (ASK: after ASKING, on the named node), at most
+// `max_redirects` times, and in order: each channel's publishes are counted while in flight, and once one
+// came back redirected, the channel's later publishes queue behind it until every earlier one has been
+// answered or redirected too; then all go out again in their original order (`flows_`).
 //
 // The control channel (server API) is the sharded `P{!control}`, held by the shard owning its slot.
 //
@@ -90,6 +98,22 @@ class redis_cluster {
   void update_health();
   void do_tick();
   void next_seed();
+  struct queued {
+    redis_publish_request req;
+    publish_done done;           // wraps the caller's with finished()
+    redis_shard* ask = nullptr;  // ASK: the node to send it to, after ASKING
+  };
+  struct flow {
+    std::size_t outstanding = 0;                         // sent to a shard, neither answered nor redirected
+    std::deque<queued> redirected;                       // came back MOVED/ASK, in the order they were sent
+    std::deque<queued> waiting;                          // published since the first of those
+    std::chrono::steady_clock::time_point not_before{};  // TRYAGAIN: not sent again before
+  };
+  void send(const std::string& channel, redis_publish_request req, publish_done done, redis_shard* ask);
+  void finished(const std::string& channel);
+  void on_redirect(const redis_shard::redirection& to, redis_publish_request req, publish_done done);
+  void flush(const std::string& channel);
+  static constexpr unsigned max_redirects = 5;
 
   boost::asio::io_context& ioc_;
   const redis_endpoint seeds_;
@@ -116,6 +140,7 @@ class redis_cluster {
   std::unordered_map<std::string, redis_shard*> placed_;   // channel -> the shard it is subscribed on
   std::unordered_map<std::string, redis_shard*> present_;  // channel -> the shard keeping its members
   redis_shard* control_ = nullptr;                         // holds the control channel
+  std::unordered_map<std::string, flow> flows_;            // channels with publishes in flight or queued
   std::uint64_t maps_ = 0;                                 // slot maps applied
   mutable std::mutex mutex_;
   std::atomic<bool> healthy_{false};

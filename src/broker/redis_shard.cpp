@@ -302,6 +302,10 @@ void redis_shard::send_publish(const redis_publish_request& req, publish_done do
                         req.body.size(),
                         replication_id_.size(),
                         replication_id2_.size()};
+  if (ac != nullptr && sub_.ready() && req.asking &&
+      redisAsyncCommand(ac, &redis_shard::on_pub_reply, this, "ASKING") == REDIS_OK) {
+    in_flight_.push_back({nullptr, nullptr, std::chrono::steady_clock::now(), 0, 0});  // answered +OK
+  }
   if (ac == nullptr || !sub_.ready() ||
       redisAsyncCommandArgv(ac, &redis_shard::on_pub_reply, this, 13, argv, len) != REDIS_OK) {
     return finish(done, publish_status::unavailable);
@@ -326,6 +330,8 @@ void redis_shard::send_publish(const redis_publish_request& req, publish_done do
   }
   in_flight_.push_back({std::move(done), nullptr, last_sent_, req.body.size(), local ? sub_epoch_ : 0});
   in_flight_bytes_ += req.body.size();
+  // Cluster: kept until answered, to be sent again elsewhere if Redis answers MOVED or ASK.
+  if (opts_.cluster && redirect_) in_flight_.back().req = std::make_shared<redis_publish_request>(req);
 }
 
 void redis_shard::finish(publish_done& done, publish_status status) {
@@ -372,6 +378,7 @@ void redis_shard::on_pub_reply(redisAsyncContext* ac, void* reply, void* privdat
     self->reloading_ = true;
     self->load_scripts(ac, true);
   }
+  if (op.req && self->redirected(r, op)) return;
   if (op.read) {
     try {
       op.read(r);

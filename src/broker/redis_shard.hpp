@@ -67,6 +67,9 @@ struct redis_publish_request {
   std::string body;
   std::size_t history_size = 0;
   std::int64_t history_ttl_ms = 0;
+  // Redis Cluster: sent after ASKING (an ASK redirection), and how often it was redirected already.
+  bool asking = false;
+  unsigned redirects = 0;
 };
 
 // Publishing: one connection, publishes pipelined in call order. Each publish is one EVALSHA of the publish
@@ -180,6 +183,20 @@ class redis_shard {
   // Called on a hint that the slot map changed: MOVED/ASK, a sunsubscribe from Redis, a lost connection, a
   // connection that found a replica.
   void on_topology(std::function<void(const std::string& why)> hint) { topology_hint_ = std::move(hint); }
+  // A publish answered MOVED or ASK (it did not run), handed back with where Redis says its slot is; `done`
+  // is still to be called. Without a handler it answers `unavailable`.
+  struct redirection {
+    bool ask = false;  // ASK: this command only, after ASKING; MOVED: the slot's owner now
+    // TRYAGAIN (a slot being migrated, some of the keys moved): the same node (`ask`: it was asked with
+    // ASKING) or the owner, a moment later.
+    bool retry = false;
+    std::uint16_t slot = 0;
+    std::string host;
+    int port = 0;
+  };
+  using redirect_fn =
+      std::function<void(const redirection& to, redis_publish_request req, publish_done done)>;
+  void on_redirect(redirect_fn f) { redirect_ = std::move(f); }
   // Whether this shard's subscribe connection holds the node-wide control channel (shard 0 without Cluster).
   void set_control(bool hold);
   // A channel with local interest leaves this shard: its subscription, position and presence members are
@@ -219,6 +236,8 @@ class redis_shard {
     std::uint64_t sub_epoch;  // the subscribe connection's when sent to a channel with local interest, else 0
     // A WAIT after a publish (redis_options::wait_replicas): the publish script's answer, set when it came.
     std::shared_ptr<bool> script_ok = nullptr;
+    // Cluster: the publish itself, handed back to redis_cluster when Redis answers MOVED or ASK (not run).
+    std::shared_ptr<redis_publish_request> req = nullptr;
   };
   struct acked {
     publish_done done;
@@ -301,6 +320,7 @@ class redis_shard {
   bool on_cluster_sub_reply(std::string_view kind, const std::string& redis_channel);
   void trim_sub_callbacks(redisAsyncContext* ac);
   bool cluster_redirect(const redisReply* r);
+  bool redirected(const redisReply* r, in_flight& op);
 
   const std::size_t index_;
   redis_endpoint endpoint_;  // host and port rewritten on failover (Sentinel); read by pub_ and sub_
@@ -360,6 +380,7 @@ class redis_shard {
   std::string replication_id2_;  // Cluster: master_replid2, the id of the primary this one replaced
   bool holds_control_ = false;   // subscribes the control channel (shard 0 without Cluster)
   std::function<void(const std::string&)> topology_hint_;
+  redirect_fn redirect_;
   std::unordered_set<std::string> check_on_confirm_;  // adopted channels: read their position once subscribed
   std::size_t sharded_since_ping_ =
       0;  // SSUBSCRIBE/SUNSUBSCRIBE sent since the last ping (trim_sub_callbacks)

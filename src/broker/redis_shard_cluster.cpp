@@ -4,6 +4,7 @@
 #include <hiredis/async.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <cstdlib>
 
 #include "broker/redis_cluster_slots.hpp"
@@ -78,6 +79,48 @@ bool redis_shard::cluster_redirect(const redisReply* r) {
     return false;
   }
   if (topology_hint_) topology_hint_(std::string(t));
+  return true;
+}
+
+bool redis_shard::redirected(const redisReply* r, in_flight& op) {
+  if (r == nullptr || r->type != REDIS_REPLY_ERROR || !redirect_) return false;
+  // MOVED <slot> <host>:<port> / ASK <slot> <host>:<port>; an IPv6 host has colons of its own.
+  const std::string_view t(r->str, r->len);
+  redirection to;
+  if (t.substr(0, 8) == "TRYAGAIN") {
+    to.retry = true;
+    to.ask = op.req->asking;
+    to.host = endpoint_.host;
+    to.port = endpoint_.port;
+    in_flight_count_.sub();
+    auto req = std::move(*op.req);
+    req.asking = false;
+    redirect_(to, std::move(req), std::move(op.done));
+    return true;
+  }
+  to.ask = t.substr(0, 4) == "ASK ";
+  if (!to.ask && t.substr(0, 6) != "MOVED ") return false;
+  const auto sp1 = t.find(' ');
+  const auto sp2 = t.find(' ', sp1 + 1);
+  const auto colon = t.rfind(':');
+  if (sp2 == std::string_view::npos || colon == std::string_view::npos || colon < sp2) return false;
+  auto number = [](std::string_view digits, int& v) {
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+    return ec == std::errc() && end == digits.data() + digits.size();
+  };
+  int slot = -1;
+  if (!number(t.substr(sp1 + 1, sp2 - sp1 - 1), slot) || !number(t.substr(colon + 1), to.port) || slot < 0 ||
+      slot >= redis_cluster_slots::slot_count || to.port <= 0 || to.port > 65535) {
+    return false;
+  }
+  to.slot = static_cast<std::uint16_t>(slot);
+  to.host = std::string(t.substr(sp2 + 1, colon - sp2 - 1));
+  if (to.host.size() > 2 && to.host.front() == '[') to.host = to.host.substr(1, to.host.size() - 2);
+  if (to.host.empty()) to.host = endpoint_.host;
+  in_flight_count_.sub();  // the cluster sends it again, through a shard that counts it anew
+  auto req = std::move(*op.req);
+  req.asking = false;
+  redirect_(to, std::move(req), std::move(op.done));
   return true;
 }
 

@@ -350,6 +350,9 @@ async def stream(s: Setup, flags, during, rate: float = 200.0):
     while not acked <= {m["id"] for m in got} and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     reader.cancel()
+    for line in a.output().splitlines():
+        if "refused" in line or "MOVED" in line or "ASK" in line:
+            print("A:", line)
     return got, pub, cluster_metrics(b), started, b
 
 
