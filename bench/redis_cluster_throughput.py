@@ -36,6 +36,15 @@ def resp(port, *args):
         return s.recv(65536)
 
 
+def cpu_s(pids):
+    """utime + stime of these processes, in seconds (/proc)."""
+    total = 0
+    for pid in pids:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def start_cluster(out, procs, primaries=3):
     ports = []
     while len(ports) < primaries:
@@ -99,6 +108,7 @@ def run(args, out, setup, rep):
         else:
             ports = start_cluster(out, procs)
             url = "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports)
+        redis_pids = [p.pid for p in procs]
         node, node_port = start_node(out, f"{setup}-r{rep}", url, procs)
         cmd = [TOOL, "--port", str(node_port), "--jwt-secret", SECRET, "--api-key", KEY,
                "--connections", str(args.channels), "--channels", str(args.channels), "--idle", "1",
@@ -106,7 +116,10 @@ def run(args, out, setup, rep):
                "--server-pid", str(node.pid), "--label", setup, "--no-progress",
                "--json-out", os.path.join(out, "runs.jsonl")]
         log("$ " + " ".join(cmd))
+        before = cpu_s(redis_pids)
         subprocess.run(cmd, check=True, timeout=120 + args.duration, stdout=subprocess.DEVNULL)
+        with open(os.path.join(out, "redis_cpu.jsonl"), "a") as f:
+            f.write(json.dumps({"label": setup, "rep": rep, "redis_cpu_s": cpu_s(redis_pids) - before}) + "\n")
     finally:
         stop(procs)
 
@@ -116,13 +129,21 @@ def summarize(out, duration):
     for line in open(os.path.join(out, "runs.jsonl")):
         r = json.loads(line)
         rows.setdefault(r["label"], []).append(r)
-    lines = ["| set-up | runs | publishes/s acknowledged (median, range) | loss | publish errors |", "|---|---|---|---|---|"]
+    redis_cpu = {}
+    for line in open(os.path.join(out, "redis_cpu.jsonl")):
+        r = json.loads(line)
+        redis_cpu.setdefault(r["label"], []).append(r["redis_cpu_s"])
+    lines = ["| set-up | runs | publishes/s acknowledged (median, range) | node CPU µs per publish | Redis CPU µs per "
+             "publish (all its processes) | loss | publish errors |", "|---|---|---|---|---|---|---|"]
     for label in ("single", "cluster"):
         rs = rows.get(label, [])
         if not rs:
             continue
         rates = [r["pub_acked"] / duration for r in rs]
+        node_us = [r["server_cpu_s"] * 1e6 / r["pub_acked"] for r in rs]
+        redis_us = [c * 1e6 / r["pub_acked"] for c, r in zip(redis_cpu.get(label, []), rs)]
         lines.append(f"| {label} | {len(rs)} | {statistics.median(rates):,.0f} ({min(rates):,.0f}–{max(rates):,.0f}) | "
+                     f"{statistics.median(node_us):.1f} | {statistics.median(redis_us):.1f} | "
                      f"{sum(r.get('loss', 0) for r in rs)} | {sum(r.get('pub_errors', 0) for r in rs)} |")
     text = "\n".join(lines) + "\n"
     open(os.path.join(out, "summary.md"), "w").write(text)

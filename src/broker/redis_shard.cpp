@@ -263,14 +263,14 @@ void redis_shard::publish(redis_publish_request req, publish_done done) {
     queue.push_back({std::move(req), std::move(done), std::chrono::steady_clock::now()});
     return;
   }
-  send_publish(req, std::move(done));
+  send_publish(std::move(req), std::move(done));
 }
 
 std::string redis_shard::new_epoch() {
   return fmt::format("{:016x}", rng_());
 }
 
-void redis_shard::send_publish(const redis_publish_request& req, publish_done done) {
+void redis_shard::send_publish(redis_publish_request req, publish_done done) {
   redisAsyncContext* ac = pub_.ready() ? pub_.open_context() : nullptr;
   const std::string epoch = new_epoch();
   const std::string size = std::to_string(req.history_size);
@@ -331,7 +331,8 @@ void redis_shard::send_publish(const redis_publish_request& req, publish_done do
   in_flight_.push_back({std::move(done), nullptr, last_sent_, req.body.size(), local ? sub_epoch_ : 0});
   in_flight_bytes_ += req.body.size();
   // Cluster: kept until answered, to be sent again elsewhere if Redis answers MOVED or ASK.
-  if (opts_.cluster && redirect_) in_flight_.back().req = std::make_shared<redis_publish_request>(req);
+  if (opts_.cluster && redirect_)
+    in_flight_.back().req = std::make_shared<redis_publish_request>(std::move(req));
 }
 
 void redis_shard::finish(publish_done& done, publish_status status) {
@@ -348,7 +349,7 @@ void redis_shard::release(const std::string& redis_channel) {
   for (auto& h : waiting) {
     held_bytes_ -= h.req.body.size();
     --held_count_;
-    send_publish(h.req, std::move(h.done));
+    send_publish(std::move(h.req), std::move(h.done));
   }
 }
 

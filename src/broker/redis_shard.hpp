@@ -260,7 +260,7 @@ class redis_shard {
   void on_sub_open(redisAsyncContext* ac);
   void on_sub_close();
   void confirmed(const std::string& redis_channel);
-  void send_publish(const redis_publish_request& req, publish_done done);
+  void send_publish(redis_publish_request req, publish_done done);
   void load_scripts(redisAsyncContext* ac, bool pipelined);
   static void on_script_loaded(redisAsyncContext* ac, void* reply, void* privdata);
   struct script;
