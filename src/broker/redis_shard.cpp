@@ -821,7 +821,7 @@ void redis_shard::on_sub_reply(redisAsyncContext*, void* reply, void* privdata) 
   }
   const auto kind = text_of(r->element[0]);
   const auto channel = text_of(r->element[1]);
-  if (self->opts_.cluster && self->on_cluster_sub_reply(kind, std::string(channel))) return;
+  if (self->opts_.cluster && self->on_cluster_sub_reply(kind, channel)) return;
   if ((kind == "message" || kind == "smessage") && is_string(r->element[2])) {
     self->received_.add();
     if (channel == self->control_) return self->on_control_message(text_of(r->element[2]));

@@ -317,7 +317,7 @@ class redis_shard {
   void not_the_primary(const std::string& why);
   // Redis Cluster (redis_shard_cluster.cpp).
   void send_cluster_subscribe(redisAsyncContext* ac, bool subscribe, const std::string& redis_channel);
-  bool on_cluster_sub_reply(std::string_view kind, const std::string& redis_channel);
+  bool on_cluster_sub_reply(std::string_view kind, std::string_view channel);
   void trim_sub_callbacks(redisAsyncContext* ac);
   bool cluster_redirect(const redisReply* r);
   bool redirected(const redisReply* r, in_flight& op);

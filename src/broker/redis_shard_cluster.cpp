@@ -46,8 +46,10 @@ void redis_shard::trim_sub_callbacks(redisAsyncContext* ac) {
   }
 }
 
-bool redis_shard::on_cluster_sub_reply(std::string_view kind, const std::string& redis_channel) {
-  if (kind == "subscribe") return redis_channel != anchor_;  // the plain twin's confirmation
+bool redis_shard::on_cluster_sub_reply(std::string_view kind, std::string_view channel) {
+  if (kind == "subscribe") return channel != anchor_;                // the plain twin's confirmation
+  if (kind != "ssubscribe" && kind != "sunsubscribe") return false;  // messages: no copy of the name
+  const std::string redis_channel(channel);
   if (kind == "ssubscribe") {
     confirmed(redis_channel);
     if (check_on_confirm_.erase(redis_channel) != 0) {
@@ -55,7 +57,6 @@ bool redis_shard::on_cluster_sub_reply(std::string_view kind, const std::string&
     }
     return true;
   }
-  if (kind != "sunsubscribe") return false;
   const bool wanted = channels_.count(redis_channel) != 0 || (redis_channel == control_ && holds_control_);
   if (!wanted) return true;  // the answer to our SUNSUBSCRIBE
   // Redis ended the subscription: the slot moved to another primary. Subscribe again here (a MOVED answer
