@@ -318,6 +318,25 @@ async def test_presence_across_nodes_on_a_cluster(cluster_setup):
         assert msg.get("method") == "leave" and msg["params"]["user"] == "alice", msg
 
 
+@async_test(timeout=60)
+async def test_the_server_api_reaches_every_node_on_a_cluster(cluster_setup):
+    """disconnect over REST on A closes the user's connections on both nodes: the control channel is the sharded
+    P{!control}, held by the shard owning its slot on each node."""
+    import requests
+    from conftest import API_KEY
+    s = cluster_setup
+    a, b = s.node(), s.node()
+    victims = [await Client.connect(a, make_token(sub="victim")), await Client.connect(b, make_token(sub="victim"))]
+    bystander = await Client.connect(b, make_token(sub="bystander"))
+    assert s.cluster.shardnumsub("!control") == 2, "both nodes subscribed to the control channel"
+    r = await asyncio.to_thread(requests.post, a.url("/disconnect"), json={"user": "victim"},
+                                headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5)
+    assert r.status_code == 200 and r.json() == {"success": True}, r.text
+    for c in victims:
+        assert await c.wait_closed() == (4003, "disconnected by server")
+    await bystander.alive()
+
+
 # ---- slots moving ----------------------------------------------------------------------------------------------
 
 def check_stream(got: list[dict], pub: Publisher, history: bool, skipped: int):
