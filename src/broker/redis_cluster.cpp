@@ -206,6 +206,9 @@ void redis_cluster::place_channels() {
     to->adopt_presence(at->release_presence(channel));
     at = to;
   }
+  auto waiting = std::move(unplaced_members_);
+  unplaced_members_.clear();
+  for (auto& [target, m] : waiting) add_presence(std::move(target), std::move(m));
   redis_shard* control = slots_[slots::channel_slot("!control")];
   if (control != nullptr && control != control_) {
     if (control_ != nullptr) control_->set_control(false);
@@ -389,14 +392,22 @@ void redis_cluster::history(history_request req, std::function<void(history_resu
 void redis_cluster::add_presence(presence_target target, core::presence_member m) {
   auto it = present_.find(target.channel);
   redis_shard* s = it != present_.end() ? it->second : owner(target.channel);
-  if (s == nullptr) return;  // no slot map yet: the client's presence is not recorded (see docs/redis.md)
+  if (s == nullptr) {
+    unplaced_members_.emplace_back(std::move(target), std::move(m));
+    return;
+  }
   present_[target.channel] = s;
   s->add_presence(std::move(target), std::move(m));
 }
 
 void redis_cluster::remove_presence(const presence_target& target, const std::string& client_id) {
   auto it = present_.find(target.channel);
-  if (it == present_.end()) return;
+  if (it == present_.end()) {
+    std::erase_if(unplaced_members_, [&](const auto& u) {
+      return u.first.channel == target.channel && u.second.client_id == client_id;
+    });
+    return;
+  }
   it->second->remove_presence(target, client_id);
   if (!it->second->has_presence(target.channel)) present_.erase(it);
 }

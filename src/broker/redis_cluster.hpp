@@ -140,8 +140,10 @@ class redis_cluster {
   std::unordered_map<std::string, redis_shard*> placed_;   // channel -> the shard it is subscribed on
   std::unordered_map<std::string, redis_shard*> present_;  // channel -> the shard keeping its members
   redis_shard* control_ = nullptr;                         // holds the control channel
-  std::unordered_map<std::string, flow> flows_;            // channels with publishes in flight or queued
-  std::uint64_t maps_ = 0;                                 // slot maps applied
+  // Members added before their slot had a known primary (before the first map): added once it has one.
+  std::vector<std::pair<presence_target, core::presence_member>> unplaced_members_;
+  std::unordered_map<std::string, flow> flows_;  // channels with publishes in flight or queued
+  std::uint64_t maps_ = 0;                       // slot maps applied
   mutable std::mutex mutex_;
   std::atomic<bool> healthy_{false};
 };
