@@ -337,6 +337,42 @@ async def test_the_server_api_reaches_every_node_on_a_cluster(cluster_setup):
     await bystander.alive()
 
 
+@async_test(timeout=90)
+async def test_presence_follows_a_failover(cluster_setup):
+    """A member on B of a channel whose primary is killed: once the replica is promoted, B's members of that slot
+    move to the new shard, which re-adds them at once (not at the next refresh pass, PRESENCE_TTL / 3 later)."""
+    s = cluster_setup
+    flags = ("--presence", "--presence-ttl", "60")
+    a, b = s.node(*flags), s.node(*flags)
+    ch = chan("pfo")
+    alice = await Client.connect(b, make_token(sub="alice", authorizedChannels=[ch]))
+    await alice.subscribe(ch)
+    watcher = await Client.connect(a, make_token(sub="watcher", authorizedChannels=[ch]))
+    await watcher.subscribe(ch)
+    before = cluster_metrics(b)
+    assert before["broadcaster_redis_presence_members"] == 1, before
+    assert before["broadcaster_redis_presence_refreshed_total"] == 0, "no refresh pass yet (the first is 20 s away)"
+    primary = s.cluster.owner(slot_of(ch))
+    replica = s.cluster.replica_of(primary)
+    s.cluster.kill(primary)
+    await asyncio.to_thread(wait_for, lambda: resp(replica, "ROLE")[0] == b"master", "replica promoted")
+    deadline = time.monotonic() + 10
+    while (m := cluster_metrics(b))["broadcaster_redis_presence_refreshed_total"] < 1:
+        assert time.monotonic() < deadline, m
+        await asyncio.sleep(0.05)
+    assert m["broadcaster_redis_presence_members"] == 1, "moved to the new shard, not copied"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            st = await watcher.ok("presenceStats", {"channel": ch})
+            if st == {"numClients": 2, "numUsers": 2}:
+                break
+        except AssertionError:  # Unavailable until A has moved too
+            pass
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+
+
 # ---- slots moving ----------------------------------------------------------------------------------------------
 
 def check_stream(got: list[dict], pub: Publisher, history: bool, skipped: int):
