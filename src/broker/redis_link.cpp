@@ -204,9 +204,10 @@ void redis_link::opened() {
 }
 
 std::string redis_link::describe(const boost::system::error_code& ec, const char* what) {
-  if (ec == asio::error::eof) return "connection closed by the server";
+  // hiredis's words, which operators (and tests) already know.
+  if (ec == asio::error::eof) return "Server closed the connection";
   if (ec == asio::ssl::error::stream_truncated)
-    return "connection closed by the server (TLS stream truncated)";
+    return "Server closed the connection (TLS stream truncated)";
   std::string why = std::string(what) + ": " + ec.message();
   if (tls_) {
     const long verify = SSL_get_verify_result(tls_->native_handle());
