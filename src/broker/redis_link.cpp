@@ -36,11 +36,22 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-// Confirmations a command expects: one per channel for (P)SUBSCRIBE and (P)UNSUBSCRIBE, -1 for an UNSUBSCRIBE
-// of everything (until the count is 0), 0 for any other command (one reply).
-long confirmations_of(std::string_view name, long args) {
-  if (args > 0 && (iequals(name, "subscribe") || iequals(name, "psubscribe"))) return args;
-  if (iequals(name, "unsubscribe") || iequals(name, "punsubscribe")) return args > 0 ? args : -1;
+// What a reply confirms or a command asks for, in Pub/Sub terms.
+enum pubsub_kind { not_pubsub = 0, plain_sub, plain_unsub, sharded_sub, sharded_unsub };
+
+pubsub_kind pubsub_of(std::string_view name) {
+  if (iequals(name, "subscribe") || iequals(name, "psubscribe")) return plain_sub;
+  if (iequals(name, "unsubscribe") || iequals(name, "punsubscribe")) return plain_unsub;
+  if (iequals(name, "ssubscribe")) return sharded_sub;
+  if (iequals(name, "sunsubscribe")) return sharded_unsub;
+  return not_pubsub;
+}
+
+// Confirmations a command expects: one per channel for (P|S)SUBSCRIBE and (P|S)UNSUBSCRIBE, -1 for an
+// unsubscribe of everything (until the count is 0), 0 for any other command (one reply).
+long confirmations_of(pubsub_kind kind, long args) {
+  if (kind == plain_sub || kind == sharded_sub) return args > 0 ? args : 0;  // none: an error reply
+  if (kind == plain_unsub || kind == sharded_unsub) return args > 0 ? args : -1;
   return 0;
 }
 
@@ -126,12 +137,13 @@ int redis_link::command_argv(callback_fn cb, void* privdata, int argc, const cha
 int redis_link::queue(const char* cmd, std::size_t len, callback_fn cb, void* privdata, std::string_view name,
                       long args) {
   if (cmd != nullptr) out_.append(cmd, len);
-  const long confirmations = confirmations_of(name, args);
-  if (confirmations != 0 && (iequals(name, "subscribe") || iequals(name, "psubscribe"))) {
+  const auto kind = pubsub_of(name);
+  const long confirmations = confirmations_of(kind, args);
+  if (confirmations != 0 && (kind == plain_sub || kind == sharded_sub)) {
     push_fn_ = cb;
     push_privdata_ = privdata;
   }
-  pending_.push_back({cb, privdata, confirmations});
+  pending_.push_back({cb, privdata, confirmations, kind});
   schedule_write();
   return 0;
 }
@@ -206,8 +218,7 @@ void redis_link::opened() {
 std::string redis_link::describe(const boost::system::error_code& ec, const char* what) {
   // hiredis's words, which operators (and tests) already know.
   if (ec == asio::error::eof) return "Server closed the connection";
-  if (ec == asio::ssl::error::stream_truncated)
-    return "Server closed the connection (TLS stream truncated)";
+  if (ec == asio::ssl::error::stream_truncated) return "Server closed the connection (TLS stream truncated)";
   std::string why = std::string(what) + ": " + ec.message();
   if (tls_) {
     const long verify = SSL_get_verify_result(tls_->native_handle());
@@ -286,8 +297,26 @@ void redis_link::on_read(const boost::system::error_code& ec, std::size_t n) {
 void redis_link::dispatch(void* reply) {
   std::unique_ptr<void, void (*)(void*)> owned(reply, freeReplyObject);
   auto* r = static_cast<redisReply*>(reply);
-  const std::string_view kind = kind_of(r);
-  if (subscribed_ && (kind == "message" || kind == "pmessage")) return run(push_fn_, push_privdata_, r);
+  const std::string_view text = kind_of(r);
+  const bool subscribed = plain_subs_ > 0 || sharded_subs_ > 0;
+  if (subscribed && (text == "message" || text == "pmessage" || text == "smessage")) {
+    return run(push_fn_, push_privdata_, r);
+  }
+  // A confirmation (an array naming a Pub/Sub command, while one waits for it or in subscribed mode): the
+  // counts are kept per family (RESP2 counts plain and sharded subscriptions apart).
+  auto kind = r->type == REDIS_REPLY_ARRAY ? pubsub_of(text) : not_pubsub;
+  const bool expected = kind != not_pubsub && !pending_.empty() && pending_.front().confirmations != 0 &&
+                        pending_.front().kind == kind;
+  if (!expected && !subscribed) kind = not_pubsub;  // some command's array that merely starts with that word
+  const long long count = kind != not_pubsub && r->elements >= 3 && r->element[2]->type == REDIS_REPLY_INTEGER
+                              ? r->element[2]->integer
+                              : 0;
+  if (kind != not_pubsub) {
+    (kind == sharded_sub || kind == sharded_unsub ? sharded_subs_ : plain_subs_) = count;
+    // Not what the oldest command waits for: Redis ended a subscription itself (a sharded channel whose slot
+    // moved answers `sunsubscribe` unasked). To the Pub/Sub callback, like a message.
+    if (!expected) return run(push_fn_, push_privdata_, r);
+  }
   if (pending_.empty()) {
     // Nothing was asked: an error is Redis refusing the connection (maxclients), anything else is ignored.
     if (r->type == REDIS_REPLY_ERROR) fail("error from Redis: " + std::string(r->str, r->len));
@@ -297,16 +326,7 @@ void redis_link::dispatch(void* reply) {
   const callback_fn fn = head.fn;
   void* const privdata = head.privdata;
   bool last = true;
-  if (head.confirmations != 0 && r->type != REDIS_REPLY_ERROR) {
-    const bool sub = kind == "subscribe" || kind == "psubscribe";
-    const bool unsub = kind == "unsubscribe" || kind == "punsubscribe";
-    if (sub || unsub) {
-      const long long count =
-          r->elements >= 3 && r->element[2]->type == REDIS_REPLY_INTEGER ? r->element[2]->integer : 0;
-      subscribed_ = count > 0;
-      last = head.confirmations > 0 ? --head.confirmations == 0 : count == 0;
-    }
-  }
+  if (kind != not_pubsub) last = head.confirmations > 0 ? --head.confirmations == 0 : count == 0;
   if (last) pending_.pop_front();
   run(fn, privdata, r);
 }

@@ -36,10 +36,12 @@ struct redis_link_target {
 //     for it.
 //   - Replies arrive in order: each completes the oldest pending (callback, privdata); the callback gets the
 //     `redisReply*`, freed when it returns.
-//   - Pub/Sub: a (P)SUBSCRIBE / (P)UNSUBSCRIBE expects one confirmation per channel (an UNSUBSCRIBE without
-//     channels: until the count reaches 0), each handed to that command's callback; once Redis has confirmed
-//     a subscription, `message` and `pmessage` pushes go to the callback of the last SUBSCRIBE sent. Any
-//     other command answered in subscribed mode (PING's ["pong", ""]) goes to its own callback, in order.
+//   - Pub/Sub: a (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE expects one confirmation per channel (an unsubscribe
+//     without channels: until the count reaches 0), each handed to that command's callback; once Redis has
+//     confirmed a subscription, `message`, `pmessage` and `smessage` pushes — and a confirmation nobody
+//     asked for (Redis ends a sharded subscription whose slot moved with an unasked `sunsubscribe`) — go to
+//     the callback of the last (P|S)SUBSCRIBE sent. Any other command answered in subscribed mode (PING's
+//     ["pong", ""]) goes to its own callback, in order.
 //   - Loss: when the connection fails (or close() is called) every pending callback runs once with a null
 //     reply, in order, then the Pub/Sub callback once; only then is the close handler called (never after
 //     close()). Commands issued from those callbacks are refused (-1).
@@ -78,7 +80,8 @@ class redis_link : public std::enable_shared_from_this<redis_link> {
   struct pending_reply {
     callback_fn fn;
     void* privdata;
-    long confirmations;  // (P)(UN)SUBSCRIBE: confirmations still due; -1 until the count is 0; 0: any command
+    long confirmations;  // (P|S)(UN)SUBSCRIBE: confirmations still due; -1 until the count is 0; 0: any other
+    int kind;            // which Pub/Sub command (redis_link.cpp's pubsub_kind), 0 for any other
   };
 
   redis_link(boost::asio::io_context& ioc, redis_link_target target);
@@ -123,9 +126,10 @@ class redis_link : public std::enable_shared_from_this<redis_link> {
   std::deque<pending_reply> pending_;
   callback_fn push_fn_ = nullptr;  // Pub/Sub messages: the last SUBSCRIBE's callback
   void* push_privdata_ = nullptr;
-  bool subscribed_ = false;  // Redis confirmed a subscription (RESP2 subscribed mode)
-  std::string out_;          // queued, not yet written
-  std::string writing_;      // the write in flight
+  long long plain_subs_ = 0;  // subscriptions Redis confirmed (channels and patterns): subscribed mode while
+  long long sharded_subs_ = 0;  // either is above 0
+  std::string out_;             // queued, not yet written
+  std::string writing_;         // the write in flight
   bool write_in_flight_ = false;
   bool flush_posted_ = false;
   std::vector<char> in_;

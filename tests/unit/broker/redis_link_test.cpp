@@ -206,6 +206,37 @@ TEST(RedisLink, PubSubConfirmationsAndMessagesGoToTheSubscribeCallbackOtherRepli
   EXPECT_EQ(rec.seen.size(), 8u);
 }
 
+TEST(RedisLink, ShardedPubSubAndRepliesThatOnlyLookLikePushes) {
+  redis_server server;
+  redis_probe probe(server.port());
+  asio::io_context ioc;
+  recorder rec;
+  link_under_test l(ioc, server.port());
+  tagged push{&rec, "push"}, range{&rec, "range"}, ssub{&rec, "ssub"}, sub{&rec, "sub"}, sunsub{&rec, "sunsub"};
+  // Not subscribed: an array that starts with "message" is LRANGE's answer, not a push.
+  l.link->command(&on_reply, &push, "RPUSH l message a b");
+  l.link->command(&on_reply, &range, "LRANGE l 0 -1");
+  l.link->command(&on_reply, &sub, "SUBSCRIBE plain");
+  l.link->command(&on_reply, &ssub, "SSUBSCRIBE s1");
+  ASSERT_TRUE(run_until(ioc, [&] { return rec.seen.size() == 4; }));
+  EXPECT_EQ(rec.seen[0], "push 3");
+  EXPECT_EQ(rec.seen[1], "range [message,a,b]");
+  EXPECT_EQ(rec.seen[2], "sub [subscribe,plain,1]");
+  EXPECT_EQ(rec.seen[3], "ssub [ssubscribe,s1,1]");
+  ASSERT_EQ(probe.command({"SPUBLISH", "s1", "sharded"}), "1");
+  ASSERT_TRUE(run_until(ioc, [&] { return rec.seen.size() == 5; }));
+  EXPECT_EQ(rec.seen[4], "ssub [smessage,s1,sharded]");  // the last SUBSCRIBE-family command's callback
+  // Leaving the sharded channel does not leave subscribed mode: the plain one still counts.
+  l.link->command(&on_reply, &sunsub, "SUNSUBSCRIBE s1");
+  ASSERT_TRUE(run_until(ioc, [&] { return rec.seen.size() == 6; }));
+  EXPECT_EQ(rec.seen[5], "sunsub [sunsubscribe,s1,0]");
+  ASSERT_EQ(probe.publish("plain", "still"), 1);
+  ASSERT_TRUE(run_until(ioc, [&] { return rec.seen.size() == 7; }));
+  EXPECT_EQ(rec.seen[6], "ssub [message,plain,still]");
+  EXPECT_EQ(l.link->pending(), 0u);
+  l.link->close();
+}
+
 TEST(RedisLink, UnreachableServerReportsTheFailure) {
   const int port = free_port();
   asio::io_context ioc;
