@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev clang-format
   libboost1.81-dev libssl-dev zlib1g-dev libhiredis-dev liburing-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  redis-server redis-sentinel
+  redis-server redis-sentinel openssl
   prometheus
   python3 python3-pytest python3-websockets python3-requests python3-yaml python3-jsonschema
   chromium

@@ -17,6 +17,7 @@
 #include <limits>
 #include <stdexcept>
 #include <type_traits>
+#include <utility>
 
 #include "broker/redis_url.hpp"
 #include "util/comma_list.hpp"
@@ -198,12 +199,27 @@ void declare(settings& s, config& c, raw_values& r) {
   s.option("--broker", c.broker, "memory | redis")->check(CLI::IsMember({"memory", "redis"}));
   s.option("--redis-url", c.redis_url,
            "redis://[[user]:password@]host:port[/db], comma-separated for shards; or "
-           "redis+sentinel://[[user]:password@]sentinel:26379[,sentinel...]/master-name",
+           "redis+sentinel://[[user]:password@]sentinel:26379[,sentinel...]/master-name; rediss:// and "
+           "rediss+sentinel:// for TLS",
            shape::urls);
   s.option("--redis-wait-replicas", c.redis_wait_replicas,
            "Publishes to channels with history answer only once this many Redis replicas have them (WAIT); "
            "0 = off")
       ->check(CLI::Range(0u, 16u));
+  s.option("--redis-tls-ca-file", c.redis_tls_ca_file,
+           "PEM CA certificates rediss:// servers must chain to (default: the system trust store)");
+  s.option("--redis-tls-cert-file", c.redis_tls_cert_file,
+           "PEM client certificate for rediss:// servers with tls-auth-clients (with --redis-tls-key-file)");
+  s.option("--redis-tls-key-file", c.redis_tls_key_file, "PEM private key of --redis-tls-cert-file");
+  s.option("--redis-tls-server-name", c.redis_tls_server_name,
+           "Name sent as SNI and required in rediss:// servers' certificates (default: each URL's host)");
+  s.flag("--redis-tls-insecure-skip-verify", c.redis_tls_insecure_skip_verify,
+         "Development only: accept any certificate from rediss:// servers (logged as a warning)");
+  s.option("--redis-sentinel-username", c.redis_sentinel_username,
+           "ACL user for AUTH with the sentinels themselves (with --redis-sentinel-password)");
+  s.option("--redis-sentinel-password", c.redis_sentinel_password,
+           "Password for AUTH with the sentinels themselves (the URL's credentials are the data nodes')",
+           shape::secret);
   s.option("--tls-cert", c.net.tls_cert, "PEM certificate chain: serve wss:// and https:// (with --tls-key)");
   s.option("--tls-key", c.net.tls_key, "PEM private key of --tls-cert");
   s.option("--history-size", r.history_size,
@@ -515,6 +531,17 @@ std::optional<std::string> finish(config& c, const raw_values& r) {
     } catch (const std::invalid_argument& e) {
       return e.what();
     }
+    if (c.redis_tls_cert_file.empty() != c.redis_tls_key_file.empty())
+      return "REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together: set both or neither";
+    const std::pair<const char*, const std::string*> files[] = {
+        {"REDIS_TLS_CA_FILE", &c.redis_tls_ca_file},
+        {"REDIS_TLS_CERT_FILE", &c.redis_tls_cert_file},
+        {"REDIS_TLS_KEY_FILE", &c.redis_tls_key_file}};
+    for (const auto& [name, file] : files) {
+      if (!file->empty() && !std::ifstream(*file)) return std::string("cannot read ") + name + " " + *file;
+    }
+    if (!c.redis_sentinel_username.empty() && c.redis_sentinel_password.empty())
+      return "REDIS_SENTINEL_USERNAME needs REDIS_SENTINEL_PASSWORD";
   }
   if (boost::system::error_code ec; boost::asio::ip::make_address(c.host, ec), ec)
     return "HOST must be an IPv4 or IPv6 address, not '" + c.host + "'";

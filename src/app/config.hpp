@@ -32,7 +32,17 @@ struct config {
   std::string broker = "memory";
   std::string redis_url;
   unsigned redis_wait_replicas = 0;  // publishes with history wait for this many replicas (WAIT); 0 = off
-  std::string config_file;           // the TOML file the settings came from, if any (for logs and /info)
+  // rediss:// (docs/redis.md "TLS and ACL users"): trust store (empty = the system's), client certificate,
+  // the name verified (empty = each connection's host), and a development-only switch that verifies nothing.
+  std::string redis_tls_ca_file;
+  std::string redis_tls_cert_file;
+  std::string redis_tls_key_file;
+  std::string redis_tls_server_name;
+  bool redis_tls_insecure_skip_verify = false;
+  // AUTH with the sentinels themselves (a redis+sentinel:// URL's credentials are the data nodes').
+  std::string redis_sentinel_username;
+  std::string redis_sentinel_password;
+  std::string config_file;  // the TOML file the settings came from, if any (for logs and /info)
   net::net_config net;
   // History and presence per channel: the defaults are HISTORY_SIZE / HISTORY_TTL / PRESENCE, the rules the
   // file's [[channels]] tables in order (PROTOCOL "(ext) Channel positions, history and recovery", "(ext)

@@ -80,6 +80,13 @@ broker::redis_options redis_options_of(const config& c) {
   o.channels = c.channels;
   o.presence_ttl = c.presence_ttl;
   o.wait_replicas = c.redis_wait_replicas;
+  o.tls.ca_file = c.redis_tls_ca_file;
+  o.tls.cert_file = c.redis_tls_cert_file;
+  o.tls.key_file = c.redis_tls_key_file;
+  o.tls.server_name = c.redis_tls_server_name;
+  o.tls.insecure_skip_verify = c.redis_tls_insecure_skip_verify;
+  o.sentinel_username = c.redis_sentinel_username;
+  o.sentinel_password = c.redis_sentinel_password;
   return o;
 }
 }  // namespace

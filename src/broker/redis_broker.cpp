@@ -4,11 +4,13 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <stdexcept>
 
 #include "broker/redis_envelope.hpp"
 #include "broker/redis_scripts.hpp"
+#include "broker/redis_tls.hpp"
 #include "util/prometheus.hpp"
 
 namespace bc::broker {
@@ -23,10 +25,28 @@ redis_options with_mode(redis_options opts, const std::vector<redis_endpoint>& s
   }
   return opts;
 }
+
+// The TLS context, built once when an entry asks for TLS (rediss://): throws, at start-up, when a file of
+// REDIS_TLS_* cannot be loaded.
+redis_options with_tls(redis_options opts, const std::vector<redis_endpoint>& shards) {
+  if (opts.tls_context || std::none_of(shards.begin(), shards.end(), [](const auto& e) { return e.tls; })) {
+    return opts;
+  }
+  opts.tls_context = std::make_shared<redis_tls>(opts.tls);
+  if (opts.tls.insecure_skip_verify) {
+    spdlog::warn(
+        "REDIS_TLS_INSECURE_SKIP_VERIFY is on: the Redis servers' certificates and names are NOT checked, so "
+        "anyone on the network path can read and change the broker's traffic. For development only");
+  }
+  return opts;
+}
+
 }  // namespace
 
 redis_broker::redis_broker(delivery_sink& sink, std::vector<redis_endpoint> shards, redis_options opts)
-    : sink_(sink), opts_(with_mode(std::move(opts), shards)), work_(asio::make_work_guard(ioc_)) {
+    : sink_(sink),
+      opts_(with_mode(with_tls(std::move(opts), shards), shards)),
+      work_(asio::make_work_guard(ioc_)) {
   if (shards.empty()) throw std::invalid_argument("the Redis broker needs at least one Redis instance");
   if (opts_.cluster) {
     cluster_ = std::make_unique<redis_cluster>(ioc_, std::move(shards.front()), opts_, sink_);
@@ -62,8 +82,9 @@ void redis_broker::start() {
   }
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "bc-redis");
-    // hiredis writes with write(2): a Redis that died must cost an EPIPE, not the process. Blocked on this
-    // thread (the only one that writes to Redis) rather than relying on the process ignoring SIGPIPE.
+    // A Redis that died must cost an EPIPE, not the process (Asio sends with MSG_NOSIGNAL; this is the belt
+    // to its braces). Blocked on this thread (the only one that writes to Redis) rather than relying on the
+    // process ignoring SIGPIPE.
     sigset_t pipe;
     sigemptyset(&pipe);
     sigaddset(&pipe, SIGPIPE);

@@ -27,7 +27,7 @@ namespace bc::broker {
 // rebuilds the frame and hands it to its delivery_sink. A node subscribes
 // in Redis only to channels with local subscribers (subscribe/unsubscribe from channel_interest).
 //
-// Concurrency: one broker thread runs its own io_context and owns every hiredis context, shard and channel
+// Concurrency: one broker thread runs its own io_context and owns every Redis connection, shard and channel
 // set. Callers on any thread hand work over with `post`, in call order, so publishes from one thread to one
 // channel reach Redis in order on one connection, and come back in order on one subscribe connection. Nothing
 // but the counters and up-flags (atomics) is read from other threads. The post gate (`gate_`) is held only

@@ -1,6 +1,6 @@
 #include "broker/redis_cluster.hpp"
 
-#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -27,6 +27,7 @@ redis_endpoint with_address(const redis_endpoint& creds, const std::string& host
   ep.username = creds.username;
   ep.password = creds.password;
   ep.db = creds.db;
+  ep.tls = creds.tls;  // rediss+cluster://: every node over TLS
   return ep;
 }
 
@@ -41,8 +42,8 @@ redis_cluster::redis_cluster(asio::io_context& ioc, redis_endpoint seeds, const 
       topo_endpoint_(
           with_address(seeds_, seeds_.cluster_seeds.front().host, seeds_.cluster_seeds.front().port)),
       topo_(
-          ioc, topo_endpoint_, opts, "redis cluster topology",
-          [this](redisAsyncContext* ac) { on_topo_open(ac); }, [this] { asking_ = false; }),
+          ioc, topo_endpoint_, opts, "redis cluster topology", [this](redis_link* ac) { on_topo_open(ac); },
+          [this] { asking_ = false; }),
       tick_(ioc),
       known_(seeds_.cluster_seeds) {
   topo_.on_lost([this] { next_seed(); });
@@ -86,15 +87,15 @@ void redis_cluster::next_seed() {
   topo_endpoint_.port = known_[seed_at_].port;
 }
 
-void redis_cluster::on_topo_open(redisAsyncContext* ac) {
+void redis_cluster::on_topo_open(redis_link* ac) {
   asking_ = false;
   ask(ac);
 }
 
-void redis_cluster::ask(redisAsyncContext* ac) {
+void redis_cluster::ask(redis_link* ac) {
   if (ac == nullptr || asking_) return;
   const char* cmd = use_slots_ ? "CLUSTER SLOTS" : "CLUSTER SHARDS";
-  if (redisAsyncCommand(ac, &redis_cluster::on_topology_reply, this, cmd) != REDIS_OK) return;
+  if (ac->command(&redis_cluster::on_topology_reply, this, cmd) != REDIS_OK) return;
   asking_ = true;
   again_ = false;
   asked_at_ = std::chrono::steady_clock::now();
@@ -111,7 +112,7 @@ void redis_cluster::refresh(const std::string& why) {
   ask(topo_.open_context());  // not open: it asks when it (re)connects
 }
 
-void redis_cluster::on_topology_reply(redisAsyncContext*, void* reply, void* privdata) {
+void redis_cluster::on_topology_reply(redis_link*, void* reply, void* privdata) {
   auto* self = static_cast<redis_cluster*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
   self->asking_ = false;

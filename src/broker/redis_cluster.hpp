@@ -24,8 +24,6 @@
 #include "broker/redis_shard.hpp"
 #include "broker/redis_url.hpp"
 
-struct redisAsyncContext;
-
 namespace bc::broker {
 
 // Topology: one connection (to a seed, then to any primary it learnt of) asks `CLUSTER SHARDS` (Redis 7;
@@ -87,9 +85,9 @@ class redis_cluster {
  private:
   struct query;
   redis_shard* owner(const std::string& channel) const;
-  void on_topo_open(redisAsyncContext* ac);
-  void ask(redisAsyncContext* ac);
-  static void on_topology_reply(redisAsyncContext* ac, void* reply, void* privdata);
+  void on_topo_open(redis_link* ac);
+  void ask(redis_link* ac);
+  static void on_topology_reply(redis_link* ac, void* reply, void* privdata);
   void refresh(const std::string& why);
   void apply(std::vector<redis_cluster_slots::node_slots> nodes);
   redis_shard* shard_at(const std::string& host, int port);

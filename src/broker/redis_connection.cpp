@@ -1,27 +1,15 @@
 #include "broker/redis_connection.hpp"
 
-#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
 
-#include "broker/redis_asio_adapter.hpp"
+#include "broker/redis_tls.hpp"
 
 namespace bc::broker {
 
 namespace asio = boost::asio;
-
-namespace {
-
-redis_connection* owner_of(const redisAsyncContext* ac) {
-  return static_cast<redis_connection*>(ac->data);
-}
-
-std::string error_of(const redisAsyncContext* ac, const char* fallback) {
-  return ac->c.err != 0 && ac->c.errstr[0] != '\0' ? std::string(ac->c.errstr) : std::string(fallback);
-}
-
-}  // namespace
 
 redis_connection::redis_connection(asio::io_context& ioc, const redis_endpoint& endpoint,
                                    const redis_options& opts, std::string name, open_handler on_open,
@@ -38,9 +26,9 @@ redis_connection::redis_connection(asio::io_context& ioc, const redis_endpoint& 
       rng_(std::random_device{}()) {}
 
 redis_connection::~redis_connection() {
-  // Normally stopped already, on the io_context's thread. Freeing here runs the pending callbacks.
+  // Normally stopped already, on the io_context's thread. Closing here runs the pending callbacks.
   stopped_ = true;
-  if (ctx_) redisAsyncFree(std::exchange(ctx_, nullptr));
+  if (link_) std::exchange(link_, nullptr)->close();
 }
 
 void redis_connection::start() {
@@ -59,67 +47,44 @@ void redis_connection::stop() {
 void redis_connection::connect() {
   ++generation_;
   open_ = false;
-  redisAsyncContext* ac = redisAsyncConnect(endpoint_.host.c_str(), endpoint_.port);
-  if (ac == nullptr) return lost("cannot allocate a hiredis context");
-  if (ac->err != 0) {
-    std::string why = error_of(ac, "connect failed");
-    redisAsyncFree(ac);
-    return lost(why);
-  }
-  if (!redis_asio_adapter::attach(ioc_, ac)) {
-    redisAsyncFree(ac);
-    return lost("cannot register the socket with the event loop");
-  }
-  ac->data = this;
-  ctx_ = ac;
-  redisAsyncSetConnectCallback(ac, &redis_connection::on_connect);
-  redisAsyncSetDisconnectCallback(ac, &redis_connection::on_disconnect);
+  if (endpoint_.tls && !opts_.tls_context) return lost("TLS requested but no TLS context was built");
+  link_ =
+      redis_link::create(ioc_, {endpoint_.host, endpoint_.port, endpoint_.tls ? opts_.tls_context : nullptr});
+  link_->connect(
+      [this, gen = generation_] {
+        if (gen == generation_) opened();
+      },
+      [this, gen = generation_](const std::string& why) {
+        if (gen != generation_ || !link_) return;  // dropped by us: drop() reports the loss itself
+        link_.reset();
+        lost(why);
+      });
   handshake_timer_.expires_after(opts_.connect_timeout);
   handshake_timer_.async_wait([this, gen = generation_](const boost::system::error_code& ec) {
-    if (ec || gen != generation_ || ctx_ == nullptr || ready()) return;
+    if (ec || gen != generation_ || !link_ || ready()) return;
     drop("not ready within " + std::to_string(opts_.connect_timeout.count()) + " ms");
   });
 }
 
-void redis_connection::on_connect(const redisAsyncContext* ac, int status) {
-  auto* self = owner_of(ac);
-  if (self->ctx_ != ac) return;  // we are freeing it ourselves
-  if (status != REDIS_OK) {
-    // hiredis frees the context when this returns; on_disconnect is not called for it.
-    self->ctx_ = nullptr;
-    return self->lost(error_of(ac, "connect failed"));
-  }
-  self->opened();
-}
-
 void redis_connection::opened() {
   open_ = true;
-  redisEnableKeepAlive(
-      &ctx_->c);  // notices a peer that vanished without a FIN (the subscribe side never writes)
   if (!endpoint_.password.empty()) {
     const bool acl = !endpoint_.username.empty();
     const char* argv[3] = {"AUTH", acl ? endpoint_.username.c_str() : endpoint_.password.c_str(),
                            endpoint_.password.c_str()};
     const size_t len[3] = {4, acl ? endpoint_.username.size() : endpoint_.password.size(),
                            endpoint_.password.size()};
-    redisAsyncCommandArgv(ctx_, &redis_connection::on_auth_reply, this, acl ? 3 : 2, argv, len);
+    link_->command_argv(&redis_connection::on_auth_reply, this, acl ? 3 : 2, argv, len);
   }
-  on_open_(ctx_);
+  on_open_(link_.get());
 }
 
-void redis_connection::on_auth_reply(redisAsyncContext*, void* reply, void* privdata) {
+void redis_connection::on_auth_reply(redis_link*, void* reply, void* privdata) {
   auto* self = static_cast<redis_connection*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
-  if (r == nullptr || r->type != REDIS_REPLY_ERROR) return;  // null: the context is going away anyway
+  if (r == nullptr || r->type != REDIS_REPLY_ERROR) return;  // null: the link is going away anyway
   spdlog::log(self->failure_level(), "{}: AUTH failed: {}", self->name_, std::string(r->str, r->len));
   self->drop_later("AUTH failed");
-}
-
-void redis_connection::on_disconnect(const redisAsyncContext* ac, int) {
-  auto* self = owner_of(ac);
-  if (self->ctx_ != ac) return;  // freed by drop(), which reports the loss itself
-  self->ctx_ = nullptr;
-  self->lost(error_of(ac, "connection closed"));
 }
 
 spdlog::level::level_enum redis_connection::failure_level() const {
@@ -146,11 +111,10 @@ void redis_connection::mark_ready() {
 }
 
 void redis_connection::drop(const std::string& why) {
-  if (ctx_ == nullptr) return;
-  redisAsyncContext* ac = std::exchange(ctx_, nullptr);
+  if (!link_) return;
+  auto link = std::exchange(link_, nullptr);
   going_down();
-  redisAsyncFree(
-      ac);  // runs every pending callback with a null reply, then on_disconnect (ignored: ctx_ moved)
+  link->close();  // runs every pending callback with a null reply; its close handler is not called
   lost(why);
 }
 
@@ -162,15 +126,15 @@ void redis_connection::drop_later(std::string why) {
 
 void redis_connection::reconnect_now(const std::string& why) {
   if (stopped_) return;
-  if (ctx_ != nullptr) drop(why);
+  if (link_) drop(why);
   retry_timer_.cancel();
   backoff_ = opts_.backoff_min;
-  if (ctx_ == nullptr) connect();
+  if (!link_) connect();
 }
 
 void redis_connection::lost(const std::string& why) {
   handshake_timer_.cancel();
-  // Not ready(): going_down() clears that as soon as hiredis starts tearing the context down, before we get
+  // Not ready(): going_down() clears that as soon as the link starts tearing down, before we get
   // here. A connection that had been ready is a loss, not a failed attempt (not counted, logged once).
   const bool was_established = std::exchange(established_, false);
   const bool was_open = open_;
@@ -203,7 +167,7 @@ void redis_connection::schedule_retry() {
   backoff_ = std::min(backoff_ * 2, opts_.backoff_max);
   retry_timer_.expires_after(wait);
   retry_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec && !stopped_ && ctx_ == nullptr) connect();  // reconnect_now() may have connected already
+    if (!ec && !stopped_ && !link_) connect();  // reconnect_now() may have connected already
   });
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// One hiredis connection to one Redis instance, kept up by reconnecting with backoff.
+// One connection (redis_link) to one Redis instance, kept up by reconnecting with backoff.
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
@@ -7,27 +7,29 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
 
 #include <spdlog/common.h>
 
+#include "broker/redis_link.hpp"
 #include "broker/redis_options.hpp"
 #include "broker/redis_url.hpp"
 #include "core/local_counter.hpp"
 
-struct redisAsyncContext;
-
 namespace bc::broker {
 
-// Owns at most one hiredis async context at a time and re-creates it after every loss, waiting an
+// Owns at most one redis_link at a time and re-creates it after every loss, waiting an
 // exponential, jittered backoff between attempts. The connection is role-agnostic; its owner drives the
 // protocol:
 //
-//   connect ──TCP up──> AUTH (when configured), then `on_open(ctx)`: the owner queues its handshake
-//           <──lost──── owner calls mark_ready() once the handshake is answered (ready() turns true)
-//   lost/drop: hiredis has run every pending callback with a null reply, then `on_close()`; retry after
+//   connect ──TCP (and TLS) up──> AUTH (when configured), then `on_open(link)`: the owner queues its
+//           <──lost──── handshake; owner calls mark_ready() once it is answered (ready() turns true)
+//   lost/drop: the link has run every pending callback with a null reply, then `on_close()`; retry after
 //   backoff
+//
+// The endpoint's `tls` (a rediss:// entry) makes every connection TLS, with redis_options::tls_context.
 //
 // A handshake that does not complete within `connect_timeout` (an unreachable or hung server) is dropped and
 // retried like any other failure.
@@ -36,7 +38,7 @@ namespace bc::broker {
 // thread may read. The owner must keep this object alive until the io_context has finished running.
 class redis_connection {
  public:
-  using open_handler = std::function<void(redisAsyncContext*)>;
+  using open_handler = std::function<void(redis_link*)>;
   using close_handler = std::function<void()>;
 
   redis_connection(boost::asio::io_context& ioc, const redis_endpoint& endpoint, const redis_options& opts,
@@ -46,10 +48,11 @@ class redis_connection {
   redis_connection& operator=(const redis_connection&) = delete;
 
   void start();
-  void stop();  // frees the context (pending callbacks run with null replies) and stops reconnecting
+  void stop();  // closes the link (pending callbacks run with null replies) and stops reconnecting
   void mark_ready();
-  // Frees the context now and reconnects after the backoff. Not from inside one of this context's callbacks:
-  // use drop_later there.
+  // Closes the link now (its pending callbacks run with null replies) and reconnects after the backoff. Safe
+  // from inside one of the link's callbacks, but drop_later is the habit there (the caller's own state may
+  // not expect the null replies yet).
   void drop(const std::string& why);
   void drop_later(std::string why);
   // Drops the connection if there is one and connects again at once, without the backoff: the server moved
@@ -57,13 +60,13 @@ class redis_connection {
   void reconnect_now(const std::string& why);
   // Called after every loss and every failed attempt (while not stopped), before the retry is scheduled.
   void on_lost(std::function<void()> hook) { on_lost_ = std::move(hook); }
-  // A callback got a null reply: hiredis is tearing the context down and will report the loss only after
+  // A callback got a null reply: the link is being torn down and will report the loss only after
   // every pending callback ran. Stop reporting ready() now, so that nobody answered `unavailable` sees it
   // still up.
   void going_down() { ready_.store(false, std::memory_order_relaxed); }
 
-  // The context once TCP is up and AUTH is queued (commands may be sent); null otherwise.
-  redisAsyncContext* open_context() const { return open_ ? ctx_ : nullptr; }
+  // The link once it is up and AUTH is queued (commands may be sent); null otherwise.
+  redis_link* open_context() const { return open_ ? link_.get() : nullptr; }
   bool ready() const { return ready_.load(std::memory_order_relaxed); }
   std::uint64_t reconnects() const { return reconnects_.get(); }
   // Attempts that ended before the connection was ready: refused, timed out, AUTH rejected.
@@ -74,9 +77,7 @@ class redis_connection {
   spdlog::level::level_enum failure_level() const;
 
  private:
-  static void on_connect(const redisAsyncContext* ac, int status);
-  static void on_disconnect(const redisAsyncContext* ac, int status);
-  static void on_auth_reply(redisAsyncContext* ac, void* reply, void* privdata);
+  static void on_auth_reply(redis_link* link, void* reply, void* privdata);
 
   void connect();
   void opened();
@@ -93,12 +94,12 @@ class redis_connection {
   boost::asio::steady_timer retry_timer_;
   boost::asio::steady_timer handshake_timer_;
 
-  redisAsyncContext* ctx_ = nullptr;
-  std::uint64_t generation_ = 0;  // one per context, so that late timers and posts find out they are stale
+  std::shared_ptr<redis_link> link_;
+  std::uint64_t generation_ = 0;  // one per link, so that late timers and posts find out they are stale
   bool open_ = false;
   bool stopped_ = true;
   bool ever_ready_ = false;
-  bool established_ = false;  // this context was marked ready (unlike ready_, not cleared by going_down())
+  bool established_ = false;  // this link was marked ready (unlike ready_, not cleared by going_down())
   std::atomic<bool> ready_{false};
   std::chrono::milliseconds backoff_;
   unsigned failures_in_row_ = 0;

@@ -3,11 +3,24 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <string>
 
 #include "core/channel_rules.hpp"
 
 namespace bc::broker {
+
+class redis_tls;
+
+// REDIS_TLS_*: how `rediss://` (and `rediss+sentinel://`) connections are made. docs/redis.md "TLS and ACL
+// users".
+struct redis_tls_options {
+  std::string ca_file;      // PEM CAs the server's certificate must chain to; empty = the system trust store
+  std::string cert_file;    // client certificate chain (PEM), for servers with `tls-auth-clients yes`
+  std::string key_file;     // its private key (PEM, unencrypted)
+  std::string server_name;  // SNI and the name the certificate must carry; empty = each connection's host
+  bool insecure_skip_verify = false;  // development only: no certificate or name check at all
+};
 
 struct redis_options {
   // Every Broadcaster channel C is the Redis Pub/Sub channel `channel_prefix + C`, so that several
@@ -59,6 +72,16 @@ struct redis_options {
   // PRESENCE_TTL: this node's members expire in Redis this long after their last refresh (the node refreshes
   // them every third of it), so a node that dies leaves presence within it. docs/redis.md "Presence".
   std::chrono::seconds presence_ttl{60};
+
+  // TLS settings for `rediss://` entries, and the context built from them at start-up (redis_broker does it
+  // when an entry asks for TLS; null otherwise).
+  redis_tls_options tls;
+  std::shared_ptr<redis_tls> tls_context;
+
+  // REDIS_SENTINEL_USERNAME / REDIS_SENTINEL_PASSWORD: AUTH with the sentinels themselves (the credentials
+  // in a redis+sentinel:// URL are the data nodes'). Empty password = no AUTH.
+  std::string sentinel_username;
+  std::string sentinel_password;
 
   // History and presence per channel (HISTORY_SIZE, HISTORY_TTL, [[channels]] rules).
   core::channel_rules channels;

@@ -1,6 +1,6 @@
 #include "broker/redis_sentinel.hpp"
 
-#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -15,7 +15,7 @@ namespace asio = boost::asio;
 
 struct redis_sentinel::watcher {
   redis_sentinel* owner = nullptr;
-  redis_endpoint endpoint;  // the sentinel itself: no AUTH
+  redis_endpoint endpoint;  // the sentinel itself: REDIS_SENTINEL_USERNAME/PASSWORD, TLS as the entry says
   std::unique_ptr<redis_connection> query;
   std::unique_ptr<redis_connection> events;
 };
@@ -45,16 +45,16 @@ redis_sentinel::redis_sentinel(asio::io_context& ioc, const redis_endpoint& endp
     w->owner = this;
     w->endpoint.host = s.host;
     w->endpoint.port = s.port;
+    w->endpoint.tls = endpoint.tls;
+    w->endpoint.username = opts.sentinel_username;
+    w->endpoint.password = opts.sentinel_password;
     const std::string where = name + " sentinel " + w->endpoint.address();
     watcher* raw = w.get();
     w->query = std::make_unique<redis_connection>(
-        ioc, w->endpoint, opts, where + " query", [this, raw](redisAsyncContext* ac) { query(*raw, ac); },
-        [] {});
+        ioc, w->endpoint, opts, where + " query", [this, raw](redis_link* ac) { query(*raw, ac); }, [] {});
     w->events = std::make_unique<redis_connection>(
         ioc, w->endpoint, opts, where + " events",
-        [raw](redisAsyncContext* ac) {
-          redisAsyncCommand(ac, &redis_sentinel::on_event, raw, "SUBSCRIBE +switch-master");
-        },
+        [raw](redis_link* ac) { ac->command(&redis_sentinel::on_event, raw, "SUBSCRIBE +switch-master"); },
         [] {});
     watchers_.push_back(std::move(w));
   }
@@ -81,16 +81,16 @@ void redis_sentinel::stop() {
 
 void redis_sentinel::ask() {
   for (auto& w : watchers_) {
-    if (redisAsyncContext* ac = w->query->ready() ? w->query->open_context() : nullptr) query(*w, ac);
+    if (redis_link* ac = w->query->ready() ? w->query->open_context() : nullptr) query(*w, ac);
   }
 }
 
-void redis_sentinel::query(watcher& w, redisAsyncContext* ac) {
-  redisAsyncCommand(ac, &redis_sentinel::on_master_reply, &w, "SENTINEL get-master-addr-by-name %b",
-                    master_name_.data(), master_name_.size());
+void redis_sentinel::query(watcher& w, redis_link* ac) {
+  ac->command(&redis_sentinel::on_master_reply, &w, "SENTINEL get-master-addr-by-name %b",
+              master_name_.data(), master_name_.size());
 }
 
-void redis_sentinel::on_master_reply(redisAsyncContext*, void* reply, void* privdata) {
+void redis_sentinel::on_master_reply(redis_link*, void* reply, void* privdata) {
   auto& w = *static_cast<watcher*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) return;  // connection going away
@@ -111,7 +111,7 @@ void redis_sentinel::on_master_reply(redisAsyncContext*, void* reply, void* priv
   w.owner->report(std::string(text_of(r->element[0])), port, false, "sentinel " + w.endpoint.address());
 }
 
-void redis_sentinel::on_event(redisAsyncContext*, void* reply, void* privdata) {
+void redis_sentinel::on_event(redis_link*, void* reply, void* privdata) {
   auto& w = *static_cast<watcher*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) return;

@@ -11,8 +11,6 @@
 #include "broker/redis_options.hpp"
 #include "broker/redis_url.hpp"
 
-struct redisAsyncContext;
-
 namespace bc::broker {
 
 // Keeps two connections to every sentinel of a `redis+sentinel://` endpoint, all at once rather than one
@@ -23,7 +21,7 @@ namespace bc::broker {
 //   events: SUBSCRIBE +switch-master, so that a failover is known the moment a sentinel announces it, and a
 //           re-ask whenever it (re)opens (an announcement may have been missed while it was down).
 //
-// Every answer naming a primary is handed to `on_master` (posted, never from inside a hiredis callback); the
+// Every answer naming a primary is handed to `on_master` (posted, never from inside a reply callback); the
 // shard compares it with where it is connected. Sentinels may disagree for a moment during a failover: the
 // shard checks every primary it connects to with ROLE, and asks again when it is not one.
 //
@@ -48,9 +46,9 @@ class redis_sentinel {
 
  private:
   struct watcher;
-  static void on_master_reply(redisAsyncContext* ac, void* reply, void* privdata);
-  static void on_event(redisAsyncContext* ac, void* reply, void* privdata);
-  void query(watcher& w, redisAsyncContext* ac);
+  static void on_master_reply(redis_link* ac, void* reply, void* privdata);
+  static void on_event(redis_link* ac, void* reply, void* privdata);
+  void query(watcher& w, redis_link* ac);
   void report(std::string host, int port, bool announced, std::string why);
 
   boost::asio::io_context& ioc_;

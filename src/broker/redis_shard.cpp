@@ -1,6 +1,6 @@
 #include "broker/redis_shard.hpp"
 
-#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -116,10 +116,10 @@ redis_shard::redis_shard(asio::io_context& ioc, std::size_t index, redis_endpoin
           fmt::format("redis shard {}", index)),
       pub_(
           ioc, endpoint_, opts, fmt::format("redis shard {} publish ({})", index, endpoint_.address()),
-          [this](redisAsyncContext* ac) { on_pub_open(ac); }, [this] { on_pub_close(); }),
+          [this](redis_link* ac) { on_pub_open(ac); }, [this] { on_pub_close(); }),
       sub_(
           ioc, endpoint_, opts, fmt::format("redis shard {} subscribe ({})", index, endpoint_.address()),
-          [this](redisAsyncContext* ac) { on_sub_open(ac); }, [this] { on_sub_close(); }),
+          [this](redis_link* ac) { on_sub_open(ac); }, [this] { on_sub_close(); }),
       presence_(
           ioc, std::chrono::duration_cast<std::chrono::milliseconds>(opts.presence_ttl),
           [this](redis_presence::script which, std::vector<std::string> args,
@@ -185,26 +185,26 @@ void redis_shard::stop() {
 
 // ---- publishing ----------------------------------------------------------------------------------------
 
-void redis_shard::on_pub_open(redisAsyncContext* ac) {
+void redis_shard::on_pub_open(redis_link* ac) {
   // The scripts, then PING: its answer proves the server is a working Redis, that AUTH (if any) passed and
   // that both scripts are loaded (answered before it).
   for (script* sc : scripts_) sc->sha.clear();
   reloading_ = false;
   if (sentinel_ || opts_.cluster) check_role(ac, true);
   load_scripts(ac, false);
-  redisAsyncCommand(ac, &redis_shard::on_ping_reply, this, "PING");
+  ac->command(&redis_shard::on_ping_reply, this, "PING");
 }
 
-void redis_shard::load_scripts(redisAsyncContext* ac, bool pipelined) {
+void redis_shard::load_scripts(redis_link* ac, bool pipelined) {
   for (script* sc : scripts_) {
     const char* argv[3] = {"SCRIPT", "LOAD", sc->source};
     const size_t len[3] = {6, 4, std::char_traits<char>::length(sc->source)};
     if (!pipelined) {
-      redisAsyncCommandArgv(ac, &redis_shard::on_script_loaded, sc, 3, argv, len);
+      ac->command_argv(&redis_shard::on_script_loaded, sc, 3, argv, len);
       continue;
     }
     // After NOSCRIPT, in the publish FIFO (its replies are counted there).
-    if (redisAsyncCommandArgv(ac, &redis_shard::on_pub_reply, this, 3, argv, len) != REDIS_OK) return;
+    if (ac->command_argv(&redis_shard::on_pub_reply, this, 3, argv, len) != REDIS_OK) return;
     in_flight_.push_back({nullptr,
                           [this, sc](redisReply* r) {
                             if (sc == scripts_.back()) reloading_ = false;
@@ -214,7 +214,7 @@ void redis_shard::load_scripts(redisAsyncContext* ac, bool pipelined) {
   }
 }
 
-void redis_shard::on_script_loaded(redisAsyncContext*, void* reply, void* privdata) {
+void redis_shard::on_script_loaded(redis_link*, void* reply, void* privdata) {
   auto* sc = static_cast<script*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) return;  // connection going away
@@ -228,7 +228,7 @@ void redis_shard::on_script_loaded(redisAsyncContext*, void* reply, void* privda
   self->pub_.drop_later(std::string("SCRIPT LOAD of the ") + sc->name + " script failed");
 }
 
-void redis_shard::on_ping_reply(redisAsyncContext*, void* reply, void* privdata) {
+void redis_shard::on_ping_reply(redis_link*, void* reply, void* privdata) {
   auto* self = static_cast<redis_shard*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) return;  // connection going away
@@ -271,7 +271,7 @@ std::string redis_shard::new_epoch() {
 }
 
 void redis_shard::send_publish(redis_publish_request req, publish_done done) {
-  redisAsyncContext* ac = pub_.ready() ? pub_.open_context() : nullptr;
+  redis_link* ac = pub_.ready() ? pub_.open_context() : nullptr;
   const std::string epoch = new_epoch();
   const std::string size = std::to_string(req.history_size);
   const std::string ttl = std::to_string(req.history_ttl_ms);
@@ -303,11 +303,11 @@ void redis_shard::send_publish(redis_publish_request req, publish_done done) {
                         replication_id_.size(),
                         replication_id2_.size()};
   if (ac != nullptr && sub_.ready() && req.asking &&
-      redisAsyncCommand(ac, &redis_shard::on_pub_reply, this, "ASKING") == REDIS_OK) {
+      ac->command(&redis_shard::on_pub_reply, this, "ASKING") == REDIS_OK) {
     in_flight_.push_back({nullptr, nullptr, std::chrono::steady_clock::now(), 0, 0});  // answered +OK
   }
   if (ac == nullptr || !sub_.ready() ||
-      redisAsyncCommandArgv(ac, &redis_shard::on_pub_reply, this, 13, argv, len) != REDIS_OK) {
+      ac->command_argv(&redis_shard::on_pub_reply, this, 13, argv, len) != REDIS_OK) {
     return finish(done, publish_status::unavailable);
   }
   last_sent_ = std::chrono::steady_clock::now();
@@ -319,8 +319,8 @@ void redis_shard::send_publish(redis_publish_request req, publish_done done) {
     in_flight_.push_back(
         {nullptr, [script_ok](redisReply* r) { *script_ok = r != nullptr && r->type == REDIS_REPLY_INTEGER; },
          last_sent_, 0, 0});
-    if (redisAsyncCommand(ac, &redis_shard::on_pub_reply, this, "WAIT %u %lld", opts_.wait_replicas,
-                          static_cast<long long>(opts_.wait_timeout.count())) != REDIS_OK) {
+    if (ac->command(&redis_shard::on_pub_reply, this, "WAIT %u %lld", opts_.wait_replicas,
+                    static_cast<long long>(opts_.wait_timeout.count())) != REDIS_OK) {
       return finish(done, publish_status::unavailable);  // the context is going down: its callbacks follow
     }
     in_flight_.push_back({std::move(done), nullptr, last_sent_, req.body.size(), local ? sub_epoch_ : 0,
@@ -363,7 +363,7 @@ void redis_shard::fail_held() {
   }
 }
 
-void redis_shard::on_pub_reply(redisAsyncContext* ac, void* reply, void* privdata) {
+void redis_shard::on_pub_reply(redis_link* ac, void* reply, void* privdata) {
   auto* self = static_cast<redis_shard*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) self->pub_.going_down();
@@ -428,19 +428,17 @@ void redis_shard::want_ping() {
 }
 
 void redis_shard::send_sub_ping() {
-  redisAsyncContext* ac = sub_.ready() ? sub_.open_context() : nullptr;
+  redis_link* ac = sub_.ready() ? sub_.open_context() : nullptr;
   if (ac == nullptr) return;  // closed: on_sub_close answered the waiting publishes
   send_subscribe(ac, "SUBSCRIBE", &anchor_, 1);
   last_sub_ping_ = std::chrono::steady_clock::now();
   sub_pings_.push_back(last_sub_ping_);
   ++pings_sent_;
-  sharded_since_ping_ = 0;
 }
 
 void redis_shard::on_pong() {
   sub_pings_.pop_front();
   ++pings_answered_;
-  if (opts_.cluster && sub_pings_.empty()) trim_sub_callbacks(sub_.open_context());
   release_acked();
 }
 
@@ -468,7 +466,7 @@ void redis_shard::fail_acked() {
 }
 
 void redis_shard::on_pub_close() {
-  // hiredis has completed every in-flight command with a null reply before telling us; this is a safety net.
+  // The link has completed every in-flight command with a null reply before telling us; this is a safety net.
   while (!in_flight_.empty()) {
     auto op = std::move(in_flight_.front());
     in_flight_.pop_front();
@@ -515,9 +513,9 @@ void redis_shard::on_watch() {
   check_subscribe_timeout(now);
   watch_subscribe(now);
   if (in_flight_.empty()) {
-    redisAsyncContext* ac = pub_.ready() ? pub_.open_context() : nullptr;
+    redis_link* ac = pub_.ready() ? pub_.open_context() : nullptr;
     if (ac != nullptr && now - last_sent_ >= opts_.heartbeat_interval &&
-        redisAsyncCommand(ac, &redis_shard::on_pub_reply, this, "PING") == REDIS_OK) {
+        ac->command(&redis_shard::on_pub_reply, this, "PING") == REDIS_OK) {
       last_sent_ = now;
       in_flight_.push_back({nullptr, nullptr, now, 0, 0});
     }
@@ -562,7 +560,7 @@ void redis_shard::check_subscribe_timeout(std::chrono::steady_clock::time_point 
 void redis_shard::send_read(const std::string& channel, const char* mode, const std::string& since_epoch,
                             std::uint64_t first, std::uint64_t count, std::uint64_t window,
                             read_handler handler) {
-  redisAsyncContext* ac = pub_.ready() ? pub_.open_context() : nullptr;
+  redis_link* ac = pub_.ready() ? pub_.open_context() : nullptr;
   const std::string meta = redis_scripts::meta_key(opts_.channel_prefix, channel);
   const std::string stream = redis_scripts::stream_key(opts_.channel_prefix, channel);
   const std::string epoch = new_epoch();
@@ -585,8 +583,7 @@ void redis_shard::send_read(const std::string& channel, const char* mode, const 
                         first_s.size(),
                         count_s.size(),
                         window_s.size()};
-  if (ac == nullptr ||
-      redisAsyncCommandArgv(ac, &redis_shard::on_pub_reply, this, 12, argv, len) != REDIS_OK) {
+  if (ac == nullptr || ac->command_argv(&redis_shard::on_pub_reply, this, 12, argv, len) != REDIS_OK) {
     // Answered later, never inside the call (the tracker relies on it).
     asio::post(watchdog_.get_executor(), [handler = std::move(handler)] { handler(nullptr); });
     return;
@@ -695,16 +692,15 @@ void redis_shard::history_step(std::shared_ptr<history_op> op) {
 // ---- presence and the server API ----------------------------------------------------------------------
 
 void redis_shard::send_script(script& sc, std::vector<std::string> args, read_handler handler) {
-  redisAsyncContext* ac = pub_.ready() ? pub_.open_context() : nullptr;
+  redis_link* ac = pub_.ready() ? pub_.open_context() : nullptr;
   std::vector<const char*> argv{"EVALSHA", sc.sha.data(), "3"};
   std::vector<size_t> len{7, sc.sha.size(), 1};
   for (const auto& a : args) {
     argv.push_back(a.data());
     len.push_back(a.size());
   }
-  if (ac == nullptr ||
-      redisAsyncCommandArgv(ac, &redis_shard::on_pub_reply, this, static_cast<int>(argv.size()), argv.data(),
-                            len.data()) != REDIS_OK) {
+  if (ac == nullptr || ac->command_argv(&redis_shard::on_pub_reply, this, static_cast<int>(argv.size()),
+                                        argv.data(), len.data()) != REDIS_OK) {
     asio::post(watchdog_.get_executor(), [handler = std::move(handler)] { handler(nullptr); });
     return;
   }
@@ -742,11 +738,10 @@ void redis_shard::presence_stats(const presence_target& target,
 
 void redis_shard::control(std::string envelope, publish_done done) {
   // Both connections: with the subscribe connection down this node would miss its own command.
-  redisAsyncContext* ac = up() ? pub_.open_context() : nullptr;
+  redis_link* ac = up() ? pub_.open_context() : nullptr;
   const char* argv[] = {opts_.cluster ? "SPUBLISH" : "PUBLISH", control_.data(), envelope.data()};
   const size_t len[] = {opts_.cluster ? 8u : 7u, control_.size(), envelope.size()};
-  if (ac == nullptr ||
-      redisAsyncCommandArgv(ac, &redis_shard::on_pub_reply, this, 3, argv, len) != REDIS_OK) {
+  if (ac == nullptr || ac->command_argv(&redis_shard::on_pub_reply, this, 3, argv, len) != REDIS_OK) {
     return done(publish_status::unavailable);
   }
   last_sent_ = std::chrono::steady_clock::now();
@@ -770,7 +765,7 @@ void redis_shard::on_control_message(std::string_view bytes) {
 
 // ---- subscribing ---------------------------------------------------------------------------------------
 
-void redis_shard::send_subscribe(redisAsyncContext* ac, const char* command, const std::string* first,
+void redis_shard::send_subscribe(redis_link* ac, const char* command, const std::string* first,
                                  std::size_t n) {
   std::vector<const char*> argv;
   std::vector<size_t> len;
@@ -782,11 +777,10 @@ void redis_shard::send_subscribe(redisAsyncContext* ac, const char* command, con
     argv.push_back(first[i].data());
     len.push_back(first[i].size());
   }
-  redisAsyncCommandArgv(ac, &redis_shard::on_sub_reply, this, static_cast<int>(argv.size()), argv.data(),
-                        len.data());
+  ac->command_argv(&redis_shard::on_sub_reply, this, static_cast<int>(argv.size()), argv.data(), len.data());
 }
 
-void redis_shard::on_sub_open(redisAsyncContext* ac) {
+void redis_shard::on_sub_open(redis_link* ac) {
   // ROLE is answered before the confirmations (queued before the SUBSCRIBEs).
   if (sentinel_ || opts_.cluster) check_role(ac, false);
   // Re-subscribe everything with local interest, then the anchor: its confirmation comes last.
@@ -809,7 +803,7 @@ void redis_shard::on_sub_open(redisAsyncContext* ac) {
   if (!all.empty()) spdlog::info("redis shard {}: subscribing {} channels", index_, all.size());
 }
 
-void redis_shard::on_sub_reply(redisAsyncContext*, void* reply, void* privdata) {
+void redis_shard::on_sub_reply(redis_link*, void* reply, void* privdata) {
   auto* self = static_cast<redis_shard*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) return self->sub_.going_down();

@@ -26,7 +26,6 @@
 #include "broker/redis_url.hpp"
 #include "core/local_counter.hpp"
 
-struct redisAsyncContext;
 struct redisReply;
 
 namespace bc::broker {
@@ -83,10 +82,10 @@ struct redis_publish_request {
 //
 // Publishes:  Their replies arrive in the same order, so
 // the completions wait in a FIFO (`in_flight_`): a reply completes the oldest one; when the connection is
-// lost hiredis runs every remaining callback with a null reply, completing them `unavailable`. A watchdog
-// drops both connections when the oldest PUBLISH waits longer than `publish_timeout` (a hung Redis), so
-// nothing waits forever; an idle publish connection sends a heartbeat PING through the same FIFO so that the
-// watchdog also covers it.
+// lost the link (redis_link) runs every remaining callback with a null reply, completing them `unavailable`.
+// A watchdog drops both connections when the oldest PUBLISH waits longer than `publish_timeout` (a hung
+// Redis), so nothing waits forever; an idle publish connection sends a heartbeat PING through the same FIFO
+// so that the watchdog also covers it.
 //
 // A publish is accepted only while both connections are ready: with the subscribe connection down (or still
 // re-subscribing) the message could not reach this node's own subscribers, so it answers `unavailable`.
@@ -103,15 +102,14 @@ struct redis_publish_request {
 //
 // Subscribe connection liveness: that ping is a re-SUBSCRIBE of the anchor channel (answered in order like
 // any command), sent at least every `heartbeat_interval`; one unanswered after `publish_timeout` drops the
-// connection. (Not PING: in subscribed mode hiredis 0.14 routes the ["pong", ""] reply by its channel field,
-// where no callback is registered, and leaves PING's own callback queued until the context is freed: one
-// leaked entry per ping.)
+// connection. (Not PING: hiredis 0.14, used before redis_link, lost PING's ["pong", ""] answer in subscribed
+// mode; the anchor's confirmation also ends a re-subscribe batch, so it stayed.)
 //
 // Subscribing: one connection holding a SUBSCRIBE for each channel with local interest (`channels_`). After
 // every (re)connect the whole set is subscribed again in one pipeline, followed by the shard's anchor
 // channel; the anchor's confirmation, the last to arrive, marks the connection ready. The anchor also keeps
-// the connection's subscription count above zero, so hiredis 0.14 never leaves subscribed mode between an
-// UNSUBSCRIBE and a re-SUBSCRIBE of the same channel (which would trip its assertions).
+// the connection's subscription count above zero, so the connection never leaves subscribed mode between an
+// UNSUBSCRIBE and a re-SUBSCRIBE of the same channel (which tripped hiredis 0.14's assertions).
 //
 // Subscribe before publish: Redis orders nothing across two connections, so a PUBLISH sent right after this
 // node's SUBSCRIBE of the same channel could overtake it and miss the node's own subscribers (a client that
@@ -255,14 +253,14 @@ class redis_shard {
     std::chrono::steady_clock::time_point since;
   };
 
-  void on_pub_open(redisAsyncContext* ac);
+  void on_pub_open(redis_link* ac);
   void on_pub_close();
-  void on_sub_open(redisAsyncContext* ac);
+  void on_sub_open(redis_link* ac);
   void on_sub_close();
   void confirmed(const std::string& redis_channel);
   void send_publish(redis_publish_request req, publish_done done);
-  void load_scripts(redisAsyncContext* ac, bool pipelined);
-  static void on_script_loaded(redisAsyncContext* ac, void* reply, void* privdata);
+  void load_scripts(redis_link* ac, bool pipelined);
+  static void on_script_loaded(redis_link* ac, void* reply, void* privdata);
   struct script;
   void send_script(script& sc, std::vector<std::string> args, read_handler handler);
   void on_control_message(std::string_view bytes);
@@ -297,10 +295,10 @@ class redis_shard {
   void fail_acked();
   void wake(const std::string& redis_channel);
   void wake_all();
-  static void on_ping_reply(redisAsyncContext* ac, void* reply, void* privdata);
-  static void on_pub_reply(redisAsyncContext* ac, void* reply, void* privdata);
-  static void on_sub_reply(redisAsyncContext* ac, void* reply, void* privdata);
-  void send_subscribe(redisAsyncContext* ac, const char* command, const std::string* first, std::size_t n);
+  static void on_ping_reply(redis_link* ac, void* reply, void* privdata);
+  static void on_pub_reply(redis_link* ac, void* reply, void* privdata);
+  static void on_sub_reply(redis_link* ac, void* reply, void* privdata);
+  void send_subscribe(redis_link* ac, const char* command, const std::string* first, std::size_t n);
   void do_watch();
   void on_watch();
   void check_subscribe_timeout(std::chrono::steady_clock::time_point now);
@@ -308,17 +306,16 @@ class redis_shard {
   void complete_publish(in_flight& op, publish_status status);
   // Sentinel (redis_shard_failover.cpp).
   void on_master(const std::string& host, int port, bool announced, const std::string& why);
-  void check_role(redisAsyncContext* ac, bool publish_side);
-  static void on_pub_role(redisAsyncContext* ac, void* reply, void* privdata);
-  static void on_sub_role(redisAsyncContext* ac, void* reply, void* privdata);
-  static void on_replication_info(redisAsyncContext* ac, void* reply, void* privdata);
+  void check_role(redis_link* ac, bool publish_side);
+  static void on_pub_role(redis_link* ac, void* reply, void* privdata);
+  static void on_sub_role(redis_link* ac, void* reply, void* privdata);
+  static void on_replication_info(redis_link* ac, void* reply, void* privdata);
   void role_answered(redis_connection& conn, bool& ok, const redisReply* r);
-  bool readonly(redisAsyncContext* ac, const redisReply* r);
+  bool readonly(redis_link* ac, const redisReply* r);
   void not_the_primary(const std::string& why);
   // Redis Cluster (redis_shard_cluster.cpp).
-  void send_cluster_subscribe(redisAsyncContext* ac, bool subscribe, const std::string& redis_channel);
+  void send_cluster_subscribe(redis_link* ac, bool subscribe, const std::string& redis_channel);
   bool on_cluster_sub_reply(std::string_view kind, std::string_view channel);
-  void trim_sub_callbacks(redisAsyncContext* ac);
   bool cluster_redirect(const redisReply* r);
   bool redirected(const redisReply* r, in_flight& op);
 
@@ -382,8 +379,6 @@ class redis_shard {
   std::function<void(const std::string&)> topology_hint_;
   redirect_fn redirect_;
   std::unordered_set<std::string> check_on_confirm_;  // adopted channels: read their position once subscribed
-  std::size_t sharded_since_ping_ =
-      0;  // SSUBSCRIBE/SUNSUBSCRIBE sent since the last ping (trim_sub_callbacks)
   // An address ROLE or READONLY showed is not the primary, and when: a sentinel's answer naming it is not
   // followed for a while (sentinels catch up with a failover at different times), an announcement is.
   std::string not_primary_;

@@ -1,49 +1,21 @@
 // redis_shard: its side of Redis Cluster — sharded Pub/Sub over hiredis 0.14, redirections, and channels
 // moving to another shard when their slot does (redis_cluster.hpp decides where they go).
 
-#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
 #include <charconv>
-#include <cstdlib>
 
 #include "broker/redis_cluster_slots.hpp"
 #include "broker/redis_shard.hpp"
 
 namespace bc::broker {
 
-// hiredis 0.14 knows nothing of sharded Pub/Sub. In subscribed mode it routes every array reply by the
-// channel name in its `sub.channels` table, which only a SUBSCRIBE fills, so each sharded channel is also
-// SUBSCRIBEd (plain) under the same name: hiredis then hands the `ssubscribe`, `smessage` and `sunsubscribe`
-// of that name to on_sub_reply. The plain twin costs nothing: nobody PUBLISHes that name. SSUBSCRIBE and
-// SUNSUBSCRIBE each also leave a callback in hiredis's `sub.invalid` list, which only an error reply takes:
-// trim_sub_callbacks() frees those whose command has been answered. (With one command per channel, because
-// the channels of one SSUBSCRIBE must share a slot.)
-void redis_shard::send_cluster_subscribe(redisAsyncContext* ac, bool subscribe,
-                                         const std::string& redis_channel) {
-  if (subscribe) {
-    send_subscribe(ac, "SUBSCRIBE", &redis_channel, 1);
-    send_subscribe(ac, "SSUBSCRIBE", &redis_channel, 1);
-  } else {
-    send_subscribe(ac, "SUNSUBSCRIBE", &redis_channel, 1);
-    send_subscribe(ac, "UNSUBSCRIBE", &redis_channel, 1);
-  }
-  ++sharded_since_ping_;
-}
-
-// At the answer to the newest ping every command sent before that ping has been answered: only the ones sent
-// since may still need their callback (all of them are the same one, on_sub_reply).
-void redis_shard::trim_sub_callbacks(redisAsyncContext* ac) {
-  if (ac == nullptr) return;
-  std::size_t n = 0;
-  for (const redisCallback* cb = ac->sub.invalid.head; cb != nullptr; cb = cb->next) ++n;
-  while (n > sharded_since_ping_) {
-    redisCallback* cb = ac->sub.invalid.head;
-    ac->sub.invalid.head = cb->next;
-    if (ac->sub.invalid.head == nullptr) ac->sub.invalid.tail = nullptr;
-    std::free(cb);  // hiredis 0.14 allocates them with malloc
-    --n;
-  }
+// One channel per command: the channels of one SSUBSCRIBE must share a slot. redis_link hands each
+// confirmation to the command's callback, and `smessage` pushes and an unasked `sunsubscribe` (the slot
+// moved) to the last subscribe's callback: all of them on_sub_reply.
+void redis_shard::send_cluster_subscribe(redis_link* ac, bool subscribe, const std::string& redis_channel) {
+  send_subscribe(ac, subscribe ? "SSUBSCRIBE" : "SUNSUBSCRIBE", &redis_channel, 1);
 }
 
 bool redis_shard::on_cluster_sub_reply(std::string_view kind, std::string_view channel) {
@@ -64,10 +36,7 @@ bool redis_shard::on_cluster_sub_reply(std::string_view kind, std::string_view c
   // position, and the new shard checks that position once subscribed.
   spdlog::info("redis shard {}: Redis ended the subscription of {} (its slot moved); reading the slot map",
                index_, redis_channel);
-  if (auto* ac = sub_.open_context()) {
-    send_subscribe(ac, "SSUBSCRIBE", &redis_channel, 1);
-    ++sharded_since_ping_;
-  }
+  if (auto* ac = sub_.open_context()) send_subscribe(ac, "SSUBSCRIBE", &redis_channel, 1);
   if (topology_hint_) topology_hint_("sunsubscribe of " + redis_channel);
   return true;
 }

@@ -1,6 +1,6 @@
 // redis_shard: following the primary when it moves (Sentinel), and a write answered READONLY.
 
-#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
 #include "broker/redis_shard.hpp"
@@ -49,13 +49,13 @@ void redis_shard::on_master(const std::string& host, int port, bool announced, c
   sub_.reconnect_now("the primary moved to " + to);
 }
 
-void redis_shard::check_role(redisAsyncContext* ac, bool publish_side) {
+void redis_shard::check_role(redis_link* ac, bool publish_side) {
   (publish_side ? pub_role_ok_ : sub_role_ok_) = false;
-  redisAsyncCommand(ac, publish_side ? &redis_shard::on_pub_role : &redis_shard::on_sub_role, this, "ROLE");
-  if (publish_side) redisAsyncCommand(ac, &redis_shard::on_replication_info, this, "INFO replication");
+  ac->command(publish_side ? &redis_shard::on_pub_role : &redis_shard::on_sub_role, this, "ROLE");
+  if (publish_side) ac->command(&redis_shard::on_replication_info, this, "INFO replication");
 }
 
-void redis_shard::on_replication_info(redisAsyncContext*, void* reply, void* privdata) {
+void redis_shard::on_replication_info(redis_link*, void* reply, void* privdata) {
   auto* self = static_cast<redis_shard*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) return;
@@ -81,12 +81,12 @@ void redis_shard::on_replication_info(redisAsyncContext*, void* reply, void* pri
   }
 }
 
-void redis_shard::on_pub_role(redisAsyncContext*, void* reply, void* privdata) {
+void redis_shard::on_pub_role(redis_link*, void* reply, void* privdata) {
   auto* self = static_cast<redis_shard*>(privdata);
   self->role_answered(self->pub_, self->pub_role_ok_, static_cast<redisReply*>(reply));
 }
 
-void redis_shard::on_sub_role(redisAsyncContext*, void* reply, void* privdata) {
+void redis_shard::on_sub_role(redis_link*, void* reply, void* privdata) {
   auto* self = static_cast<redis_shard*>(privdata);
   self->role_answered(self->sub_, self->sub_role_ok_, static_cast<redisReply*>(reply));
 }
@@ -106,7 +106,7 @@ void redis_shard::role_answered(redis_connection& conn, bool& ok, const redisRep
   not_the_primary("ROLE " + role);
 }
 
-bool redis_shard::readonly(redisAsyncContext* ac, const redisReply* r) {
+bool redis_shard::readonly(redis_link* ac, const redisReply* r) {
   if (r == nullptr || r->type != REDIS_REPLY_ERROR ||
       std::string_view(r->str, r->len).find("READONLY") == std::string_view::npos) {
     return false;

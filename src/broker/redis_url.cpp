@@ -37,6 +37,22 @@ int parse_int(std::string_view s, int min, int max, std::string_view url, std::s
 
 constexpr std::string_view sentinel_scheme = "redis+sentinel://";
 constexpr std::string_view cluster_scheme = "redis+cluster://";
+constexpr std::string_view tls_sentinel_scheme = "rediss+sentinel://";
+constexpr std::string_view tls_cluster_scheme = "rediss+cluster://";
+
+// The length of a cluster scheme `s` starts with, else 0.
+std::size_t cluster_prefix(std::string_view s) {
+  if (s.substr(0, cluster_scheme.size()) == cluster_scheme) return cluster_scheme.size();
+  if (s.substr(0, tls_cluster_scheme.size()) == tls_cluster_scheme) return tls_cluster_scheme.size();
+  return 0;
+}
+
+// The length of a sentinel scheme `s` starts with, else 0.
+std::size_t sentinel_prefix(std::string_view s) {
+  if (s.substr(0, sentinel_scheme.size()) == sentinel_scheme) return sentinel_scheme.size();
+  if (s.substr(0, tls_sentinel_scheme.size()) == tls_sentinel_scheme) return tls_sentinel_scheme.size();
+  return 0;
+}
 
 // `host[:port]` or `[v6]:port`.
 void parse_host_port(std::string_view rest, std::string& host, int& port, std::string_view url) {
@@ -78,9 +94,11 @@ redis_endpoint parse_one(std::string_view url) {
   redis_endpoint ep;
   std::string_view rest = url;
   if (auto scheme = rest.find("://"); scheme != std::string_view::npos) {
-    if (rest.substr(0, scheme) != "redis") {
-      bad(url, "only redis://, redis+sentinel:// and redis+cluster:// are supported");
+    const auto name = rest.substr(0, scheme);
+    if (name != "redis" && name != "rediss") {
+      bad(url, "only redis://, rediss://, redis+sentinel:// and rediss+sentinel:// are supported");
     }
+    ep.tls = name == "rediss";
     rest.remove_prefix(scheme + 3);
   }
   if (auto slash = rest.find('/'); slash != std::string_view::npos) {
@@ -95,7 +113,8 @@ redis_endpoint parse_one(std::string_view url) {
 
 redis_endpoint parse_sentinel(std::string_view url) {
   redis_endpoint ep;
-  std::string_view rest = url.substr(sentinel_scheme.size());
+  ep.tls = url.substr(0, tls_sentinel_scheme.size()) == tls_sentinel_scheme;
+  std::string_view rest = url.substr(sentinel_prefix(url));
   const auto slash = rest.find('/');
   if (slash == std::string_view::npos) bad(url, "missing '/<master name>' after the sentinels");
   std::string_view path = rest.substr(slash + 1);
@@ -120,7 +139,8 @@ redis_endpoint parse_sentinel(std::string_view url) {
 
 redis_endpoint parse_cluster(std::string_view url) {
   redis_endpoint ep;
-  std::string_view rest = url.substr(cluster_scheme.size());
+  ep.tls = url.substr(0, tls_cluster_scheme.size()) == tls_cluster_scheme;
+  std::string_view rest = url.substr(cluster_prefix(url));
   if (auto slash = rest.find('/'); slash != std::string_view::npos) {
     auto db = rest.substr(slash + 1);
     if (!db.empty()) ep.db = parse_int(db, 0, 1 << 20, url, "db");
@@ -161,10 +181,10 @@ std::string redact_redis_url(std::string_view url) {
 
 std::vector<redis_endpoint> parse_redis_urls(std::string_view list) {
   std::vector<redis_endpoint> out;
-  if (const auto at = list.find(cluster_scheme); at != std::string_view::npos) {
+  if (list.find("+cluster://") != std::string_view::npos) {
     // The seeds' commas are the entry's own: a cluster is the whole REDIS_URL.
     const auto item = trim(list);
-    if (at != static_cast<std::size_t>(item.data() - list.data())) {
+    if (cluster_prefix(item) == 0 || item.find("+cluster://", 8) != std::string_view::npos) {
       throw std::invalid_argument("invalid REDIS_URL: a redis+cluster:// URL must be the only entry (got '" +
                                   redact_redis_url(item) + "')");
     }
@@ -175,8 +195,8 @@ std::vector<redis_endpoint> parse_redis_urls(std::string_view list) {
     // A sentinel entry holds commas of its own: its list of sentinels runs up to the '/' of its master name.
     const auto lead = trim(list);
     auto from = std::size_t{0};
-    if (lead.substr(0, sentinel_scheme.size()) == sentinel_scheme) {
-      from = list.find('/', list.find(sentinel_scheme) + sentinel_scheme.size());
+    if (const auto n = sentinel_prefix(lead); n != 0) {
+      from = list.find('/', list.find("://") + 3);
       if (from == std::string_view::npos) from = list.size();
     }
     auto comma = list.find(',', from);
@@ -185,8 +205,7 @@ std::vector<redis_endpoint> parse_redis_urls(std::string_view list) {
       throw std::invalid_argument("invalid REDIS_URL: entry " + std::to_string(out.size() + 1) +
                                   " is empty (entries are separated by commas)");
     }
-    out.push_back(item.substr(0, sentinel_scheme.size()) == sentinel_scheme ? parse_sentinel(item)
-                                                                            : parse_one(item));
+    out.push_back(sentinel_prefix(item) != 0 ? parse_sentinel(item) : parse_one(item));
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
   }

@@ -18,7 +18,10 @@ struct redis_host {
 //
 // With Sentinel (`sentinels` not empty) host and port are not known up front: they are the primary the
 // sentinels name for `master_name`, filled in (and changed on failover) by the shard (redis_sentinel.hpp).
-// The credentials are the data nodes'; the sentinels are asked without AUTH.
+// The credentials are the data nodes'; the sentinels' own are redis_options::sentinel_username/password.
+//
+// `tls` (rediss://, rediss+sentinel://, rediss+cluster://): every connection is TLS, as redis_options::tls
+// says; with Sentinel, to the sentinels and to the primaries they name alike.
 struct redis_endpoint {
   std::string host;
   int port = 6379;
@@ -30,6 +33,7 @@ struct redis_endpoint {
   std::string username;  // Redis 6 ACL user; empty = the default user
   std::string password;  // empty = no AUTH
   int db = 0;
+  bool tls = false;
 
   // host:port, for logs and metrics (never the password); with Sentinel `sentinel/<master name>`, which stays
   // the same across failovers (one metrics series per shard); for a cluster's seeds `cluster`.
@@ -37,10 +41,11 @@ struct redis_endpoint {
 };
 
 // Parses `redis://[[user]:password@]host[:port][/db]`, or a comma-separated list of them (one per shard, in
-// shard order). An entry may also be
+// shard order); `rediss://` is the same over TLS. An entry may also be
 // `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/name[/db]` (sentinel port 26379 by
-// default): its comma-separated sentinels run up to the '/' before the master name. Or, alone (a cluster is
-// not one shard among others), `redis+cluster://[[user]:password@]host[:port][,host[:port]...][/db]`: seed
+// default; `rediss+sentinel://` over TLS): its comma-separated sentinels run up to the '/' before the master
+// name. Or, alone (a cluster is not one shard among others),
+// `redis+cluster://[[user]:password@]host[:port][,host[:port]...][/db]` (`rediss+cluster://` over TLS): seed
 // nodes of a Redis Cluster (port 6379 by default), one entry with `cluster_seeds` set. The scheme may be left
 // out; an IPv6 host is written in brackets; user and password may be percent-encoded. Throws
 // std::invalid_argument with a message naming the bad entry. The message never contains a password.

@@ -73,9 +73,12 @@ http_session::http_session(worker& w, const http_services& services, boost::asio
 
 void http_session::run() {
   // The byte_stream's reads need a non-blocking socket whatever accepted it (Asio would otherwise set it, an
-  // ioctl all the same, at its first wait). TCP_NODELAY came from the listening socket (listener.cpp).
-  boost::system::error_code ec;
-  socket_.non_blocking(true, ec);
+  // ioctl all the same, at its first wait). The listener's sockets are already, and Asio knows it
+  // (listener.cpp): no system call then. TCP_NODELAY came from the listening socket.
+  if (!socket_.non_blocking()) {
+    boost::system::error_code ec;
+    socket_.non_blocking(true, ec);
+  }
   // One deadline covers the TLS handshake and each request head: a client trickling bytes (slowloris) is cut
   // off.
   arm_deadline(w_.config().handshake_timeout);

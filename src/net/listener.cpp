@@ -13,6 +13,7 @@
 #include <cstring>
 #include <thread>
 
+#include "net/accepted_socket.hpp"
 #include "net/worker.hpp"
 
 namespace bc::net {
@@ -102,13 +103,14 @@ void listener::accept_ready() {
       return back_off();
     }
     boost::system::error_code ec;
-    boost::asio::ip::tcp::socket s(w_.ioc());
+    accepted_socket s(w_.ioc());
     s.assign(protocol_, fd, ec);  // registers it with the thread's epoll
     if (ec) {
       ::close(fd);
       spdlog::warn("cannot register an accepted connection: {}", ec.message());
       continue;
     }
+    s.assume_non_blocking();  // SOCK_NONBLOCK above
     std::make_shared<http_session>(w_, services_, std::move(s))->run();
   }
   // The backlog may hold more: the thread's other handlers first, then on.

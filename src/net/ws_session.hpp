@@ -120,6 +120,7 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
   bool reading_ = false;            // a readability wait is pending
   bool writing_ = false;            // a writability wait is pending
   bool dirty_ = false;              // registered in the worker's dirty list
+  bool consuming_ = false;          // handling input: the reader flushes once it is done with what it read
   bool read_paused_ = false;        // our own replies piled up: stop reading until they drain
   bool ping_outstanding_ = false;   // we pinged an idle client
   bool read_wants_write_ = false;   // TLS: a read must wait for writability first

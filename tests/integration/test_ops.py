@@ -433,7 +433,7 @@ def test_shipped_config_file_loads_and_shows_every_setting(tmp_path):
     shown = set(re.findall(r"^#? ?(\w+) = ", shipped, re.M))
     assert set(cfg) - shown == {"jwt_secret", "api_keys", "dev"}, set(cfg) - shown
     # The commented-out lines are valid too, once uncommented (the TLS files must exist for that).
-    for name in ("tls.crt", "tls.key"):
+    for name in ("tls.crt", "tls.key", "redis-ca.pem", "redis-client.pem", "redis-client.key"):
         (tmp_path / name).write_text("")
     uncommented = re.sub(r"^# ?(\w+ = )", r"\1", shipped, flags=re.M).replace("/etc/broadcaster/", f"{tmp_path}/")
     uncommented = "\n".join(l for l in uncommented.splitlines() if not l.startswith('broker = "memory"'))

@@ -138,8 +138,9 @@ class redis_probe {
 // redis-server on 127.0.0.1:port, no persistence, killed (SIGKILL) on destruction.
 class redis_server {
  public:
-  explicit redis_server(int port = 0, std::string password = {})
-      : port_(port ? port : free_port()), password_(std::move(password)) {
+  // `extra`: more redis-server options (TLS ports and files, for instance).
+  explicit redis_server(int port = 0, std::string password = {}, std::vector<std::string> extra = {})
+      : port_(port ? port : free_port()), password_(std::move(password)), extra_(std::move(extra)) {
     start();
   }
   ~redis_server() { kill(); }
@@ -158,6 +159,7 @@ class redis_server {
         "redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",  "--save", "",
         "--appendonly", "no",     "--daemonize",         "no",     "--loglevel", "warning"};
     if (!password_.empty()) args.insert(args.end(), {"--requirepass", password_});
+    args.insert(args.end(), extra_.begin(), extra_.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -207,6 +209,7 @@ class redis_server {
 
   int port_;
   std::string password_;
+  std::vector<std::string> extra_;
   pid_t pid_ = -1;
 };
 

@@ -46,10 +46,31 @@ TEST(redis_url, comma_separated_list_keeps_shard_order) {
   EXPECT_EQ(eps[2].port, 3);
 }
 
+TEST(redis_url, rediss_is_tls_and_mixes_with_plain_entries) {
+  auto eps = parse_redis_urls(
+      "rediss://app:pw@cache.internal:6380,redis://b:2,rediss+sentinel://s1,s2:26380/m,redis+sentinel://s3/"
+      "n");
+  ASSERT_EQ(eps.size(), 4u);
+  EXPECT_TRUE(eps[0].tls);
+  EXPECT_EQ(eps[0].host, "cache.internal");
+  EXPECT_EQ(eps[0].port, 6380);
+  EXPECT_EQ(eps[0].username, "app");
+  EXPECT_EQ(eps[0].password, "pw");
+  EXPECT_FALSE(eps[1].tls);
+  EXPECT_TRUE(eps[2].tls);
+  EXPECT_EQ(eps[2].master_name, "m");
+  ASSERT_EQ(eps[2].sentinels.size(), 2u);
+  EXPECT_EQ(eps[2].sentinels[1].port, 26380);
+  EXPECT_FALSE(eps[3].tls);
+  EXPECT_EQ(eps[3].master_name, "n");
+  EXPECT_EQ(parse_redis_urls("rediss://h").at(0).port, 6379);
+  EXPECT_EQ(redact_redis_url("rediss://app:pw@h:1"), "rediss://app:********@h:1");
+}
+
 TEST(redis_url, rejects_bad_entries_with_a_message_naming_them) {
   for (const char* bad :
-       {"", "redis://", "rediss://h:1", "http://h", "redis://h:0", "redis://h:65536", "redis://h:abc",
-        "redis://h:1/x", "redis://[::1", "redis://:%4@h", "a:1,,b:2", "a:1,"}) {
+       {"", "redis://", "redisss://h:1", "rediss+sentinel://h", "http://h", "redis://h:0", "redis://h:65536",
+        "redis://h:abc", "redis://h:1/x", "redis://[::1", "redis://:%4@h", "a:1,,b:2", "a:1,"}) {
     EXPECT_THROW(parse_redis_urls(bad), std::invalid_argument) << bad;
   }
   try {
