@@ -1,5 +1,5 @@
-// redis_shard: its side of Redis Cluster — sharded Pub/Sub over hiredis 0.14, redirections, and channels
-// moving to another shard when their slot does (redis_cluster.hpp decides where they go).
+// redis_shard: its side of Redis Cluster — sharded Pub/Sub, redirections, and channels moving to another
+// shard when their slot does (redis_cluster.hpp decides where they go).
 
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
@@ -19,7 +19,6 @@ void redis_shard::send_cluster_subscribe(redis_link* ac, bool subscribe, const s
 }
 
 bool redis_shard::on_cluster_sub_reply(std::string_view kind, std::string_view channel) {
-  if (kind == "subscribe") return channel != anchor_;                // the plain twin's confirmation
   if (kind != "ssubscribe" && kind != "sunsubscribe") return false;  // messages: no copy of the name
   const std::string redis_channel(channel);
   if (kind == "ssubscribe") {
