@@ -34,11 +34,23 @@ redis_options with_tls(redis_options opts, const std::vector<redis_endpoint>& sh
   return opts;
 }
 
+redis_options with_mode(redis_options opts, const std::vector<redis_endpoint>& shards) {
+  opts.cluster = shards.size() == 1 && !shards.front().cluster_seeds.empty();
+  if (opts.cluster && opts.channel_prefix.find_first_of("{}") != std::string::npos) {
+    throw std::invalid_argument("with Redis Cluster the channel prefix cannot contain '{' or '}'");
+  }
+  return with_tls(std::move(opts), shards);
+}
+
 }  // namespace
 
 redis_broker::redis_broker(delivery_sink& sink, std::vector<redis_endpoint> shards, redis_options opts)
-    : sink_(sink), opts_(with_tls(std::move(opts), shards)), work_(asio::make_work_guard(ioc_)) {
+    : sink_(sink), opts_(with_mode(std::move(opts), shards)), work_(asio::make_work_guard(ioc_)) {
   if (shards.empty()) throw std::invalid_argument("the Redis broker needs at least one Redis instance");
+  if (opts_.cluster) {
+    cluster_ = std::make_unique<redis_cluster>(ioc_, std::move(shards.front()), opts_, sink_);
+    return;
+  }
   for (std::size_t i = 0; i < shards.size(); ++i) {
     shards_.push_back(std::make_unique<redis_shard>(ioc_, i, std::move(shards[i]), opts_, sink_));
   }
@@ -58,9 +70,10 @@ bool redis_broker::post_if_accepting(Handler&& h) {
 
 void redis_broker::start() {
   if (thread_.joinable()) return;
+  if (cluster_ && !post_if_accepting([this] { cluster_->start(); })) return;
   std::string where;
   for (const auto& s : shards_) where += (where.empty() ? "" : ", ") + s->stats().address;
-  spdlog::info("redis broker: {} shard(s): {}", shards_.size(), where);
+  if (!cluster_) spdlog::info("redis broker: {} shard(s): {}", shards_.size(), where);
   if (!post_if_accepting([this] {
         for (auto& s : shards_) s->start();
       })) {
@@ -94,6 +107,7 @@ void redis_broker::stop() {
     // Last in the queue: everything accepted before runs first (publishes reach Redis or answer unavailable).
     asio::post(ioc_, [this] {
       for (auto& s : shards_) s->stop();
+      if (cluster_) cluster_->stop();
       work_.reset();
     });
   }
@@ -106,20 +120,12 @@ void redis_broker::stop() {
 }
 
 void redis_broker::publish(core::message msg, std::function<void(publish_status)> done) {
+  if (cluster_) return cluster_publish(std::move(msg), std::move(done));
   auto& shard = shard_for(msg.channel);
   if (shard.up()) {
     // Envelope body, keys and the channel's history rule on the caller's thread: the broker thread only
     // writes bytes.
-    redis_publish_request req;
-    req.redis_channel = opts_.channel_prefix + msg.channel;
-    req.meta_key = redis_scripts::meta_key(opts_.channel_prefix, msg.channel);
-    req.stream_key = redis_scripts::stream_key(opts_.channel_prefix, msg.channel);
-    req.body = encode_envelope_body(msg);
-    if (any_history_) {
-      const auto rule = opts_.channels.for_channel(msg.channel);
-      req.history_size = rule.history_size;
-      req.history_ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(rule.history_ttl).count();
-    }
+    auto req = make_request(msg);
     std::unique_lock lock(gate_);
     if (accepting_) {
       asio::post(ioc_, [&shard, req = std::move(req), done = std::move(done)]() mutable {
@@ -134,13 +140,72 @@ void redis_broker::publish(core::message msg, std::function<void(publish_status)
   done(publish_status::unavailable);
 }
 
+redis_publish_request redis_broker::make_request(const core::message& msg) const {
+  redis_publish_request req;
+  req.redis_channel = redis_cluster_slots::pubsub_channel(opts_, msg.channel);
+  req.meta_key = redis_scripts::meta_key(opts_.channel_prefix, msg.channel);
+  req.stream_key = redis_scripts::stream_key(opts_.channel_prefix, msg.channel);
+  req.body = encode_envelope_body(msg);
+  if (any_history_) {
+    const auto rule = opts_.channels.for_channel(msg.channel);
+    req.history_size = rule.history_size;
+    req.history_ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(rule.history_ttl).count();
+  }
+  return req;
+}
+
+namespace {
+void refuse(std::function<void(publish_status)>& done) {
+  done(publish_status::unavailable);
+}
+template <class Result>
+void refuse(std::function<void(Result)>& done) {
+  Result r;
+  r.status = publish_status::unavailable;
+  done(std::move(r));
+}
+}  // namespace
+
+template <class Done, class Fn>
+void redis_broker::on_cluster(Done done, Fn fn) {
+  {
+    std::lock_guard lock(gate_);
+    if (accepting_) {
+      asio::post(ioc_, [fn = std::move(fn), done = std::move(done)]() mutable { fn(std::move(done)); });
+      return;
+    }
+  }
+  refuse(done);
+}
+
+void redis_broker::cluster_publish(core::message msg, std::function<void(publish_status)> done) {
+  // The shard is known on the broker thread only: no refusal here while a primary is down.
+  on_cluster(std::move(done), [this, channel = msg.channel, req = make_request(msg)](auto done) mutable {
+    cluster_->publish(channel, std::move(req), std::move(done));
+  });
+}
+
+presence_target redis_broker::presence_target_of(const std::string& channel, bool announce) const {
+  auto t = make_presence_target(opts_.channel_prefix, channel, announce, join_leave_limit(channel));
+  if (opts_.cluster) t.redis_channel = redis_cluster_slots::pubsub_channel(opts_, channel);
+  return t;
+}
+
 void redis_broker::subscribe(std::string_view channel) {
+  if (cluster_) {
+    post_if_accepting([this, ch = std::string(channel)] { cluster_->subscribe(ch); });
+    return;
+  }
   post_if_accepting([ch = opts_.channel_prefix + std::string(channel), &shard = shard_for(channel)] {
     shard.subscribe(ch);
   });
 }
 
 void redis_broker::unsubscribe(std::string_view channel) {
+  if (cluster_) {
+    post_if_accepting([this, ch = std::string(channel)] { cluster_->unsubscribe(ch); });
+    return;
+  }
   post_if_accepting([ch = opts_.channel_prefix + std::string(channel), &shard = shard_for(channel)] {
     shard.unsubscribe(ch);
   });
@@ -148,12 +213,22 @@ void redis_broker::unsubscribe(std::string_view channel) {
 
 bool redis_broker::await_subscribed(std::string_view channel, std::function<void()> ready) {
   // Posted after the subscribe() that the same thread made for this channel, so the shard sees it sent.
+  if (cluster_) {
+    return !post_if_accepting([this, ch = std::string(channel), ready = std::move(ready)]() mutable {
+      cluster_->await_subscribed(ch, std::move(ready));
+    });
+  }
   return !post_if_accepting(
       [ch = opts_.channel_prefix + std::string(channel), &shard = shard_for(channel),
        ready = std::move(ready)]() mutable { shard.await_subscribed(ch, std::move(ready)); });
 }
 
 void redis_broker::history(history_request req, std::function<void(history_result)> done) {
+  if (cluster_) {
+    return on_cluster(std::move(done), [this, req = std::move(req)](auto done) mutable {
+      cluster_->history(std::move(req), std::move(done));
+    });
+  }
   auto& shard = shard_for(req.channel);
   if (shard.readable()) {
     std::unique_lock lock(gate_);
@@ -181,20 +256,36 @@ bool redis_broker::announces(std::string_view channel) const {
 // Keys and headers on the caller's thread, like a publish's; posted in call order, so that a client's add
 // and remove (from its own thread) reach Redis in that order.
 void redis_broker::add_presence(std::string channel, core::presence_member m, bool announce) {
-  auto target = make_presence_target(opts_.channel_prefix, channel, announce, join_leave_limit(channel));
+  auto target = presence_target_of(channel, announce);
+  if (cluster_) {
+    post_if_accepting([this, target = std::move(target), m = std::move(m)]() mutable {
+      cluster_->add_presence(std::move(target), std::move(m));
+    });
+    return;
+  }
   post_if_accepting([&shard = shard_for(channel), target = std::move(target), m = std::move(m)]() mutable {
     shard.add_presence(std::move(target), std::move(m));
   });
 }
 
 void redis_broker::remove_presence(std::string channel, core::presence_member m, bool announce) {
-  auto target = make_presence_target(opts_.channel_prefix, channel, announce, join_leave_limit(channel));
+  auto target = presence_target_of(channel, announce);
+  if (cluster_) {
+    post_if_accepting([this, target = std::move(target), id = std::move(m.client_id)] {
+      cluster_->remove_presence(target, id);
+    });
+    return;
+  }
   post_if_accepting([&shard = shard_for(channel), target = std::move(target), id = std::move(m.client_id)] {
     shard.remove_presence(target, id);
   });
 }
 
 void redis_broker::presence(std::string channel, std::size_t max, std::function<void(presence_result)> done) {
+  if (cluster_) {
+    return on_cluster(std::move(done), [this, t = presence_target_of(channel, announces(channel)),
+                                        max](auto done) { cluster_->presence(t, max, std::move(done)); });
+  }
   auto& shard = shard_for(channel);
   if (shard.readable()) {
     auto target =
@@ -213,6 +304,10 @@ void redis_broker::presence(std::string channel, std::size_t max, std::function<
 }
 
 void redis_broker::presence_stats(std::string channel, std::function<void(presence_stats_result)> done) {
+  if (cluster_) {
+    return on_cluster(std::move(done), [this, t = presence_target_of(channel, announces(channel))](
+                                           auto done) { cluster_->presence_stats(t, std::move(done)); });
+  }
   auto& shard = shard_for(channel);
   if (shard.readable()) {
     auto target =
@@ -231,6 +326,11 @@ void redis_broker::presence_stats(std::string channel, std::function<void(presen
 }
 
 void redis_broker::control(control_message msg, std::function<void(publish_status)> done) {
+  if (cluster_) {
+    return on_cluster(std::move(done), [this, env = encode_control_envelope(msg)](auto done) mutable {
+      cluster_->control(std::move(env), std::move(done));
+    });
+  }
   auto& shard = *shards_.front();
   if (shard.up()) {
     std::unique_lock lock(gate_);
@@ -245,6 +345,7 @@ void redis_broker::control(control_message msg, std::function<void(publish_statu
 }
 
 bool redis_broker::healthy() const {
+  if (cluster_) return cluster_->healthy();
   for (const auto& s : shards_) {
     if (!s->up()) return false;
   }
@@ -252,6 +353,7 @@ bool redis_broker::healthy() const {
 }
 
 std::string redis_broker::describe() const {
+  if (cluster_) return cluster_->describe();
   std::size_t up = 0;
   for (const auto& s : shards_) up += s->up() ? 1 : 0;
   return "redis " + std::to_string(shards_.size()) + (shards_.size() == 1 ? " shard, " : " shards, ") +
@@ -259,6 +361,7 @@ std::string redis_broker::describe() const {
 }
 
 std::vector<redis_shard_stats> redis_broker::stats() const {
+  if (cluster_) return cluster_->stats();
   std::vector<redis_shard_stats> out;
   out.reserve(shards_.size());
   for (const auto& s : shards_) out.push_back(s->stats());
@@ -294,9 +397,10 @@ void redis_broker::append_metrics(std::string& out) const {
   auto series = [&](const char* name, const char* type, const char* help, auto get) {
     util::append_metric_header(out, name, type, help);
     for (std::size_t i = 0; i < shards.size(); ++i) {
-      util::append_sample(out, name,
-                          "shard=\"" + std::to_string(i) + "\",address=\"" + shards[i].address + "\"",
-                          static_cast<std::uint64_t>(get(shards[i])));
+      util::append_sample(
+          out, name,
+          "shard=\"" + std::to_string(shards[i].index) + "\",address=\"" + shards[i].address + "\"",
+          static_cast<std::uint64_t>(get(shards[i])));
     }
   };
   series("broadcaster_redis_shard_up", "gauge", "1 while both connections of the shard are up.",

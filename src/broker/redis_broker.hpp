@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "broker/broker.hpp"
+#include "broker/redis_cluster.hpp"
 #include "broker/redis_options.hpp"
 #include "broker/redis_shard.hpp"
 #include "broker/redis_url.hpp"
@@ -39,6 +40,10 @@ namespace bc::broker {
 // Presence lives on the channel's shard (redis_presence.hpp): this node's members in Redis with an expiry it
 // refreshes, join / leave on the channel's Pub/Sub channel, never taking an offset. Control messages go
 // through shard 0, to every node (this one included) on a node-wide Pub/Sub channel.
+//
+// Redis Cluster (redis_cluster.hpp): the shards are the cluster's primaries, found and followed on the broker
+// thread, so every operation is posted there and routed by the channel's slot (no refusal on the caller's
+// thread).
 class redis_broker final : public broker {
  public:
   redis_broker(delivery_sink& sink, std::vector<redis_endpoint> shards, redis_options opts = {});
@@ -74,6 +79,12 @@ class redis_broker final : public broker {
   // Whether the channel's rule lets its members' leaves be announced (when a read finds them expired).
   bool announces(std::string_view channel) const;
   std::size_t join_leave_limit(std::string_view channel) const;
+  redis_publish_request make_request(const core::message& msg) const;
+  presence_target presence_target_of(const std::string& channel, bool announce) const;
+  // Cluster: posts `fn(done)` to the broker thread, or answers `unavailable` once stopping.
+  void cluster_publish(core::message msg, std::function<void(publish_status)> done);
+  template <class Done, class Fn>
+  void on_cluster(Done done, Fn fn);
 
   delivery_sink& sink_;
   const redis_options opts_;
@@ -81,6 +92,8 @@ class redis_broker final : public broker {
   boost::asio::io_context ioc_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::vector<std::unique_ptr<redis_shard>> shards_;  // after ioc_: destroyed before it
+  // With a redis+cluster:// URL instead of shards_: routes every operation on the broker thread.
+  std::unique_ptr<redis_cluster> cluster_;
   std::thread thread_;
   std::mutex gate_;
   bool accepting_ = true;  // guarded by gate_; false once stop() began

@@ -86,6 +86,36 @@ void redis_channel_tracker::check_all() {
   }
 }
 
+bool redis_channel_tracker::position(const std::string& channel, std::string& epoch,
+                                     std::uint64_t& last) const {
+  auto it = channels_.find(channel);
+  if (it == channels_.end() || !it->second.started) return false;
+  epoch = it->second.epoch;
+  // Held messages were not delivered here: the position is what the sink got.
+  last = it->second.last;
+  return true;
+}
+
+void redis_channel_tracker::track_from(const std::string& channel, const std::string& epoch,
+                                       std::uint64_t last) {
+  track(channel);
+  auto& st = channels_[channel];
+  if (st.started) return;
+  st.started = true;
+  st.epoch = epoch;
+  st.last = last;
+}
+
+void redis_channel_tracker::check(const std::string& channel) {
+  auto it = channels_.find(channel);
+  if (it == channels_.end() || !it->second.started) return;
+  if (it->second.busy) {
+    it->second.check_pending = true;
+    return;
+  }
+  start_fetch(it->first, it->second, true);
+}
+
 void redis_channel_tracker::on_range(const std::string& channel, std::uint64_t generation, range r) {
   auto it = channels_.find(channel);
   if (it == channels_.end() || it->second.generation != generation) return;

@@ -56,6 +56,11 @@ class redis_channel_tracker {
   void untrack(const std::string& channel);
   void on_message(core::message msg);
   void check_all();
+  // Redis Cluster, a channel moving between shards: its last delivered position (false when it has none
+  // yet), tracking it from a known position, and checking one channel's position as check_all() does.
+  bool position(const std::string& channel, std::string& epoch, std::uint64_t& last) const;
+  void track_from(const std::string& channel, const std::string& epoch, std::uint64_t last);
+  void check(const std::string& channel);
 
   // No message is held: everything that arrived has reached the sink (or was dropped as a duplicate).
   bool idle() const { return held_ == 0; }

@@ -27,6 +27,14 @@ struct redis_options {
   // deployments (or other applications) can share one Redis.
   std::string channel_prefix = "broadcaster:";
 
+  // Redis Cluster (a redis+cluster:// URL, docs/redis.md "Redis Cluster"): a channel's Pub/Sub channel is the
+  // sharded `channel_prefix{C}` (SPUBLISH / SSUBSCRIBE) on the primary that owns its slot. Set by the broker.
+  bool cluster = false;
+  // The cluster's slot map is read again this often, at once on MOVED, a sunsubscribe from Redis or a lost
+  // connection, and every cluster_refresh_degraded while some slot has no reachable primary (a failover).
+  std::chrono::milliseconds cluster_refresh{5000};
+  std::chrono::milliseconds cluster_refresh_degraded{250};
+
   // Reconnect delay: starts at backoff_min, doubles after every failed attempt up to backoff_max, with jitter
   // (the actual wait is uniformly drawn from [d/2, d]). Reset once a connection is up.
   std::chrono::milliseconds backoff_min{50};

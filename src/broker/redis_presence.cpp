@@ -95,6 +95,37 @@ void redis_presence::remove(const presence_target& target, const std::string& cl
   if (pending_removals_.size() < max_pending_removals) pending_removals_.emplace_back(target, client_id);
 }
 
+redis_presence::channel_members redis_presence::take(const std::string& channel) {
+  auto it = channels_.find(channel);
+  if (it == channels_.end()) return {};
+  auto moved = std::move(it->second);
+  channels_.erase(it);
+  members_.sub(moved.records.size());
+  return moved;
+}
+
+void redis_presence::adopt(channel_members moved) {
+  if (moved.records.empty()) return;
+  auto& here = channels_[moved.target.channel];
+  here.target = moved.target;
+  std::vector<std::string> records;
+  for (auto& [id, rec] : moved.records) {
+    if (here.records.emplace(id, rec).second) {
+      members_.add();
+      records.push_back(std::move(rec));
+    }
+  }
+  // Not connected: on_connected() re-adds every member anyway.
+  if (stopped_ || !connected_() || records.empty()) return;
+  for (std::size_t at = 0; at < records.size(); at += batch_members) {
+    const auto end = std::min(records.size(), at + batch_members);
+    send_add(here.target,
+             {records.begin() + static_cast<std::ptrdiff_t>(at),
+              records.begin() + static_cast<std::ptrdiff_t>(end)},
+             false, false);
+  }
+}
+
 void redis_presence::send_add(const presence_target& t, std::vector<std::string> records, bool announce,
                               bool refresh) {
   auto args = keys_of(t);

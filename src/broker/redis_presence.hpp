@@ -91,12 +91,18 @@ class redis_presence {
   std::uint64_t readded() const { return readded_.get(); }      // of those, members Redis did not have
   std::uint64_t errors() const { return errors_.get(); }        // presence commands that failed
 
- private:
   struct channel_members {
     presence_target target;
     std::unordered_map<std::string, std::string> records;  // client id -> member record
   };
+  // Redis Cluster: a channel's members move to the shard that owns the channel's slot now. take() forgets
+  // them here without touching Redis (the keys moved with the slot, or a promoted replica has them);
+  // adopt() keeps them here and re-adds them at once, silently (no join: nobody left), like a refresh.
+  bool has(const std::string& channel) const { return channels_.count(channel) != 0; }
+  channel_members take(const std::string& channel);
+  void adopt(channel_members moved);
 
+ private:
   void do_tick();
   void start_pass();
   void pump();

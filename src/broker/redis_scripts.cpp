@@ -1,29 +1,29 @@
 #include "broker/redis_scripts.hpp"
 
+#include <unordered_map>
+
+#include "broker/redis_cluster_slots.hpp"
+
 namespace bc::broker::redis_scripts {
 
-std::string meta_key(std::string_view prefix, std::string_view channel) {
-  std::string k;
-  k.reserve(prefix.size() + channel.size() + 7);
-  k.append(prefix).append("{").append(channel).append("}:meta");
-  return k;
-}
-
-std::string stream_key(std::string_view prefix, std::string_view channel) {
-  std::string k;
-  k.reserve(prefix.size() + channel.size() + 9);
-  k.append(prefix).append("{").append(channel).append("}:stream");
-  return k;
-}
-
 namespace {
+// The tag is the channel name for every valid name; redis_cluster_slots::channel_tag escapes the braces of
+// one that is not, so that every key of a channel hashes to one cluster slot.
 std::string channel_key(std::string_view prefix, std::string_view channel, std::string_view suffix) {
   std::string k;
   k.reserve(prefix.size() + channel.size() + suffix.size() + 2);
-  k.append(prefix).append("{").append(channel).append("}").append(suffix);
+  k.append(prefix).append("{").append(redis_cluster_slots::channel_tag(channel)).append("}").append(suffix);
   return k;
 }
 }  // namespace
+
+std::string meta_key(std::string_view prefix, std::string_view channel) {
+  return channel_key(prefix, channel, ":meta");
+}
+
+std::string stream_key(std::string_view prefix, std::string_view channel) {
+  return channel_key(prefix, channel, ":stream");
+}
 
 std::string presence_expiry_key(std::string_view prefix, std::string_view channel) {
   return channel_key(prefix, channel, ":presence:expiry");
@@ -41,9 +41,10 @@ std::string presence_users_key(std::string_view prefix, std::string_view channel
 // notation. The envelope's epoch length is one byte (epochs are 1..127 bytes), the offset digits' too.
 const char* const publish = R"lua(
 local rid = ARGV[7] or ''
+local rid2 = ARGV[8] or ''
 local m = redis.call('HMGET', KEYS[1], 'e', 'r')
 local epoch = m[1]
-if epoch and rid ~= '' and m[2] and m[2] ~= rid then
+if epoch and rid ~= '' and m[2] and m[2] ~= rid and (rid2 == '' or m[2] == rid2) then
   epoch = false
 end
 if not epoch then
@@ -199,5 +200,24 @@ return {n, out}
 const char* const presence_add = presence_add_source.c_str();
 const char* const presence_remove = presence_remove_source.c_str();
 const char* const presence_read = presence_read_source.c_str();
+
+const char* sharded(const char* source) {
+  // Built on first use (thread-safe static), once for all shards.
+  static const std::unordered_map<const char*, std::string> variants = [] {
+    std::unordered_map<const char*, std::string> v;
+    for (const char* s : {publish, read, presence_add, presence_remove, presence_read}) {
+      std::string text = s;
+      const std::string from = "redis.call('PUBLISH'";
+      for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at)) {
+        text.replace(at, from.size(), "redis.call('SPUBLISH'");
+        at += from.size();
+      }
+      v.emplace(s, std::move(text));
+    }
+    return v;
+  }();
+  const auto it = variants.find(source);
+  return it == variants.end() ? source : it->second.c_str();
+}
 
 }  // namespace bc::broker::redis_scripts

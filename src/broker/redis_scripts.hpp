@@ -51,12 +51,15 @@ extern const char* const presence_read;
 
 // The single ordering point of a channel. KEYS: meta, stream. ARGV: 1 Redis Pub/Sub channel, 2 an epoch for
 // a channel without one (random, from the node), 3 history size (0: no stream), 4 history ttl ms, 5 meta ttl
-// ms, 6 the envelope body (redis_envelope.hpp), 7 the primary's replication id ('' unless Sentinel). Gives
+// ms, 6 the envelope body (redis_envelope.hpp), 7 the primary's replication id ('' unless Sentinel or
+// Cluster), 8 (Cluster) the primary's previous replication id, `master_replid2`. Gives
 // the message the channel's next offset, appends it to the stream when history is on, PUBLISHes the version-2
 // envelope and returns the offset (an integer). A meta created anew deletes a stale stream first: offsets
 // restart at 1 in a new epoch, and stream ids with them. So does a meta written under another replication id:
 // a replica promoted by a failover may not have the last offsets the old primary gave (replication is
 // asynchronous), and giving them again under the same epoch would make nodes drop new messages as duplicates.
+// With ARGV 8 only a meta written under that previous id, i.e. by the primary this one replaced, starts a new
+// epoch: a meta brought by a slot migration (MIGRATE copies it whole) keeps its epoch.
 extern const char* const publish;
 
 // Position and messages. KEYS: meta, stream. ARGV: 1 an epoch for a channel without one (creates the meta
@@ -68,5 +71,9 @@ extern const char* const publish;
 // Returns {epoch, offset, now, entries?}: `now` Redis's clock in unix ms, entries as XRANGE gives them:
 // {{id, {"m", envelope, "t", unix ms}}, ...}.
 extern const char* const read;
+
+// The script `source` (one of the above) for Redis Cluster: every PUBLISH an SPUBLISH, to the channel's
+// sharded Pub/Sub channel (in the slot of its keys). The same pointer for a source it does not know.
+const char* sharded(const char* source);
 
 }  // namespace bc::broker::redis_scripts

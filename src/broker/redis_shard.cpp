@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <vector>
 
+#include "broker/redis_cluster_slots.hpp"
 #include "broker/redis_envelope.hpp"
 #include "broker/redis_scripts.hpp"
 
@@ -24,6 +25,11 @@ std::string_view text_of(const redisReply* r) {
 
 bool is_string(const redisReply* r) {
   return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS;
+}
+
+// Cluster: the scripts SPUBLISH (redis_scripts::sharded).
+const char* script_source(const redis_options& opts, const char* source) {
+  return opts.cluster ? redis_scripts::sharded(source) : source;
 }
 
 bool to_u64(const redisReply* r, std::uint64_t& v) {
@@ -89,13 +95,14 @@ redis_shard::redis_shard(asio::io_context& ioc, std::size_t index, redis_endpoin
       opts_(opts),
       sink_(sink),
       anchor_(opts.channel_prefix + "!anchor"),  // '!' never appears in a valid channel name
-      control_(opts.channel_prefix + "!control"),
+      control_(redis_cluster_slots::pubsub_channel(opts, "!control")),  // Cluster: the sharded P{!control}
       meta_ttl_ms_(std::to_string(std::chrono::milliseconds(opts.position_ttl).count())),
-      publish_script_{this, "publish", redis_scripts::publish, {}},
+      publish_script_{this, "publish", script_source(opts, redis_scripts::publish), {}},
       read_script_{this, "read", redis_scripts::read, {}},
-      presence_add_script_{this, "presence add", redis_scripts::presence_add, {}},
-      presence_remove_script_{this, "presence remove", redis_scripts::presence_remove, {}},
-      presence_read_script_{this, "presence read", redis_scripts::presence_read, {}},
+      presence_add_script_{this, "presence add", script_source(opts, redis_scripts::presence_add), {}},
+      presence_remove_script_{
+          this, "presence remove", script_source(opts, redis_scripts::presence_remove), {}},
+      presence_read_script_{this, "presence read", script_source(opts, redis_scripts::presence_read), {}},
       scripts_{&publish_script_, &presence_add_script_, &presence_remove_script_, &presence_read_script_,
                &read_script_},
       rng_(std::random_device{}()),
@@ -122,7 +129,16 @@ redis_shard::redis_shard(asio::io_context& ioc, std::size_t index, redis_endpoin
                                                                    : presence_read_script_;
             send_script(sc, std::move(args), std::move(done));
           },
-          [this] { return pub_.ready(); }) {
+          [this] { return pub_.ready(); }),
+      holds_control_(index == 0 && !opts.cluster) {
+  if (opts.cluster) {
+    pub_.on_lost([this] {
+      if (topology_hint_) topology_hint_("a connection to " + endpoint_.address() + " was lost");
+    });
+    sub_.on_lost([this] {
+      if (topology_hint_) topology_hint_("a connection to " + endpoint_.address() + " was lost");
+    });
+  }
   if (endpoint_.sentinels.empty()) return;
   sentinel_ = std::make_unique<redis_sentinel>(
       ioc, endpoint_, opts, fmt::format("redis shard {}", index),
@@ -174,7 +190,7 @@ void redis_shard::on_pub_open(redis_link* ac) {
   // that both scripts are loaded (answered before it).
   for (script* sc : scripts_) sc->sha.clear();
   reloading_ = false;
-  if (sentinel_) check_role(ac, true);
+  if (sentinel_ || opts_.cluster) check_role(ac, true);
   load_scripts(ac, false);
   ac->command(&redis_shard::on_ping_reply, this, "PING");
 }
@@ -217,7 +233,7 @@ void redis_shard::on_ping_reply(redis_link*, void* reply, void* privdata) {
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) return;  // connection going away
   if (is_string(r) && text_of(r) == "PONG") {
-    if (self->sentinel_ && !self->pub_role_ok_) return;  // not the primary: drop_later queued
+    if ((self->sentinel_ || self->opts_.cluster) && !self->pub_role_ok_) return;  // not the primary
     for (const script* sc : self->scripts_) {
       if (sc->sha.empty()) return;  // drop_later queued
     }
@@ -247,14 +263,14 @@ void redis_shard::publish(redis_publish_request req, publish_done done) {
     queue.push_back({std::move(req), std::move(done), std::chrono::steady_clock::now()});
     return;
   }
-  send_publish(req, std::move(done));
+  send_publish(std::move(req), std::move(done));
 }
 
 std::string redis_shard::new_epoch() {
   return fmt::format("{:016x}", rng_());
 }
 
-void redis_shard::send_publish(const redis_publish_request& req, publish_done done) {
+void redis_shard::send_publish(redis_publish_request req, publish_done done) {
   redis_link* ac = pub_.ready() ? pub_.open_context() : nullptr;
   const std::string epoch = new_epoch();
   const std::string size = std::to_string(req.history_size);
@@ -271,7 +287,8 @@ void redis_shard::send_publish(const redis_publish_request& req, publish_done do
                         ttl.data(),
                         meta_ttl_ms_.data(),
                         req.body.data(),
-                        replication_id_.data()};
+                        replication_id_.data(),
+                        replication_id2_.data()};
   const size_t len[] = {7,
                         sha.size(),
                         1,
@@ -283,9 +300,14 @@ void redis_shard::send_publish(const redis_publish_request& req, publish_done do
                         ttl.size(),
                         meta_ttl_ms_.size(),
                         req.body.size(),
-                        replication_id_.size()};
+                        replication_id_.size(),
+                        replication_id2_.size()};
+  if (ac != nullptr && sub_.ready() && req.asking &&
+      ac->command(&redis_shard::on_pub_reply, this, "ASKING") == REDIS_OK) {
+    in_flight_.push_back({nullptr, nullptr, std::chrono::steady_clock::now(), 0, 0});  // answered +OK
+  }
   if (ac == nullptr || !sub_.ready() ||
-      ac->command_argv(&redis_shard::on_pub_reply, this, 12, argv, len) != REDIS_OK) {
+      ac->command_argv(&redis_shard::on_pub_reply, this, 13, argv, len) != REDIS_OK) {
     return finish(done, publish_status::unavailable);
   }
   last_sent_ = std::chrono::steady_clock::now();
@@ -308,6 +330,9 @@ void redis_shard::send_publish(const redis_publish_request& req, publish_done do
   }
   in_flight_.push_back({std::move(done), nullptr, last_sent_, req.body.size(), local ? sub_epoch_ : 0});
   in_flight_bytes_ += req.body.size();
+  // Cluster: kept until answered, to be sent again elsewhere if Redis answers MOVED or ASK.
+  if (opts_.cluster && redirect_)
+    in_flight_.back().req = std::make_shared<redis_publish_request>(std::move(req));
 }
 
 void redis_shard::finish(publish_done& done, publish_status status) {
@@ -324,7 +349,7 @@ void redis_shard::release(const std::string& redis_channel) {
   for (auto& h : waiting) {
     held_bytes_ -= h.req.body.size();
     --held_count_;
-    send_publish(h.req, std::move(h.done));
+    send_publish(std::move(h.req), std::move(h.done));
   }
 }
 
@@ -344,6 +369,7 @@ void redis_shard::on_pub_reply(redis_link* ac, void* reply, void* privdata) {
   if (r == nullptr) self->pub_.going_down();
   if (self->in_flight_.empty()) return;  // cannot happen: one entry per command sent
   self->readonly(ac, r);
+  if (self->opts_.cluster) self->cluster_redirect(r);
   auto op = std::move(self->in_flight_.front());
   self->in_flight_.pop_front();
   self->in_flight_bytes_ -= op.bytes;
@@ -353,6 +379,7 @@ void redis_shard::on_pub_reply(redis_link* ac, void* reply, void* privdata) {
     self->reloading_ = true;
     self->load_scripts(ac, true);
   }
+  if (op.req && self->redirected(r, op)) return;
   if (op.read) {
     try {
       op.read(r);
@@ -712,8 +739,8 @@ void redis_shard::presence_stats(const presence_target& target,
 void redis_shard::control(std::string envelope, publish_done done) {
   // Both connections: with the subscribe connection down this node would miss its own command.
   redis_link* ac = up() ? pub_.open_context() : nullptr;
-  const char* argv[] = {"PUBLISH", control_.data(), envelope.data()};
-  const size_t len[] = {7, control_.size(), envelope.size()};
+  const char* argv[] = {opts_.cluster ? "SPUBLISH" : "PUBLISH", control_.data(), envelope.data()};
+  const size_t len[] = {opts_.cluster ? 8u : 7u, control_.size(), envelope.size()};
   if (ac == nullptr || ac->command_argv(&redis_shard::on_pub_reply, this, 3, argv, len) != REDIS_OK) {
     return done(publish_status::unavailable);
   }
@@ -754,14 +781,24 @@ void redis_shard::send_subscribe(redis_link* ac, const char* command, const std:
 }
 
 void redis_shard::on_sub_open(redis_link* ac) {
-  if (sentinel_) check_role(ac, false);  // answered before the confirmations (queued before the SUBSCRIBEs)
+  // ROLE is answered before the confirmations (queued before the SUBSCRIBEs).
+  if (sentinel_ || opts_.cluster) check_role(ac, false);
   // Re-subscribe everything with local interest, then the anchor: its confirmation comes last.
   std::vector<std::string> all(channels_.begin(), channels_.end());
-  for (std::size_t at = 0; at < all.size(); at += subscribe_batch) {
+  for (std::size_t at = 0; at < all.size() && !opts_.cluster; at += subscribe_batch) {
     send_subscribe(ac, "SUBSCRIBE", all.data() + at, std::min(subscribe_batch, all.size() - at));
   }
-  for (const auto& ch : all) unconfirmed_[ch] = 1;
-  if (index_ == 0) send_subscribe(ac, "SUBSCRIBE", &control_, 1);
+  for (const auto& ch : all) {
+    if (opts_.cluster) send_cluster_subscribe(ac, true, ch);
+    unconfirmed_[ch] = 1;
+  }
+  if (holds_control_) {
+    if (opts_.cluster) {
+      send_cluster_subscribe(ac, true, control_);
+    } else {
+      send_subscribe(ac, "SUBSCRIBE", &control_, 1);
+    }
+  }
   send_subscribe(ac, "SUBSCRIBE", &anchor_, 1);
   if (!all.empty()) spdlog::info("redis shard {}: subscribing {} channels", index_, all.size());
 }
@@ -770,6 +807,7 @@ void redis_shard::on_sub_reply(redis_link*, void* reply, void* privdata) {
   auto* self = static_cast<redis_shard*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) return self->sub_.going_down();
+  if (r->type == REDIS_REPLY_ERROR && self->opts_.cluster && self->cluster_redirect(r)) return;  // not ours
   if (r->type == REDIS_REPLY_ERROR) return self->sub_.drop_later("error reply: " + std::string(text_of(r)));
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || !is_string(r->element[0]) ||
       !is_string(r->element[1])) {
@@ -777,7 +815,8 @@ void redis_shard::on_sub_reply(redis_link*, void* reply, void* privdata) {
   }
   const auto kind = text_of(r->element[0]);
   const auto channel = text_of(r->element[1]);
-  if (kind == "message" && is_string(r->element[2])) {
+  if (self->opts_.cluster && self->on_cluster_sub_reply(kind, channel)) return;
+  if ((kind == "message" || kind == "smessage") && is_string(r->element[2])) {
     self->received_.add();
     if (channel == self->control_) return self->on_control_message(text_of(r->element[2]));
     self->on_sub_message(channel, text_of(r->element[2]));
@@ -785,7 +824,7 @@ void redis_shard::on_sub_reply(redis_link*, void* reply, void* privdata) {
     // The first answer on a connection ends its re-subscribe batch; later ones answer pings.
     if (!self->sub_pings_.empty()) return self->on_pong();
     if (!self->sub_.ready()) {
-      if (self->sentinel_ && !self->sub_role_ok_) return;  // not the primary: drop_later queued
+      if ((self->sentinel_ || self->opts_.cluster) && !self->sub_role_ok_) return;  // not the primary
       self->sub_.mark_ready();
       self->check_owed_ = true;  // what was published while the connection was down
       self->check_positions();
@@ -836,10 +875,8 @@ void redis_shard::wake_all() {
 
 void redis_shard::on_sub_message(std::string_view redis_channel, std::string_view bytes) {
   core::message msg;
-  const std::string_view prefix = opts_.channel_prefix;
-  if (!decode_envelope(bytes, msg) || redis_channel.size() != prefix.size() + msg.channel.size() ||
-      redis_channel.substr(0, prefix.size()) != prefix ||
-      redis_channel.substr(prefix.size()) != msg.channel) {
+  if (!decode_envelope(bytes, msg) ||
+      redis_channel != redis_cluster_slots::pubsub_channel(opts_, msg.channel)) {
     invalid_.add();
     spdlog::debug("redis shard {}: dropped an unreadable message on {}", index_, redis_channel);
     return;
@@ -852,10 +889,14 @@ void redis_shard::on_sub_message(std::string_view redis_channel, std::string_vie
 void redis_shard::subscribe(const std::string& redis_channel) {
   if (!channels_.insert(redis_channel).second) return;
   channel_count_.add();
-  tracker_.track(redis_channel.substr(opts_.channel_prefix.size()));
+  tracker_.track(redis_cluster_slots::channel_of_pubsub(opts_, redis_channel));
   // Before the connection is open the channel goes out with the whole set in on_sub_open.
   if (auto* ac = sub_.open_context()) {
-    send_subscribe(ac, "SUBSCRIBE", &redis_channel, 1);
+    if (opts_.cluster) {
+      send_cluster_subscribe(ac, true, redis_channel);
+    } else {
+      send_subscribe(ac, "SUBSCRIBE", &redis_channel, 1);
+    }
     ++unconfirmed_[redis_channel];
   }
 }
@@ -863,12 +904,16 @@ void redis_shard::subscribe(const std::string& redis_channel) {
 void redis_shard::unsubscribe(const std::string& redis_channel) {
   if (channels_.erase(redis_channel) == 0) return;
   channel_count_.sub();
-  tracker_.untrack(redis_channel.substr(opts_.channel_prefix.size()));
-  if (auto* ac = sub_.open_context()) send_subscribe(ac, "UNSUBSCRIBE", &redis_channel, 1);
+  tracker_.untrack(redis_cluster_slots::channel_of_pubsub(opts_, redis_channel));
+  if (auto* ac = sub_.open_context()) {
+    if (opts_.cluster) return send_cluster_subscribe(ac, false, redis_channel);
+    send_subscribe(ac, "UNSUBSCRIBE", &redis_channel, 1);
+  }
 }
 
 redis_shard_stats redis_shard::stats() const {
   redis_shard_stats s;
+  s.index = index_;
   s.address = endpoint_.address();
   s.publish_up = pub_.ready();
   s.subscribe_up = sub_.ready();

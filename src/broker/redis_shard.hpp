@@ -32,6 +32,7 @@ namespace bc::broker {
 
 // A point-in-time copy of one shard's state and counters (for metrics and tests).
 struct redis_shard_stats {
+  std::size_t index = 0;  // the shard's number (in a cluster: one per primary seen, in order)
   std::string address;
   bool publish_up = false;
   bool subscribe_up = false;
@@ -65,6 +66,9 @@ struct redis_publish_request {
   std::string body;
   std::size_t history_size = 0;
   std::int64_t history_ttl_ms = 0;
+  // Redis Cluster: sent after ASKING (an ASK redirection), and how often it was redirected already.
+  bool asking = false;
+  unsigned redirects = 0;
 };
 
 // Publishing: one connection, publishes pipelined in call order. Each publish is one EVALSHA of the publish
@@ -172,6 +176,46 @@ class redis_shard {
   // broker::control, on shard 0: PUBLISHes the control envelope; `ok` once Redis answered the PUBLISH.
   void control(std::string envelope, publish_done done);
 
+  // Redis Cluster (redis_shard_cluster.cpp; the shard is one primary, redis_cluster.hpp moves channels and
+  // members between shards as slots move).
+  // Called on a hint that the slot map changed: MOVED/ASK, a sunsubscribe from Redis, a lost connection, a
+  // connection that found a replica.
+  void on_topology(std::function<void(const std::string& why)> hint) { topology_hint_ = std::move(hint); }
+  // A publish answered MOVED or ASK (it did not run), handed back with where Redis says its slot is; `done`
+  // is still to be called. Without a handler it answers `unavailable`.
+  struct redirection {
+    bool ask = false;  // ASK: this command only, after ASKING; MOVED: the slot's owner now
+    // TRYAGAIN (a slot being migrated, some of the keys moved): the same node (`ask`: it was asked with
+    // ASKING) or the owner, a moment later.
+    bool retry = false;
+    std::uint16_t slot = 0;
+    std::string host;
+    int port = 0;
+  };
+  using redirect_fn =
+      std::function<void(const redirection& to, redis_publish_request req, publish_done done)>;
+  void on_redirect(redirect_fn f) { redirect_ = std::move(f); }
+  // Whether this shard's subscribe connection holds the node-wide control channel (shard 0 without Cluster).
+  void set_control(bool hold);
+  // A channel with local interest leaves this shard: its subscription, position and presence members are
+  // handed over (to the shard that owns its slot now), without touching Redis's copy of the members.
+  struct channel_handover {
+    bool tracked = false;
+    std::string epoch;
+    std::uint64_t last = 0;  // in `epoch`: the last offset delivered here
+    // Publishes held for the channel's unconfirmed subscription: the new shard sends them, in order.
+    std::vector<std::pair<redis_publish_request, publish_done>> held;
+  };
+  channel_handover release_channel(const std::string& redis_channel);
+  // Takes the channel over: subscribes it, and once the subscription is confirmed reads its position, so
+  // that what was published meanwhile is delivered from the stream or reported as a gap.
+  void adopt_channel(const std::string& redis_channel, const channel_handover& from);
+  bool has_presence(const std::string& channel) const { return presence_.has(channel); }
+  redis_presence::channel_members release_presence(const std::string& channel) {
+    return presence_.take(channel);
+  }
+  void adopt_presence(redis_presence::channel_members moved) { presence_.adopt(std::move(moved)); }
+
   // Any thread. Publishes are accepted only while up().
   bool up() const { return pub_.ready() && sub_.ready(); }
   // Any thread. history() needs only the publish connection: positions and streams are read there.
@@ -190,6 +234,8 @@ class redis_shard {
     std::uint64_t sub_epoch;  // the subscribe connection's when sent to a channel with local interest, else 0
     // A WAIT after a publish (redis_options::wait_replicas): the publish script's answer, set when it came.
     std::shared_ptr<bool> script_ok = nullptr;
+    // Cluster: the publish itself, handed back to redis_cluster when Redis answers MOVED or ASK (not run).
+    std::shared_ptr<redis_publish_request> req = nullptr;
   };
   struct acked {
     publish_done done;
@@ -212,7 +258,7 @@ class redis_shard {
   void on_sub_open(redis_link* ac);
   void on_sub_close();
   void confirmed(const std::string& redis_channel);
-  void send_publish(const redis_publish_request& req, publish_done done);
+  void send_publish(redis_publish_request req, publish_done done);
   void load_scripts(redis_link* ac, bool pipelined);
   static void on_script_loaded(redis_link* ac, void* reply, void* privdata);
   struct script;
@@ -267,6 +313,11 @@ class redis_shard {
   void role_answered(redis_connection& conn, bool& ok, const redisReply* r);
   bool readonly(redis_link* ac, const redisReply* r);
   void not_the_primary(const std::string& why);
+  // Redis Cluster (redis_shard_cluster.cpp).
+  void send_cluster_subscribe(redis_link* ac, bool subscribe, const std::string& redis_channel);
+  bool on_cluster_sub_reply(std::string_view kind, std::string_view channel);
+  bool cluster_redirect(const redisReply* r);
+  bool redirected(const redisReply* r, in_flight& op);
 
   const std::size_t index_;
   redis_endpoint endpoint_;  // host and port rewritten on failover (Sentinel); read by pub_ and sub_
@@ -323,6 +374,11 @@ class redis_shard {
   // The primary's master_replid (INFO replication), passed to the publish script: a new one after a failover
   // starts new epochs (redis_scripts.hpp). Empty without Sentinel.
   std::string replication_id_;
+  std::string replication_id2_;  // Cluster: master_replid2, the id of the primary this one replaced
+  bool holds_control_ = false;   // subscribes the control channel (shard 0 without Cluster)
+  std::function<void(const std::string&)> topology_hint_;
+  redirect_fn redirect_;
+  std::unordered_set<std::string> check_on_confirm_;  // adopted channels: read their position once subscribed
   // An address ROLE or READONLY showed is not the primary, and when: a sentinel's answer naming it is not
   // followed for a while (sentinels catch up with a failover at different times), an announcement is.
   std::string not_primary_;

@@ -68,9 +68,17 @@ void redis_shard::on_replication_info(redis_link*, void* reply, void* privdata) 
     spdlog::log(self->pub_.failure_level(), "{}: no master_replid in INFO replication", self->pub_.name());
     return self->pub_.drop_later("no replication id");
   }
-  const auto from = at + field.size();
-  const auto end = info.find_first_of("\r\n", from);
-  self->replication_id_ = std::string(info.substr(from, end == std::string_view::npos ? end : end - from));
+  auto value = [&](std::size_t from) {
+    const auto end = info.find_first_of("\r\n", from);
+    return std::string(info.substr(from, end == std::string_view::npos ? end : end - from));
+  };
+  self->replication_id_ = value(at + field.size());
+  // Cluster: the previous id too (a promoted replica's is its old primary's; the publish script starts new
+  // epochs only for metas that primary wrote, not for ones a slot migration brought).
+  constexpr std::string_view field2 = "master_replid2:";
+  if (const auto at2 = info.find(field2); self->opts_.cluster && at2 != std::string_view::npos) {
+    self->replication_id2_ = value(at2 + field2.size());
+  }
 }
 
 void redis_shard::on_pub_role(redis_link*, void* reply, void* privdata) {
@@ -92,8 +100,8 @@ void redis_shard::role_answered(redis_connection& conn, bool& ok, const redisRep
                                                           : "no answer";
   ok = role == "master";
   if (ok) return;
-  spdlog::log(conn.failure_level(), "{}: {} is not the primary (ROLE: {}); asking the sentinels again",
-              conn.name(), host_port(endpoint_.host, endpoint_.port), role);
+  spdlog::log(conn.failure_level(), "{}: {} is not the primary (ROLE: {}); asking the {} again", conn.name(),
+              host_port(endpoint_.host, endpoint_.port), role, opts_.cluster ? "cluster" : "sentinels");
   conn.drop_later("not the primary");
   not_the_primary("ROLE " + role);
 }
@@ -123,6 +131,7 @@ void redis_shard::not_the_primary(const std::string& why) {
   }
   spdlog::debug("redis shard {}: not the primary ({})", index_, why);
   if (sentinel_) sentinel_->ask();
+  if (topology_hint_) topology_hint_("not the primary (" + why + ")");
 }
 
 }  // namespace bc::broker

@@ -37,6 +37,7 @@ int parse_int(std::string_view s, int min, int max, std::string_view url, std::s
 
 constexpr std::string_view sentinel_scheme = "redis+sentinel://";
 constexpr std::string_view tls_sentinel_scheme = "rediss+sentinel://";
+constexpr std::string_view cluster_scheme = "redis+cluster://";
 
 // The length of a sentinel scheme `s` starts with, else 0.
 std::size_t sentinel_prefix(std::string_view s) {
@@ -87,7 +88,7 @@ redis_endpoint parse_one(std::string_view url) {
   if (auto scheme = rest.find("://"); scheme != std::string_view::npos) {
     const auto name = rest.substr(0, scheme);
     if (name != "redis" && name != "rediss") {
-      bad(url, "only redis://, rediss://, redis+sentinel:// and rediss+sentinel:// are supported");
+      bad(url, "only redis://, rediss://, redis+sentinel://, rediss+sentinel:// and redis+cluster:// are supported");
     }
     ep.tls = name == "rediss";
     rest.remove_prefix(scheme + 3);
@@ -128,9 +129,31 @@ redis_endpoint parse_sentinel(std::string_view url) {
   return ep;
 }
 
+redis_endpoint parse_cluster(std::string_view url) {
+  redis_endpoint ep;
+  std::string_view rest = url.substr(cluster_scheme.size());
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    auto db = rest.substr(slash + 1);
+    if (!db.empty()) ep.db = parse_int(db, 0, 1 << 20, url, "db");
+    rest = rest.substr(0, slash);
+  }
+  parse_userinfo(rest, ep, url);
+  while (true) {
+    const auto comma = rest.find(',');
+    redis_host h;
+    h.port = 6379;
+    parse_host_port(trim(rest.substr(0, comma)), h.host, h.port, url);
+    ep.cluster_seeds.push_back(std::move(h));
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return ep;
+}
+
 }  // namespace
 
 std::string redis_endpoint::address() const {
+  if (!cluster_seeds.empty()) return "cluster";
   if (!sentinels.empty()) return "sentinel/" + master_name;
   const bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
@@ -149,6 +172,16 @@ std::string redact_redis_url(std::string_view url) {
 
 std::vector<redis_endpoint> parse_redis_urls(std::string_view list) {
   std::vector<redis_endpoint> out;
+  if (const auto at = list.find(cluster_scheme); at != std::string_view::npos) {
+    // The seeds' commas are the entry's own: a cluster is the whole REDIS_URL.
+    const auto item = trim(list);
+    if (at != static_cast<std::size_t>(item.data() - list.data())) {
+      throw std::invalid_argument("invalid REDIS_URL: a redis+cluster:// URL must be the only entry (got '" +
+                                  redact_redis_url(item) + "')");
+    }
+    out.push_back(parse_cluster(item));
+    return out;
+  }
   while (true) {
     // A sentinel entry holds commas of its own: its list of sentinels runs up to the '/' of its master name.
     const auto lead = trim(list);

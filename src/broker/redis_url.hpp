@@ -27,13 +27,16 @@ struct redis_endpoint {
   int port = 6379;
   std::vector<redis_host> sentinels;
   std::string master_name;
+  // Redis Cluster (`redis+cluster://`): the seed nodes asked for the cluster's topology. Each primary then
+  // becomes a shard of its own, at the address the cluster announces (redis_cluster.hpp).
+  std::vector<redis_host> cluster_seeds;
   std::string username;  // Redis 6 ACL user; empty = the default user
   std::string password;  // empty = no AUTH
   int db = 0;
   bool tls = false;
 
   // host:port, for logs and metrics (never the password); with Sentinel `sentinel/<master name>`, which stays
-  // the same across failovers (one metrics series per shard).
+  // the same across failovers (one metrics series per shard); for a cluster's seeds `cluster`.
   std::string address() const;
 };
 
@@ -41,7 +44,9 @@ struct redis_endpoint {
 // shard order); `rediss://` is the same over TLS. An entry may also be
 // `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/name[/db]` (sentinel port 26379 by
 // default; `rediss+sentinel://` over TLS): its comma-separated sentinels run up to the '/' before the master
-// name. The scheme may be left
+// name. Or, alone (a cluster is not one shard among others),
+// `redis+cluster://[[user]:password@]host[:port][,host[:port]...][/db]`: seed nodes of a Redis Cluster (port
+// 6379 by default), one entry with `cluster_seeds` set. The scheme may be left
 // out; an IPv6 host is written in brackets; user and password may be percent-encoded. Throws
 // std::invalid_argument with a message naming the bad entry. The message never contains a password.
 std::vector<redis_endpoint> parse_redis_urls(std::string_view list);

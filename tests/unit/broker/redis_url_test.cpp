@@ -132,6 +132,48 @@ TEST(redis_url, rejects_bad_sentinel_entries) {
   EXPECT_EQ(redact_redis_url("redis+sentinel://u:pw@s1,s2/m"), "redis+sentinel://u:********@s1,s2/m");
 }
 
+TEST(redis_url, cluster_form) {
+  auto eps = parse_redis_urls("redis+cluster://alice:p%40ss@n1:7000, n2 ,[::1]:7002/1");
+  ASSERT_EQ(eps.size(), 1u);
+  const auto& ep = eps[0];
+  EXPECT_EQ(ep.username, "alice");
+  EXPECT_EQ(ep.password, "p@ss");
+  EXPECT_EQ(ep.db, 1);
+  ASSERT_EQ(ep.cluster_seeds.size(), 3u);
+  EXPECT_EQ(ep.cluster_seeds[0].host, "n1");
+  EXPECT_EQ(ep.cluster_seeds[0].port, 7000);
+  EXPECT_EQ(ep.cluster_seeds[1].host, "n2");
+  EXPECT_EQ(ep.cluster_seeds[1].port, 6379);
+  EXPECT_EQ(ep.cluster_seeds[2].host, "::1");
+  EXPECT_EQ(ep.cluster_seeds[2].port, 7002);
+  EXPECT_EQ(ep.address(), "cluster");
+  EXPECT_TRUE(ep.host.empty());  // the primaries come from the cluster's slot map
+  EXPECT_TRUE(ep.sentinels.empty());
+
+  eps = parse_redis_urls("  redis+cluster://:pw@127.0.0.1:7000  ");
+  ASSERT_EQ(eps.size(), 1u);
+  EXPECT_EQ(eps[0].password, "pw");
+  EXPECT_EQ(eps[0].username, "");
+  ASSERT_EQ(eps[0].cluster_seeds.size(), 1u);
+  EXPECT_EQ(eps[0].cluster_seeds[0].port, 7000);
+}
+
+TEST(redis_url, rejects_bad_cluster_entries) {
+  for (const char* bad :
+       {"redis+cluster://", "redis+cluster://:s3cret@", "redis+cluster://:s3cret@n1,,n2",
+        "redis+cluster://:s3cret@n1:0", "redis+cluster://:s3cret@n1:70000", "redis+cluster://:s3cret@n1/x",
+        "redis://:s3cret@a:1,redis+cluster://:s3cret@n1", "redis+cluster://:s3cret@n1,redis://b:2"}) {
+    try {
+      parse_redis_urls(bad);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_EQ(std::string(e.what()).find("s3cret"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(redact_redis_url("redis+cluster://u:pw@n1:7000,n2:7001"),
+            "redis+cluster://u:********@n1:7000,n2:7001");
+}
+
 TEST(redis_url, errors_never_contain_the_password) {
   for (const char* bad :
        {"redis://:s3cret@h:0", "redis://user:s3cret@h/x", "s3cret@:1", "redis://s3cret@[::1",
