@@ -41,8 +41,8 @@ redis_cluster::redis_cluster(asio::io_context& ioc, redis_endpoint seeds, const 
       topo_endpoint_(
           with_address(seeds_, seeds_.cluster_seeds.front().host, seeds_.cluster_seeds.front().port)),
       topo_(
-          ioc, topo_endpoint_, opts, "redis cluster topology",
-          [this](redis_link* ac) { on_topo_open(ac); }, [this] { asking_ = false; }),
+          ioc, topo_endpoint_, opts, "redis cluster topology", [this](redis_link* ac) { on_topo_open(ac); },
+          [this] { asking_ = false; }),
       tick_(ioc),
       known_(seeds_.cluster_seeds) {
   topo_.on_lost([this] { next_seed(); });

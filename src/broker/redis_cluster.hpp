@@ -24,8 +24,6 @@
 #include "broker/redis_shard.hpp"
 #include "broker/redis_url.hpp"
 
-
-
 namespace bc::broker {
 
 // Topology: one connection (to a seed, then to any primary it learnt of) asks `CLUSTER SHARDS` (Redis 7;

@@ -13,8 +13,8 @@
 namespace bc::broker {
 
 // One command per channel: the channels of one SSUBSCRIBE must share a slot. redis_link hands the
-// `ssubscribe` and `sunsubscribe` confirmations, the `smessage`s and the `sunsubscribe` Redis sends unasked to
-// on_sub_reply.
+// `ssubscribe` and `sunsubscribe` confirmations, the `smessage`s and the `sunsubscribe` Redis sends unasked
+// to on_sub_reply.
 void redis_shard::send_cluster_subscribe(redis_link* ac, bool subscribe, const std::string& redis_channel) {
   send_subscribe(ac, subscribe ? "SSUBSCRIBE" : "SUNSUBSCRIBE", &redis_channel, 1);
 }

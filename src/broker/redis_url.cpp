@@ -88,7 +88,9 @@ redis_endpoint parse_one(std::string_view url) {
   if (auto scheme = rest.find("://"); scheme != std::string_view::npos) {
     const auto name = rest.substr(0, scheme);
     if (name != "redis" && name != "rediss") {
-      bad(url, "only redis://, rediss://, redis+sentinel://, rediss+sentinel:// and redis+cluster:// are supported");
+      bad(url,
+          "only redis://, rediss://, redis+sentinel://, rediss+sentinel:// and redis+cluster:// are "
+          "supported");
     }
     ep.tls = name == "rediss";
     rest.remove_prefix(scheme + 3);

@@ -48,7 +48,8 @@ TEST(redis_url, comma_separated_list_keeps_shard_order) {
 
 TEST(redis_url, rediss_is_tls_and_mixes_with_plain_entries) {
   auto eps = parse_redis_urls(
-      "rediss://app:pw@cache.internal:6380,redis://b:2,rediss+sentinel://s1,s2:26380/m,redis+sentinel://s3/n");
+      "rediss://app:pw@cache.internal:6380,redis://b:2,rediss+sentinel://s1,s2:26380/m,redis+sentinel://s3/"
+      "n");
   ASSERT_EQ(eps.size(), 4u);
   EXPECT_TRUE(eps[0].tls);
   EXPECT_EQ(eps[0].host, "cache.internal");
@@ -68,8 +69,8 @@ TEST(redis_url, rediss_is_tls_and_mixes_with_plain_entries) {
 
 TEST(redis_url, rejects_bad_entries_with_a_message_naming_them) {
   for (const char* bad :
-       {"", "redis://", "redisss://h:1", "rediss+sentinel://h", "http://h", "redis://h:0", "redis://h:65536", "redis://h:abc",
-        "redis://h:1/x", "redis://[::1", "redis://:%4@h", "a:1,,b:2", "a:1,"}) {
+       {"", "redis://", "redisss://h:1", "rediss+sentinel://h", "http://h", "redis://h:0", "redis://h:65536",
+        "redis://h:abc", "redis://h:1/x", "redis://[::1", "redis://:%4@h", "a:1,,b:2", "a:1,"}) {
     EXPECT_THROW(parse_redis_urls(bad), std::invalid_argument) << bad;
   }
   try {
