@@ -18,13 +18,6 @@ namespace bc::broker {
 namespace asio = boost::asio;
 
 namespace {
-redis_options with_mode(redis_options opts, const std::vector<redis_endpoint>& shards) {
-  opts.cluster = shards.size() == 1 && !shards.front().cluster_seeds.empty();
-  if (opts.cluster && opts.channel_prefix.find_first_of("{}") != std::string::npos) {
-    throw std::invalid_argument("with Redis Cluster the channel prefix cannot contain '{' or '}'");
-  }
-  return opts;
-}
 
 // The TLS context, built once when an entry asks for TLS (rediss://): throws, at start-up, when a file of
 // REDIS_TLS_* cannot be loaded.
@@ -41,12 +34,18 @@ redis_options with_tls(redis_options opts, const std::vector<redis_endpoint>& sh
   return opts;
 }
 
+redis_options with_mode(redis_options opts, const std::vector<redis_endpoint>& shards) {
+  opts.cluster = shards.size() == 1 && !shards.front().cluster_seeds.empty();
+  if (opts.cluster && opts.channel_prefix.find_first_of("{}") != std::string::npos) {
+    throw std::invalid_argument("with Redis Cluster the channel prefix cannot contain '{' or '}'");
+  }
+  return with_tls(std::move(opts), shards);
+}
+
 }  // namespace
 
 redis_broker::redis_broker(delivery_sink& sink, std::vector<redis_endpoint> shards, redis_options opts)
-    : sink_(sink),
-      opts_(with_mode(with_tls(std::move(opts), shards), shards)),
-      work_(asio::make_work_guard(ioc_)) {
+    : sink_(sink), opts_(with_mode(std::move(opts), shards)), work_(asio::make_work_guard(ioc_)) {
   if (shards.empty()) throw std::invalid_argument("the Redis broker needs at least one Redis instance");
   if (opts_.cluster) {
     cluster_ = std::make_unique<redis_cluster>(ioc_, std::move(shards.front()), opts_, sink_);

@@ -1,19 +1,20 @@
-// redis_shard: its side of Redis Cluster — sharded Pub/Sub, redirections, and channels moving to another
-// shard when their slot does (redis_cluster.hpp decides where they go).
+// redis_shard: its side of Redis Cluster — sharded Pub/Sub, redirections, and channels
+// moving to another shard when their slot does (redis_cluster.hpp decides where they go).
 
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <cstdlib>
 
 #include "broker/redis_cluster_slots.hpp"
 #include "broker/redis_shard.hpp"
 
 namespace bc::broker {
 
-// One channel per command: the channels of one SSUBSCRIBE must share a slot. redis_link hands each
-// confirmation to the command's callback, and `smessage` pushes and an unasked `sunsubscribe` (the slot
-// moved) to the last subscribe's callback: all of them on_sub_reply.
+// One command per channel: the channels of one SSUBSCRIBE must share a slot. redis_link hands the
+// `ssubscribe` and `sunsubscribe` confirmations, the `smessage`s and the `sunsubscribe` Redis sends unasked
+// to on_sub_reply.
 void redis_shard::send_cluster_subscribe(redis_link* ac, bool subscribe, const std::string& redis_channel) {
   send_subscribe(ac, subscribe ? "SSUBSCRIBE" : "SUNSUBSCRIBE", &redis_channel, 1);
 }

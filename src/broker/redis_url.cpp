@@ -36,8 +36,8 @@ int parse_int(std::string_view s, int min, int max, std::string_view url, std::s
 }
 
 constexpr std::string_view sentinel_scheme = "redis+sentinel://";
-constexpr std::string_view cluster_scheme = "redis+cluster://";
 constexpr std::string_view tls_sentinel_scheme = "rediss+sentinel://";
+constexpr std::string_view cluster_scheme = "redis+cluster://";
 constexpr std::string_view tls_cluster_scheme = "rediss+cluster://";
 
 // The length of a cluster scheme `s` starts with, else 0.
@@ -96,7 +96,10 @@ redis_endpoint parse_one(std::string_view url) {
   if (auto scheme = rest.find("://"); scheme != std::string_view::npos) {
     const auto name = rest.substr(0, scheme);
     if (name != "redis" && name != "rediss") {
-      bad(url, "only redis://, rediss://, redis+sentinel:// and rediss+sentinel:// are supported");
+      bad(url,
+          "only redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster:// and "
+          "rediss+cluster:// are "
+          "supported");
     }
     ep.tls = name == "rediss";
     rest.remove_prefix(scheme + 3);

@@ -212,7 +212,8 @@ TEST(RedisLink, ShardedPubSubAndRepliesThatOnlyLookLikePushes) {
   asio::io_context ioc;
   recorder rec;
   link_under_test l(ioc, server.port());
-  tagged push{&rec, "push"}, range{&rec, "range"}, ssub{&rec, "ssub"}, sub{&rec, "sub"}, sunsub{&rec, "sunsub"};
+  tagged push{&rec, "push"}, range{&rec, "range"}, ssub{&rec, "ssub"}, sub{&rec, "sub"},
+      sunsub{&rec, "sunsub"};
   // Not subscribed: an array that starts with "message" is LRANGE's answer, not a push.
   l.link->command(&on_reply, &push, "RPUSH l message a b");
   l.link->command(&on_reply, &range, "LRANGE l 0 -1");

@@ -159,6 +159,18 @@ TEST(redis_url, cluster_form) {
   EXPECT_EQ(eps[0].cluster_seeds[0].port, 7000);
 }
 
+TEST(redis_url, cluster_over_tls) {
+  auto eps = parse_redis_urls("rediss+cluster://app:pw@n1:7000,n2:7001");
+  ASSERT_EQ(eps.size(), 1u);
+  EXPECT_TRUE(eps[0].tls);
+  EXPECT_EQ(eps[0].username, "app");
+  ASSERT_EQ(eps[0].cluster_seeds.size(), 2u);
+  EXPECT_EQ(eps[0].cluster_seeds[1].port, 7001);
+  EXPECT_FALSE(parse_redis_urls("redis+cluster://n1:7000").at(0).tls);
+  EXPECT_THROW(parse_redis_urls("rediss+cluster://n1:7000,rediss+cluster://n2:7000"), std::invalid_argument);
+  EXPECT_THROW(parse_redis_urls("rediss://a:1,rediss+cluster://n2:7000"), std::invalid_argument);
+}
+
 TEST(redis_url, rejects_bad_cluster_entries) {
   for (const char* bad :
        {"redis+cluster://", "redis+cluster://:s3cret@", "redis+cluster://:s3cret@n1,,n2",
