@@ -123,8 +123,8 @@ void redis_cluster::on_topology_reply(redis_link*, void* reply, void* privdata) 
     return self->ask(self->topo_.open_context());
   }
   std::vector<slots::node_slots> nodes;
-  const bool ok =
-      self->use_slots_ ? slots::parse_cluster_slots(r, nodes) : slots::parse_cluster_shards(r, nodes);
+  const bool ok = self->use_slots_ ? slots::parse_cluster_slots(r, nodes)
+                                   : slots::parse_cluster_shards(r, nodes, self->seeds_.tls);
   if (!ok || nodes.empty()) {
     spdlog::log(self->topo_.failure_level(), "redis cluster: {} answered {}; asking another node",
                 self->topo_endpoint_.address(),

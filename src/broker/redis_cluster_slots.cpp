@@ -169,7 +169,7 @@ bool parse_cluster_slots(const redisReply* r, std::vector<node_slots>& out) {
 }
 
 // [{"slots": [s, e, s, e...], "nodes": [{"id": .., "port": .., "ip": .., "endpoint": .., "role": ..}...]}...]
-bool parse_cluster_shards(const redisReply* r, std::vector<node_slots>& out) {
+bool parse_cluster_shards(const redisReply* r, std::vector<node_slots>& out, bool tls) {
   if (r == nullptr || r->type != REDIS_REPLY_ARRAY) return false;
   for (std::size_t i = 0; i < r->elements; ++i) {
     const redisReply* shard = r->element[i];
@@ -196,7 +196,7 @@ bool parse_cluster_shards(const redisReply* r, std::vector<node_slots>& out) {
       if (primary == nullptr || (health != nullptr && text(health) == "online")) primary = node;
     }
     if (primary == nullptr) continue;
-    const redisReply* port = field(primary, "port");
+    const redisReply* port = field(primary, tls ? "tls-port" : "port");
     const redisReply* endpoint = field(primary, "endpoint");
     const redisReply* ip = field(primary, "ip");
     const redisReply* id = field(primary, "id");

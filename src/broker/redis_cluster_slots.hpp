@@ -53,9 +53,11 @@ struct node_slots {
 
 // Parse the answers into one entry per primary that serves at least one slot, its ranges merged. An empty
 // host means "the node you asked" (Redis answers so when it does not know its own address); a primary whose
-// endpoint is unknown ("?") is left out. False when the reply is not what the command answers.
+// endpoint is unknown ("?") is left out. False when the reply is not what the command answers. With `tls`
+// (rediss+cluster://) a node's port is its TLS port: CLUSTER SHARDS names it `tls-port` (`port` is the plain
+// one, absent on a TLS-only node); CLUSTER SLOTS answers a TLS connection with TLS ports already.
 bool parse_cluster_slots(const redisReply* r, std::vector<node_slots>& out);
-bool parse_cluster_shards(const redisReply* r, std::vector<node_slots>& out);
+bool parse_cluster_shards(const redisReply* r, std::vector<node_slots>& out, bool tls = false);
 
 }  // namespace redis_cluster_slots
 }  // namespace bc::broker

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import requests
 
 from conftest import Client, Server, async_test, chan, make_token, rest_publish
 from redis_helpers import (RedisConnection, RedisServer, _read_reply, free_port, health, redis_metrics, start_node,
@@ -358,3 +359,84 @@ async def test_sentinel_and_primary_over_tls(tls, tmp_path, procs):
     plain = node(procs, f"redis+sentinel://127.0.0.1:{sentinel.port}/m", healthy=False)
     await asyncio.to_thread(wait_log, plain, "sentinel", "cannot connect")
     assert health(plain) == 503
+
+
+# ---- a Redis Cluster over TLS (rediss+cluster://) ----------------------------------------------------------
+
+def free_bus_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    pytest.fail("no free port pair for a cluster node")
+
+
+class TlsCluster:
+    """Three TLS-only primaries (`--port 0`, `tls-cluster yes`: the bus is TLS too), no replicas."""
+
+    def __init__(self, tls, tmp: Path):
+        self.tls, self.procs = tls, []
+        self.ports = [free_bus_port() for _ in range(3)]
+        for port in self.ports:
+            self.procs.append(subprocess.Popen(
+                ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+                 "--tls-cluster", "yes", "--cluster-enabled", "yes", "--cluster-node-timeout", "1000",
+                 "--cluster-config-file", str(tmp / f"nodes-{port}.conf"), "--dir", str(tmp),
+                 "--tls-cert-file", tls.server_crt, "--tls-key-file", tls.server_key, "--tls-ca-cert-file", tls.ca_crt,
+                 "--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--loglevel", "warning"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        try:
+            wait_until(lambda: all(self.answers(p) for p in self.ports), "the TLS cluster nodes answer")
+            out = subprocess.run(["redis-cli", "--tls", "--cacert", tls.ca_crt, "--cluster", "create",
+                                  *[f"127.0.0.1:{p}" for p in self.ports], "--cluster-yes"],
+                                 capture_output=True, timeout=60)
+            assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
+            wait_until(lambda: all(b"cluster_state:ok" in tls_command(tls, p, "CLUSTER", "INFO")
+                                   for p in self.ports), "cluster_state:ok on every node", timeout=30)
+        except BaseException:
+            self.stop()
+            raise
+
+    def answers(self, port: int) -> bool:
+        try:
+            return tls_command(self.tls, port, "PING") == "PONG"
+        except (OSError, RuntimeError, ConnectionError):
+            return False
+
+    def url(self) -> str:
+        return f"rediss+cluster://127.0.0.1:{self.ports[0]},127.0.0.1:{self.ports[1]}"
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
+
+
+@async_test(120)
+async def test_a_redis_cluster_over_tls(tls, procs, tmp_path):
+    if shutil.which("redis-cli") is None:
+        pytest.fail("redis-cli is not installed (Debian's redis-tools, scripts/install-deps.sh)")
+    cluster = TlsCluster(tls, tmp_path)
+    procs.append(cluster)
+    a = node(procs, cluster.url(), *trust(tls))
+    b = node(procs, cluster.url(), *trust(tls))
+    # Random channels, most likely on every primary: the slot map's TLS ports are followed to each of them.
+    for _ in range(6):
+        await crossing(a, b)
+    shards = [line for line in requests.get(a.url("/metrics"), timeout=2).text.splitlines()
+              if line.startswith("broadcaster_redis_shard_up{")]
+    assert len(shards) == 3 and all(line.endswith(" 1") for line in shards), shards
+    # Without the CA the same URL is refused (the certificate is checked on the cluster's nodes too).
+    c = node(procs, cluster.url(), healthy=False)
+    wait_log(c, "redis cluster", "cannot connect", "certificate verify failed")
+    assert health(c) == 503
+    r = rest_publish(c, chan("tls"), "e", 1)
+    assert r.status_code == 503, r.text

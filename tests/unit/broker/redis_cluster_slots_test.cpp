@@ -172,5 +172,27 @@ TEST(redis_cluster_slots, parses_cluster_shards) {
   EXPECT_FALSE(parse_cluster_shards(not_map.reply, none));
 }
 
+// A TLS-only node (`--port 0 --tls-port N`, tls-cluster yes) names its TLS port `tls-port` and has no `port`:
+// rediss+cluster:// follows tls-port, redis+cluster:// cannot use such a node.
+TEST(redis_cluster_slots, cluster_shards_over_tls_take_the_tls_port) {
+  const std::string tls_only = arr(12) + bulk("id") + bulk("p1") + bulk("tls-port") + num(7100) + bulk("ip") +
+                               bulk("127.0.0.1") + bulk("endpoint") + bulk("127.0.0.1") + bulk("role") +
+                               bulk("master") + bulk("health") + bulk("online");
+  const std::string both = arr(12) + bulk("id") + bulk("p2") + bulk("port") + num(7001) + bulk("tls-port") +
+                           num(7101) + bulk("ip") + bulk("127.0.0.1") + bulk("role") + bulk("master") +
+                           bulk("health") + bulk("online");
+  const std::string resp = arr(2) + arr(4) + bulk("slots") + arr(2) + num(0) + num(8000) + bulk("nodes") +
+                           arr(1) + tls_only + arr(4) + bulk("slots") + arr(2) + num(8001) + num(16383) +
+                           bulk("nodes") + arr(1) + both;
+  parsed p(resp);
+  std::vector<node_slots> nodes;
+  ASSERT_TRUE(parse_cluster_shards(p.reply, nodes, true));
+  ASSERT_EQ(nodes.size(), 2u);
+  EXPECT_EQ(nodes[0].address(), "127.0.0.1:7100");
+  EXPECT_EQ(nodes[1].address(), "127.0.0.1:7101");
+  std::vector<node_slots> plain;
+  EXPECT_FALSE(parse_cluster_shards(p.reply, plain, false));  // no plain port on the first
+}
+
 }  // namespace
 }  // namespace bc::broker
