@@ -26,6 +26,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    pytest.fail("no free port pair for a cluster node")
+
+
+async def resume_on_the_other_node(a: Server, b: Server, ch: str):
+    """Three messages published on b reach a subscriber on a, which then leaves; five more are published on a; a
+    client resumes on b from the last one the first saw. Returns that subscribe's result, the resuming client and
+    the position it resumed from."""
+    from conftest import Client, make_token, rest_publish
+    tok = make_token(authorizedChannels=[ch])
+    first = await Client.connect(a, tok)
+    await first.subscribe(ch)
+    for i in range(3):
+        assert rest_publish(b, ch, "e", i).status_code == 200
+    seen = [await first.next_broadcast() for _ in range(3)]
+    await first.conn.close()
+    for i in range(3, 8):
+        assert rest_publish(a, ch, "e", i).status_code == 200
+    again = await Client.connect(b, tok)
+    since = {"epoch": seen[-1]["epoch"], "offset": seen[-1]["offset"]}
+    return await again.subscribe(ch, since=since), again, since
+
+
 def _read_reply(f):
     line = f.readline()
     if not line:

@@ -20,7 +20,8 @@ import time
 import pytest
 
 from conftest import Client, async_test, chan, make_token, rest_publish
-from redis_helpers import PREFIX, RedisServer, free_port, redis_metrics, resp, start_node, stop_all
+from redis_helpers import (PREFIX, RedisServer, free_cluster_port, free_port, resp,
+                           resume_on_the_other_node, start_node, stop_all)
 from test_redis_positions import HISTORY_ON, Publisher, wait_ok
 
 
@@ -44,21 +45,6 @@ def wait_for(pred, what: str, timeout: float = 30.0):
     while not pred():
         assert time.monotonic() < deadline, f"timed out waiting for: {what}"
         time.sleep(0.02)
-
-
-def free_cluster_port() -> int:
-    """A free port whose cluster bus port (+10000) is free too."""
-    import socket
-    while True:
-        port = free_port()
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
 
 
 def _fields(flat) -> dict:
@@ -277,18 +263,7 @@ async def test_history_and_recovery_on_a_cluster(cluster_setup):
     a, b = s.node(*HISTORY_ON), s.node(*HISTORY_ON)
     channels = [cs[0] for cs in s.cluster.channels("hist", 1).values()]
     for ch in channels:
-        tok = make_token(authorizedChannels=[ch])
-        first = await Client.connect(a, tok)
-        await first.subscribe(ch)
-        for i in range(3):
-            assert rest_publish(b, ch, "e", i).status_code == 200
-        seen = [await first.next_broadcast() for _ in range(3)]
-        await first.conn.close()
-        for i in range(3, 8):
-            assert rest_publish(a, ch, "e", i).status_code == 200
-        again = await Client.connect(b, tok)
-        since = {"epoch": seen[-1]["epoch"], "offset": seen[-1]["offset"]}
-        res = await again.subscribe(ch, since=since)
+        res, again, _ = await resume_on_the_other_node(a, b, ch)
         assert res["recovered"] is True and res["offset"] == 8, res
         replay = [await again.next_broadcast() for _ in range(5)]
         assert [m["payload"] for m in replay] == [3, 4, 5, 6, 7]

@@ -18,7 +18,8 @@ import time
 import pytest
 
 from conftest import Client, async_test, chan, make_token, rest_publish
-from redis_helpers import RedisConnection, RedisServer, redis_metrics, start_node, stop_all, wait_health
+from redis_helpers import (RedisConnection, RedisServer, redis_metrics, resume_on_the_other_node, start_node, stop_all,
+                           wait_health)
 
 HISTORY_ON = ("--history-size", "5000", "--history-ttl", "300")
 
@@ -199,18 +200,7 @@ async def test_a_restarted_redis_starts_a_new_epoch_and_delivery_goes_on(cluster
 async def test_a_client_resuming_on_another_node_gets_what_it_missed(cluster):
     _, (a, b) = cluster(*HISTORY_ON)
     ch = chan("resume")
-    tok = make_token(authorizedChannels=[ch])
-    first = await Client.connect(a, tok)
-    await first.subscribe(ch)
-    for i in range(3):
-        assert rest_publish(b, ch, "e", i).status_code == 200
-    seen = [await first.next_broadcast() for _ in range(3)]
-    await first.conn.close()
-    for i in range(3, 8):
-        assert rest_publish(a, ch, "e", i).status_code == 200
-    again = await Client.connect(b, tok)
-    since = {"epoch": seen[-1]["epoch"], "offset": seen[-1]["offset"]}
-    res = await again.subscribe(ch, since=since)
+    res, again, since = await resume_on_the_other_node(a, b, ch)
     assert res["recovered"] is True, res
     assert res["offset"] == 8 and res["epoch"] == since["epoch"], res
     replay = [await again.next_broadcast() for _ in range(5)]

@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from conftest import Client, Server, async_test, chan, make_token, rest_publish
-from redis_helpers import (RedisConnection, RedisServer, _read_reply, free_port, health, redis_metrics, start_node,
-                           stop_all, wait_health)
+from redis_helpers import (RedisConnection, RedisServer, _read_reply, free_cluster_port, free_port, health,
+                           redis_metrics, start_node, stop_all, wait_health)
 
 EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 
@@ -363,27 +363,12 @@ async def test_sentinel_and_primary_over_tls(tls, tmp_path, procs):
 
 # ---- a Redis Cluster over TLS (rediss+cluster://) ----------------------------------------------------------
 
-def free_bus_port() -> int:
-    """A free port whose cluster bus port (+10000) is free too."""
-    for _ in range(100):
-        port = free_port()
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
-    pytest.fail("no free port pair for a cluster node")
-
-
 class TlsCluster:
     """Three TLS-only primaries (`--port 0`, `tls-cluster yes`: the bus is TLS too), no replicas."""
 
     def __init__(self, tls, tmp: Path):
         self.tls, self.procs = tls, []
-        self.ports = [free_bus_port() for _ in range(3)]
+        self.ports = [free_cluster_port() for _ in range(3)]
         for port in self.ports:
             self.procs.append(subprocess.Popen(
                 ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
