@@ -14,7 +14,6 @@ Build BIN from a source tree (any commit's src/, the old one with -DNO_TLS_OPTIO
 import argparse
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,14 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from redis_tls import make_certs  # noqa: E402
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from redis_tls import make_certs, start_redis  # noqa: E402
 
 LINE = re.compile(r"= (\d+) /s, ([\d.]+) us CPU/publish \(process\), p50 (\d+) us, p99 (\d+) us, (\d+) failed")
 
@@ -44,13 +36,7 @@ def main():
     a = ap.parse_args()
     certs = tempfile.mkdtemp(prefix="bc-pipeline-")
     make_certs(certs)
-    plain, tls = free_port(), free_port()
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(plain), "--tls-port", str(tls), "--bind", "127.0.0.1",
-         "--tls-cert-file", os.path.join(certs, "server.crt"), "--tls-key-file", os.path.join(certs, "server.key"),
-         "--tls-ca-cert-file", os.path.join(certs, "ca.crt"), "--tls-auth-clients", "no", "--save", "",
-         "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    redis, plain, tls = start_redis(certs)
     env = dict(os.environ, REDIS_TLS_CA_FILE=os.path.join(certs, "ca.crt"))
     targets = [("old redis://", a.old, "redis://127.0.0.1:%d" % plain),
                ("new redis://", a.new, "redis://127.0.0.1:%d" % plain),

@@ -41,6 +41,18 @@ def make_certs(d):
         "server.crt", "-days", "2", "-extfile", "server.ext")
 
 
+def start_redis(certs):
+    """One redis-server with a plain and a TLS port (certificates from make_certs): (process, plain, tls)."""
+    plain, tls = free_port(), free_port()
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(plain), "--tls-port", str(tls), "--bind", "127.0.0.1",
+         "--tls-cert-file", os.path.join(certs, "server.crt"), "--tls-key-file", os.path.join(certs, "server.key"),
+         "--tls-ca-cert-file", os.path.join(certs, "ca.crt"), "--tls-auth-clients", "no", "--save", "",
+         "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return redis, plain, tls
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--baseline", required=True, help="build directory of the old layer's server")
@@ -52,13 +64,7 @@ def main():
     certs = os.path.join(out, "certs")
     os.makedirs(certs, exist_ok=True)
     make_certs(certs)
-    plain, tls = free_port(), free_port()
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(plain), "--tls-port", str(tls), "--bind", "127.0.0.1",
-         "--tls-cert-file", os.path.join(certs, "server.crt"), "--tls-key-file", os.path.join(certs, "server.key"),
-         "--tls-ca-cert-file", os.path.join(certs, "ca.crt"), "--tls-auth-clients", "no", "--save", "",
-         "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    redis, plain, tls = start_redis(certs)
     try:
         time.sleep(0.5)
         if redis.poll() is not None:
